@@ -1,0 +1,37 @@
+# roastr_state — PGXS build.  See README.md ("Development") for the targets.
+
+EXTENSION      = roastr_state
+MODULE_big     = roastr_state
+OBJS           = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA           = $(wildcard sql/$(EXTENSION)--*.sql)
+PGFILEDESC     = "roastr_state - versioned state, change log and notifications"
+
+PG_CPPFLAGS   += $(shell pkg-config --cflags libsodium 2>/dev/null) -isystem $(includedir_server)
+PG_CFLAGS     += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK    += $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
+
+REGRESS       := $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS   = --inputdir=test --load-extension=pgtap --load-extension=$(EXTENSION)
+ISOLATION     := $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --outputdir=. --load-extension=$(EXTENSION)
+EXTRA_CLEAN    = results output_iso regression.diffs regression.out tmp_check test/notify_probe
+
+PG_CONFIG     ?= pg_config
+PGXS          := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: test demo bench deps
+
+# The one test command: installs what is missing, builds, runs every test
+# against a throwaway cluster and prints "N passed, N failed".
+test:
+	@bash scripts/test.sh
+
+demo:
+	@bash scripts/demo.sh
+
+bench:
+	@bash scripts/bench.sh
+
+deps:
+	@bash scripts/deps.sh

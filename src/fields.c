@@ -1,0 +1,743 @@
+/*-------------------------------------------------------------------------
+ *
+ * fields.c
+ *	  The field registry: paths, types, who writes them, validation and
+ *	  conversion to and from JSON.
+ *
+ * Every field of a user's state has a dotted path ("roasting.enabled")
+ * that is used in patch keys, sync output and notification payloads, and a
+ * numeric id that indexes the per-field version and time arrays kept in the
+ * state row.  This file is the single place that knows them.
+ *
+ * Copyright (c) 2026, the roastr_state authors
+ *
+ * IDENTIFICATION
+ *	  src/fields.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/numeric.h"
+
+#include "roastr_state.h"
+
+static const char *const plan_values[] = {"free", "starter", "pro", "plus", NULL};
+static const char *const status_values[] = {"active", "trial", "past_due", "canceled", NULL};
+static const char *const shield_values[] = {"tolerante", "balanceado", "estricto", NULL};
+
+/*
+ * The registry.  Order must match RsFieldId.
+ */
+const RsField rs_fields[RS_NFIELDS] = {
+	{F_AUTH_EMAIL, "auth.email", "auth", "email", "email",
+	FT_TEXT, W_SERVICE, K_AUTH, false, 3, 320, NULL},
+	{F_AUTH_NAME, "auth.name", "auth", "name", "name",
+	FT_TEXT, W_USER, K_AUTH, true, 0, 200, NULL},
+	{F_SUB_PLAN, "subscription.plan", "subscription", "plan", "plan",
+	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, false, 0, 0, plan_values},
+	{F_SUB_STATUS, "subscription.status", "subscription", "status",
+		"subscription_status",
+	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, false, 0, 0, status_values},
+	{F_SUB_TRIAL_ENDS_AT, "subscription.trial_ends_at", "subscription",
+		"trial_ends_at", "trial_ends_at",
+	FT_TSTZ, W_SERVICE, K_SUBSCRIPTION, true, 0, 0, NULL},
+	{F_SUB_PERIOD_START, "subscription.current_period_start", "subscription",
+		"current_period_start", "current_period_start",
+	FT_TSTZ, W_SERVICE, K_SUBSCRIPTION, true, 0, 0, NULL},
+	{F_SUB_PERIOD_END, "subscription.current_period_end", "subscription",
+		"current_period_end", "current_period_end",
+	FT_TSTZ, W_SERVICE, K_SUBSCRIPTION, true, 0, 0, NULL},
+	{F_SUB_POLAR_SUBSCRIPTION_ID, "subscription.polar_subscription_id",
+		"subscription", "polar_subscription_id", "polar_subscription_id",
+	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL},
+	{F_SUB_POLAR_CUSTOMER_ID, "subscription.polar_customer_id",
+		"subscription", "polar_customer_id", "polar_customer_id",
+	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL},
+	{F_PERSONA_IDENTITY, "persona.identity", "persona", "identity", NULL,
+	FT_SECRET, W_USER, K_PERSONA, true, 0, 0, NULL},
+	{F_PERSONA_INTOLERANCE, "persona.intolerance", "persona", "intolerance",
+		NULL,
+	FT_SECRET, W_USER, K_PERSONA, true, 0, 0, NULL},
+	{F_PERSONA_TOLERANCE, "persona.tolerance", "persona", "tolerance", NULL,
+	FT_SECRET, W_USER, K_PERSONA, true, 0, 0, NULL},
+	{F_PERSONA_EMBEDDINGS_AT, "persona.embeddings_generated_at", "persona",
+		"embeddings_generated_at", "embeddings_generated_at",
+	FT_TSTZ, W_SERVICE, K_PERSONA, true, 0, 0, NULL},
+	{F_PERSONA_EMBEDDINGS_MODEL, "persona.embeddings_model", "persona",
+		"embeddings_model", "embeddings_model",
+	FT_TEXT, W_SERVICE, K_PERSONA, true, 1, 200, NULL},
+	{F_ROASTING_ENABLED, "roasting.enabled", "roasting", "enabled",
+		"roasting_enabled",
+	FT_BOOL, W_USER, K_ROASTING_TOGGLE, false, 0, 0, NULL},
+	{F_ROASTING_LEVEL, "roasting.roast_level", "roasting", "roast_level",
+		"roast_level",
+	FT_INT2, W_USER, K_ROASTING, false, 1, 5, NULL},
+	{F_ROASTING_SHIELD, "roasting.shield_level", "roasting", "shield_level",
+		"shield_level",
+	FT_TEXT, W_USER, K_ROASTING, false, 0, 0, shield_values},
+	{F_USAGE_USED, "usage.monthly_roasts_used", "usage",
+		"monthly_roasts_used", "monthly_roasts_used",
+	FT_INT4, W_SYSTEM, K_USAGE, false, 0, PG_INT32_MAX, NULL},
+	{F_USAGE_PERIOD_START, "usage.period_start", "usage", "period_start",
+		"usage_period_start",
+	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL},
+	{F_ORG_ID, "organization.id", "organization", "id", "organization_id",
+	FT_UUID, W_SYSTEM, K_ORGANIZATION, true, 0, 0, NULL},
+};
+
+const char *const rs_kind_names[RS_NKINDS] = {
+	"auth_update",
+	"subscription_update",
+	"persona_update",
+	"roasting_toggle",
+	"roasting_update",
+	"usage_update",
+	"organization_update",
+};
+
+/*
+ * rs_field_by_path
+ *		Look up a field by its dotted path (not NUL-terminated); NULL when
+ *		unknown.  Linear: there are twenty fields.
+ */
+const RsField *
+rs_field_by_path(const char *path, int len)
+{
+	for (int i = 0; i < RS_NFIELDS; i++)
+	{
+		const char *p = rs_fields[i].path;
+
+		if ((int) strlen(p) == len && memcmp(p, path, len) == 0)
+			return &rs_fields[i];
+	}
+	return NULL;
+}
+
+Oid
+rs_field_typoid(const RsField *f)
+{
+	switch (f->type)
+	{
+		case FT_BOOL:
+			return BOOLOID;
+		case FT_INT2:
+			return INT2OID;
+		case FT_INT4:
+			return INT4OID;
+		case FT_TEXT:
+			return TEXTOID;
+		case FT_TSTZ:
+			return TIMESTAMPTZOID;
+		case FT_UUID:
+			return UUIDOID;
+		case FT_SECRET:
+			return BYTEAOID;
+	}
+	elog(ERROR, "unrecognized field type %d", (int) f->type);
+	return InvalidOid;			/* keep compiler quiet */
+}
+
+/*
+ * describe_expected
+ *		A sentence for errdetail: what a field accepts.
+ */
+static char *
+describe_expected(const RsField *f)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	switch (f->type)
+	{
+		case FT_BOOL:
+			appendStringInfoString(&buf, "Expected true or false");
+			break;
+		case FT_INT2:
+		case FT_INT4:
+			appendStringInfo(&buf, "Expected an integer from %d to %d",
+							 f->minval, f->maxval);
+			break;
+		case FT_TEXT:
+			if (f->allowed)
+			{
+				appendStringInfoString(&buf, "Expected one of ");
+				for (int i = 0; f->allowed[i]; i++)
+					appendStringInfo(&buf, "%s\"%s\"", i ? ", " : "",
+									 f->allowed[i]);
+			}
+			else
+				appendStringInfo(&buf,
+								 "Expected a string of %d to %d characters",
+								 f->minval, f->maxval);
+			break;
+		case FT_TSTZ:
+			appendStringInfoString(&buf, "Expected a timestamp string");
+			break;
+		case FT_UUID:
+			appendStringInfoString(&buf, "Expected a UUID string");
+			break;
+		case FT_SECRET:
+			appendStringInfoString(&buf, "Expected a string");
+			break;
+	}
+	if (f->nullable)
+		appendStringInfoString(&buf, " or null");
+	appendStringInfoChar(&buf, '.');
+	return buf.data;
+}
+
+static void
+invalid_value(const RsField *f)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid value for field \"%s\"", f->path),
+			errdetail("%s", describe_expected(f)));
+}
+
+/*
+ * rs_validate_value
+ *		Check a typed value against the field's rules; ERROR (22023, naming
+ *		the field) when it does not fit.  Used by patch() and by the trigger
+ *		for direct UPDATEs, so both paths reject the same values.
+ */
+void
+rs_validate_value(const RsField *f, Datum value, bool isnull)
+{
+	if (isnull)
+	{
+		if (!f->nullable)
+			invalid_value(f);
+		return;
+	}
+
+	switch (f->type)
+	{
+		case FT_INT2:
+			{
+				int32		v = DatumGetInt16(value);
+
+				if (v < f->minval || v > f->maxval)
+					invalid_value(f);
+				break;
+			}
+		case FT_INT4:
+			{
+				int32		v = DatumGetInt32(value);
+
+				if (v < f->minval || v > f->maxval)
+					invalid_value(f);
+				break;
+			}
+		case FT_TEXT:
+			{
+				text	   *t = DatumGetTextPP(value);
+				const char *s = VARDATA_ANY(t);
+				int			len = VARSIZE_ANY_EXHDR(t);
+
+				if (f->allowed)
+				{
+					bool		found = false;
+
+					for (int i = 0; f->allowed[i]; i++)
+					{
+						if ((int) strlen(f->allowed[i]) == len &&
+							memcmp(f->allowed[i], s, len) == 0)
+						{
+							found = true;
+							break;
+						}
+					}
+					if (!found)
+						invalid_value(f);
+				}
+				else
+				{
+					int			nchars = pg_mbstrlen_with_len(s, len);
+
+					if (nchars < f->minval || nchars > f->maxval)
+						invalid_value(f);
+					/* no control characters in names, ids and e-mails */
+					for (int i = 0; i < len; i++)
+					{
+						if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+							invalid_value(f);
+					}
+					if (f->id == F_AUTH_EMAIL && memchr(s, '@', len) == NULL)
+						invalid_value(f);
+				}
+				break;
+			}
+		case FT_TSTZ:
+			if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(value)))
+				invalid_value(f);
+			break;
+		case FT_BOOL:
+		case FT_UUID:
+		case FT_SECRET:
+			break;
+	}
+}
+
+/*
+ * rs_value_from_jsonb
+ *		Convert one JSON value of a patch to the field's type; ERROR 22023
+ *		naming the field for a wrong JSON type.  The result is validated.
+ */
+Datum
+rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull)
+{
+	Datum		result = (Datum) 0;
+
+	*isnull = false;
+	if (v->type == jbvNull)
+	{
+		*isnull = true;
+		rs_validate_value(f, (Datum) 0, true);
+		return (Datum) 0;
+	}
+
+	switch (f->type)
+	{
+		case FT_BOOL:
+			if (v->type != jbvBool)
+				invalid_value(f);
+			result = BoolGetDatum(v->val.boolean);
+			break;
+		case FT_INT2:
+		case FT_INT4:
+			{
+				Numeric		n;
+				bool		have_error = false;
+				int32		i;
+
+				if (v->type != jbvNumeric)
+					invalid_value(f);
+				n = v->val.numeric;
+				if (numeric_is_nan(n) || numeric_is_inf(n))
+					invalid_value(f);
+				/* reject 2.5, accept 2.0 */
+				if (!DatumGetBool(DirectFunctionCall2(numeric_eq,
+													  NumericGetDatum(n),
+													  DirectFunctionCall2(numeric_round,
+																		  NumericGetDatum(n),
+																		  Int32GetDatum(0)))))
+					invalid_value(f);
+				i = numeric_int4_opt_error(n, &have_error);
+				if (have_error || i < f->minval || i > f->maxval)
+					invalid_value(f);
+				result = (f->type == FT_INT2) ? Int16GetDatum((int16) i) :
+					Int32GetDatum(i);
+				break;
+			}
+		case FT_TEXT:
+			if (v->type != jbvString)
+				invalid_value(f);
+			result = PointerGetDatum(cstring_to_text_with_len(v->val.string.val,
+															  v->val.string.len));
+			break;
+		case FT_SECRET:
+			if (v->type != jbvString)
+				invalid_value(f);
+			result = PointerGetDatum(cstring_to_text_with_len(v->val.string.val,
+															  v->val.string.len));
+			break;
+		case FT_TSTZ:
+			{
+				char	   *s;
+				bool		ok;
+				TimestampTz ts;
+
+				if (v->type != jbvString)
+					invalid_value(f);
+				s = pnstrdup(v->val.string.val, v->val.string.len);
+				ok = rs_parse_timestamptz(s, &ts);
+				if (!ok)
+					invalid_value(f);
+				result = TimestampTzGetDatum(ts);
+				break;
+			}
+		case FT_UUID:
+			{
+				char	   *s;
+				pg_uuid_t  *u;
+
+				if (v->type != jbvString)
+					invalid_value(f);
+				s = pnstrdup(v->val.string.val, v->val.string.len);
+				u = rs_parse_uuid(s);
+				if (u == NULL)
+					invalid_value(f);
+				result = UUIDPGetDatum(u);
+				break;
+			}
+	}
+	rs_validate_value(f, result, false);
+	return result;
+}
+
+/*
+ * rs_parse_timestamptz
+ *		Parse a timestamp with time zone without throwing; false when the
+ *		text is not a finite timestamp.  PostgreSQL 15 has no soft input
+ *		errors, so we use the datetime decoder directly (as timestamptz_in
+ *		does), which reports problems by return code.
+ */
+bool
+rs_parse_timestamptz(const char *str, TimestampTz *result)
+{
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			tz;
+	int			dterr;
+	struct pg_tm tt;
+	fsec_t		fsec;
+	RS_DTERR_EXTRA_DECL;
+
+	if (strlen(str) >= MAXDATELEN)
+		return false;
+	dterr = ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
+						  MAXDATEFIELDS, &nf);
+	if (dterr != 0)
+		return false;
+	dterr = RS_DECODE_DATETIME(field, ftype, nf, &dtype, &tt, &fsec, &tz);
+	if (dterr != 0 || dtype != DTK_DATE)
+		return false;
+	if (tm2timestamp(&tt, fsec, &tz, result) != 0)
+		return false;
+	return IS_VALID_TIMESTAMP(*result);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * rs_parse_uuid
+ *		Parse a UUID in its canonical 8-4-4-4-12 form (either case) without
+ *		throwing; NULL when the text is not one.
+ */
+pg_uuid_t *
+rs_parse_uuid(const char *s)
+{
+	pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+	int			j = 0;
+
+	for (int i = 0; i < 36; i++)
+	{
+		int			hi,
+					lo;
+
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return NULL;
+			continue;
+		}
+		hi = hexval(s[i]);
+		if (hi < 0)
+			return NULL;
+		i++;
+		lo = hexval(s[i]);
+		if (lo < 0)
+			return NULL;
+		u->data[j++] = (unsigned char) (hi << 4 | lo);
+	}
+	if (s[36] != '\0')
+		return NULL;
+	return u;
+}
+
+char *
+rs_uuid_to_cstring(const pg_uuid_t *u)
+{
+	static const char hex[] = "0123456789abcdef";
+	char	   *buf = palloc(37);
+	int			j = 0;
+
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[j++] = '-';
+		buf[j++] = hex[u->data[i] >> 4];
+		buf[j++] = hex[u->data[i] & 0xf];
+	}
+	buf[j] = '\0';
+	return buf;
+}
+
+/*
+ * rs_value_to_json
+ *		Append a field value as JSON text (used for notification payloads,
+ *		which must be built without jsonb round trips).  Never called for
+ *		FT_SECRET: persona text is never put in a payload.
+ */
+void
+rs_value_to_json(StringInfo buf, const RsField *f, Datum value, bool isnull)
+{
+	Assert(f->type != FT_SECRET);
+	if (isnull)
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	switch (f->type)
+	{
+		case FT_BOOL:
+			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
+			break;
+		case FT_INT2:
+			appendStringInfo(buf, "%d", (int) DatumGetInt16(value));
+			break;
+		case FT_INT4:
+			appendStringInfo(buf, "%d", DatumGetInt32(value));
+			break;
+		case FT_TEXT:
+			escape_json(buf, TextDatumGetCString(value));
+			break;
+		case FT_TSTZ:
+			{
+				char		tbuf[MAXDATELEN + 1];
+
+				JsonEncodeDateTime(tbuf, value, TIMESTAMPTZOID, NULL);
+				appendStringInfoChar(buf, '"');
+				appendStringInfoString(buf, tbuf);
+				appendStringInfoChar(buf, '"');
+				break;
+			}
+		case FT_UUID:
+			appendStringInfoChar(buf, '"');
+			appendStringInfoString(buf,
+								   rs_uuid_to_cstring(DatumGetUUIDP(value)));
+			appendStringInfoChar(buf, '"');
+			break;
+		case FT_SECRET:
+			appendStringInfoString(buf, "null");
+			break;
+	}
+}
+
+/*
+ * rs_value_to_jsonb
+ *		Push a field value as a jsonb scalar.  FT_SECRET values arrive here
+ *		already decrypted as text.
+ */
+void
+rs_value_to_jsonb(JsonbParseState **st, const RsField *f, Datum value,
+				  bool isnull)
+{
+	if (isnull)
+	{
+		jb_null(st);
+		return;
+	}
+	switch (f->type)
+	{
+		case FT_BOOL:
+			jb_bool(st, DatumGetBool(value));
+			break;
+		case FT_INT2:
+			jb_int64(st, DatumGetInt16(value));
+			break;
+		case FT_INT4:
+			jb_int64(st, DatumGetInt32(value));
+			break;
+		case FT_TEXT:
+		case FT_SECRET:
+			jb_string(st, TextDatumGetCString(value));
+			break;
+		case FT_TSTZ:
+			jb_timestamptz(st, DatumGetTimestampTz(value));
+			break;
+		case FT_UUID:
+			jb_string(st, rs_uuid_to_cstring(DatumGetUUIDP(value)));
+			break;
+	}
+}
+
+/*
+ * rs_values_equal
+ *		Whether two values of a field are the same.  Varlena values are
+ *		compared by content: the same text may have a one-byte header on
+ *		disk and a four-byte one in a freshly built tuple.
+ */
+bool
+rs_values_equal(const RsField *f, Datum a, bool anull, Datum b, bool bnull)
+{
+	if (anull || bnull)
+		return anull == bnull;
+	switch (f->type)
+	{
+		case FT_BOOL:
+			return DatumGetBool(a) == DatumGetBool(b);
+		case FT_INT2:
+			return DatumGetInt16(a) == DatumGetInt16(b);
+		case FT_INT4:
+			return DatumGetInt32(a) == DatumGetInt32(b);
+		case FT_TSTZ:
+			return DatumGetTimestampTz(a) == DatumGetTimestampTz(b);
+		case FT_UUID:
+			return memcmp(DatumGetUUIDP(a), DatumGetUUIDP(b), UUID_LEN) == 0;
+		case FT_TEXT:
+		case FT_SECRET:
+			{
+				struct varlena *va = PG_DETOAST_DATUM_PACKED(a);
+				struct varlena *vb = PG_DETOAST_DATUM_PACKED(b);
+
+				return VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
+					memcmp(VARDATA_ANY(va), VARDATA_ANY(vb),
+						   VARSIZE_ANY_EXHDR(va)) == 0;
+			}
+	}
+	return false;
+}
+
+/* jsonb building helpers */
+
+void
+jb_key(JsonbParseState **st, const char *key)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &v);
+}
+
+void
+jb_string(JsonbParseState **st, const char *s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/* a string element of an array */
+void
+jb_elem_string(JsonbParseState **st, const char *s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	pushJsonbValue(st, WJB_ELEM, &v);
+}
+
+void
+jb_int64(JsonbParseState **st, int64 i)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(i);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+void
+jb_bool(JsonbParseState **st, bool b)
+{
+	JsonbValue	v;
+
+	v.type = jbvBool;
+	v.val.boolean = b;
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+void
+jb_null(JsonbParseState **st)
+{
+	JsonbValue	v;
+
+	v.type = jbvNull;
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+void
+jb_timestamptz(JsonbParseState **st, TimestampTz ts)
+{
+	char		buf[MAXDATELEN + 1];
+
+	JsonEncodeDateTime(buf, TimestampTzGetDatum(ts), TIMESTAMPTZOID, NULL);
+	jb_string(st, pstrdup(buf));
+}
+
+/*
+ * rs_read_field_log
+ *		Unpack the per-field version and time arrays of a state row.  The
+ *		arrays are one-dimensional, without NULLs, and may be shorter than
+ *		RS_NFIELDS (fields added by a later version read as 0).  Anything
+ *		else means the row was tampered with.
+ */
+void
+rs_read_field_log(Datum fv, bool fvnull, Datum ft, bool ftnull,
+				  RsFieldLog *log)
+{
+	memset(log, 0, sizeof(RsFieldLog));
+	if (!fvnull)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(fv);
+		int			n;
+
+		if (ARR_NDIM(a) > 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != INT8OID)
+			elog(ERROR, "malformed field_versions array");
+		n = ARR_NDIM(a) == 0 ? 0 : Min(ARR_DIMS(a)[0], RS_NFIELDS);
+		memcpy(log->version, ARR_DATA_PTR(a), n * sizeof(int64));
+	}
+	if (!ftnull)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(ft);
+		int			n;
+
+		if (ARR_NDIM(a) > 1 || ARR_HASNULL(a) ||
+			ARR_ELEMTYPE(a) != TIMESTAMPTZOID)
+			elog(ERROR, "malformed field_times array");
+		n = ARR_NDIM(a) == 0 ? 0 : Min(ARR_DIMS(a)[0], RS_NFIELDS);
+		memcpy(log->time, ARR_DATA_PTR(a), n * sizeof(TimestampTz));
+	}
+}
+
+Datum
+rs_build_int8_array(const int64 *vals, int n)
+{
+	Datum	   *d = palloc(n * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(vals[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+Datum
+rs_build_tstz_array(const TimestampTz *vals, int n)
+{
+	Datum	   *d = palloc(n * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		d[i] = TimestampTzGetDatum(vals[i]);
+	return PointerGetDatum(construct_array(d, n, TIMESTAMPTZOID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}

@@ -1,0 +1,255 @@
+/*-------------------------------------------------------------------------
+ *
+ * roastr_state.h
+ *	  Shared private declarations of the roastr_state extension.
+ *
+ * Copyright (c) 2026, the roastr_state authors
+ *
+ * IDENTIFICATION
+ *	  src/roastr_state.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ROASTR_STATE_H
+#define ROASTR_STATE_H
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+/* Version shims: only here (see STYLE.md). */
+#if PG_VERSION_NUM < 150000
+#error "roastr_state requires PostgreSQL 15 or later"
+#endif
+
+#if PG_VERSION_NUM >= 160000
+#define RS_DECODE_DATETIME(field, ftype, nf, dtype, tm, fsec, tz) \
+	DecodeDateTime(field, ftype, nf, dtype, tm, fsec, tz, &rs_dterr_extra)
+#define RS_DTERR_EXTRA_DECL DateTimeErrorExtra rs_dterr_extra
+#else
+#define RS_DECODE_DATETIME(field, ftype, nf, dtype, tm, fsec, tz) \
+	DecodeDateTime(field, ftype, nf, dtype, tm, fsec, tz)
+#define RS_DTERR_EXTRA_DECL int rs_dterr_extra pg_attribute_unused()
+#endif
+
+#if PG_VERSION_NUM >= 170000
+#define RS_MAKE_JSON_LEX(json, len) \
+	makeJsonLexContextCstringLen(NULL, json, len, GetDatabaseEncoding(), true)
+#else
+#define RS_MAKE_JSON_LEX(json, len) \
+	makeJsonLexContextCstringLen(json, len, GetDatabaseEncoding(), true)
+#endif
+
+/*
+ * Our SQLSTATEs.  PostgREST turns a "PTnnn" code into HTTP status nnn.
+ */
+#define ERRCODE_ROASTR_CONFLICT			MAKE_SQLSTATE('P','T','4','0','9')
+#define ERRCODE_ROASTR_PLAN_REQUIRED	MAKE_SQLSTATE('P','T','4','0','2')
+#define ERRCODE_ROASTR_UNAUTHORIZED		MAKE_SQLSTATE('P','T','4','0','1')
+#define ERRCODE_ROASTR_NOT_FOUND		MAKE_SQLSTATE('P','T','4','0','4')
+
+#define ROASTR_SCHEMA		"roastr_state"
+#define ROASTR_STATE_TABLE	"state"
+
+/*
+ * Fields.  A field id is its index in state.field_versions and
+ * state.field_times; ids are never reused or renumbered, new fields are
+ * appended.  Arrays shorter than RS_NFIELDS (rows written by an older
+ * version) read as zero for the missing ids.
+ */
+typedef enum RsFieldId
+{
+	F_AUTH_EMAIL = 0,
+	F_AUTH_NAME,
+	F_SUB_PLAN,
+	F_SUB_STATUS,
+	F_SUB_TRIAL_ENDS_AT,
+	F_SUB_PERIOD_START,
+	F_SUB_PERIOD_END,
+	F_SUB_POLAR_SUBSCRIPTION_ID,
+	F_SUB_POLAR_CUSTOMER_ID,
+	F_PERSONA_IDENTITY,
+	F_PERSONA_INTOLERANCE,
+	F_PERSONA_TOLERANCE,
+	F_PERSONA_EMBEDDINGS_AT,
+	F_PERSONA_EMBEDDINGS_MODEL,
+	F_ROASTING_ENABLED,
+	F_ROASTING_LEVEL,
+	F_ROASTING_SHIELD,
+	F_USAGE_USED,
+	F_USAGE_PERIOD_START,
+	F_ORG_ID,
+	RS_NFIELDS
+} RsFieldId;
+
+typedef enum RsFieldType
+{
+	FT_BOOL,
+	FT_INT2,
+	FT_INT4,
+	FT_TEXT,
+	FT_TSTZ,
+	FT_UUID,
+	FT_SECRET					/* persona text: stored encrypted elsewhere */
+} RsFieldType;
+
+/* Who may write a field through patch(). */
+typedef enum RsWriter
+{
+	W_USER,						/* the user or the service */
+	W_SERVICE,					/* the service only */
+	W_SYSTEM					/* only a dedicated function */
+} RsWriter;
+
+/* Notification kinds; a payload's "type" lists the kinds it carries. */
+typedef enum RsKind
+{
+	K_AUTH = 0,
+	K_SUBSCRIPTION,
+	K_PERSONA,
+	K_ROASTING_TOGGLE,
+	K_ROASTING,
+	K_USAGE,
+	K_ORGANIZATION,
+	RS_NKINDS
+} RsKind;
+
+typedef struct RsField
+{
+	RsFieldId	id;
+	const char *path;			/* "roasting.enabled" */
+	const char *section;		/* "roasting" */
+	const char *key;			/* "enabled" */
+	const char *column;			/* column of roastr_state.state, or NULL */
+	RsFieldType type;
+	RsWriter	writer;
+	RsKind		kind;
+	bool		nullable;
+	int32		minval;			/* FT_INT*: range; FT_TEXT: min length */
+	int32		maxval;			/* FT_INT*: range; FT_TEXT: max length */
+	const char *const *allowed; /* FT_TEXT enumerations, NULL-terminated */
+} RsField;
+
+extern const RsField rs_fields[RS_NFIELDS];
+extern const char *const rs_kind_names[RS_NKINDS];
+
+/* fields.c */
+extern const RsField *rs_field_by_path(const char *path, int len);
+extern void rs_validate_value(const RsField *f, Datum value, bool isnull);
+extern Datum rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull);
+extern void rs_value_to_json(StringInfo buf, const RsField *f, Datum value,
+							 bool isnull);
+extern void rs_value_to_jsonb(JsonbParseState **st, const RsField *f,
+							  Datum value, bool isnull);
+extern bool rs_values_equal(const RsField *f, Datum a, bool anull,
+							Datum b, bool bnull);
+extern Oid	rs_field_typoid(const RsField *f);
+
+/* jsonb building helpers (fields.c) */
+extern void jb_key(JsonbParseState **st, const char *key);
+extern void jb_string(JsonbParseState **st, const char *s);
+extern void jb_elem_string(JsonbParseState **st, const char *s);
+extern void jb_int64(JsonbParseState **st, int64 v);
+extern void jb_bool(JsonbParseState **st, bool v);
+extern void jb_null(JsonbParseState **st);
+extern void jb_timestamptz(JsonbParseState **st, TimestampTz ts);
+
+/*
+ * Column layout of roastr_state.state, resolved by name once per relcache
+ * generation (relation.c).
+ */
+typedef struct RsLayout
+{
+	Oid			relid;
+	Oid			owner;
+	int			natts;
+	AttrNumber	att_user_id;
+	AttrNumber	att_version;
+	AttrNumber	att_updated_at;
+	AttrNumber	att_fv;			/* field_versions bigint[] */
+	AttrNumber	att_ft;			/* field_times timestamptz[] */
+	AttrNumber	att_created_at;
+	AttrNumber	att_field[RS_NFIELDS];	/* 0 when not a state column */
+} RsLayout;
+
+extern const RsLayout *rs_layout(Relation rel);
+extern Oid	rs_state_relid(void);
+extern Oid	rs_extension_owner(void);
+
+/* Per-field versions and times as read from a row. */
+typedef struct RsFieldLog
+{
+	int64		version[RS_NFIELDS];
+	TimestampTz time[RS_NFIELDS];
+} RsFieldLog;
+
+extern void rs_read_field_log(Datum fv, bool fvnull, Datum ft, bool ftnull,
+							  RsFieldLog *log);
+extern Datum rs_build_int8_array(const int64 *vals, int n);
+extern Datum rs_build_tstz_array(const TimestampTz *vals, int n);
+
+/* access.c: who is calling */
+typedef struct RsCaller
+{
+	bool		is_service;
+	bool		has_user;
+	pg_uuid_t	user_id;
+} RsCaller;
+
+extern void rs_get_caller(RsCaller *caller);
+extern void rs_authorize(const RsCaller *caller, bool user_isnull,
+						 Datum user_arg, pg_uuid_t *target);
+extern void rs_require_service(const RsCaller *caller, const char *funcname);
+extern char *rs_service_role_name;
+
+/* Switch to the extension owner for table access, and back. */
+typedef struct RsUserSwitch
+{
+	Oid			save_userid;
+	int			save_sec_context;
+} RsUserSwitch;
+
+extern void rs_become_owner(RsUserSwitch *sw);
+extern void rs_restore_user(RsUserSwitch *sw);
+
+/* trigger.c: what the last row update through the trigger did */
+typedef struct RsLastApply
+{
+	bool		valid;
+	int64		old_version;
+	int64		new_version;
+	uint32		changed;		/* bitmask of field ids */
+} RsLastApply;
+
+extern RsLastApply rs_last_apply;
+
+/* notify.c */
+typedef enum RsNotifyMode
+{
+	RS_NOTIFY_WORKER,
+	RS_NOTIFY_DIRECT
+} RsNotifyMode;
+
+extern int	rs_notify_mode;
+extern void rs_notify_init(void);
+extern void rs_notify_record(const pg_uuid_t *user, int64 version,
+							 uint32 changed, const char *const *values);
+extern void rs_notify_shmem_request(void);
+extern void rs_notify_shmem_startup(void);
+
+/* state.c */
+extern void rs_state_init(void);
+
+/* misc helpers (fields.c) */
+extern char *rs_uuid_to_cstring(const pg_uuid_t *u);
+extern pg_uuid_t *rs_parse_uuid(const char *s);
+extern bool rs_parse_timestamptz(const char *str, TimestampTz *result);
+
+#define RS_MAX_PAYLOAD	7999	/* NOTIFY payloads must stay under 8000 bytes */
+
+#endif							/* ROASTR_STATE_H */

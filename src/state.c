@@ -1,0 +1,1126 @@
+/*-------------------------------------------------------------------------
+ *
+ * state.c
+ *	  The SQL functions over a user's state: ensure_user, state_full,
+ *	  state_sync and patch.
+ *
+ * Reads are one kept SPI plan that returns the state row, the persona row
+ * and the plan limits in one snapshot, so a sync's cursor and its changes
+ * always agree.  Writes are UPDATEs of roastr_state.state through kept
+ * plans (one per set of patched fields); the row trigger (trigger.c) does
+ * the version check, the bump, the change log and the notification, so a
+ * patch and a backend's direct UPDATE follow exactly the same rules.
+ *
+ * Copyright (c) 2026, the roastr_state authors
+ *
+ * IDENTIFICATION
+ *	  src/state.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sodium.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "roastr_state.h"
+
+/* Mutation outcomes are kept this long for retries. */
+#define MUTATION_RETENTION	"24 hours"
+
+/* Positions in the read query's result (0-based). */
+#define COL_USER_ID		0
+#define COL_VERSION		1
+#define COL_UPDATED_AT	2
+#define COL_FV			3
+#define COL_FT			4
+#define COL_CREATED_AT	5
+#define COL_FIELD0		6
+#define COL_PLAN_LIMIT	(COL_FIELD0 + RS_NFIELDS)
+#define COL_PLAN_FOUND	(COL_PLAN_LIMIT + 1)
+#define COL_FREE_LIMIT	(COL_PLAN_LIMIT + 2)
+#define COL_FREE_FOUND	(COL_PLAN_LIMIT + 3)
+#define READ_NCOLS		(COL_PLAN_LIMIT + 4)
+
+/* A user's state as read, copied out of SPI. */
+typedef struct UserState
+{
+	pg_uuid_t	user_id;
+	int64		version;
+	TimestampTz updated_at;
+	RsFieldLog	log;
+	Datum		vals[RS_NFIELDS];
+	bool		nulls[RS_NFIELDS];
+	bool		plan_limit_null;	/* NULL limit: unlimited */
+	int32		plan_limit;
+	bool		free_limit_null;
+	int32		free_limit;
+} UserState;
+
+/* One entry of the output: a stored field or a derived one. */
+typedef struct OutItem
+{
+	const char *path;
+	const char *section;
+	const char *key;
+	const RsField *field;		/* NULL for derived values */
+	Oid			type;			/* of the value: bool, int4, text... */
+	Datum		value;
+	bool		isnull;
+	int64		version;
+	TimestampTz time;
+} OutItem;
+
+#define MAX_OUT (RS_NFIELDS + 8)
+
+static SPIPlanPtr read_plan = NULL;
+static SPIPlanPtr insert_user_plan = NULL;
+static SPIPlanPtr refresh_user_plan = NULL;
+static SPIPlanPtr mut_prune_plan = NULL;
+static SPIPlanPtr mut_insert_plan = NULL;
+static SPIPlanPtr mut_select_plan = NULL;
+static SPIPlanPtr mut_result_plan = NULL;
+static HTAB *update_plans = NULL;
+
+typedef struct UpdatePlanEntry
+{
+	uint32		mask;			/* hash key: the patched fields */
+	SPIPlanPtr	plan;
+} UpdatePlanEntry;
+
+/*
+ * prepare_kept
+ *		Prepare and keep a plan.  Every name in the text is qualified.
+ */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+static SPIPlanPtr
+get_read_plan(void)
+{
+	if (read_plan == NULL)
+	{
+		StringInfoData sql;
+		Oid			argtypes[1] = {UUIDOID};
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql,
+							   "SELECT s.user_id, s.version, s.updated_at, s.field_versions, "
+							   "s.field_times, s.created_at");
+		for (int f = 0; f < RS_NFIELDS; f++)
+		{
+			if (rs_fields[f].column)
+				appendStringInfo(&sql, ", s.%s", rs_fields[f].column);
+			else
+				appendStringInfo(&sql, ", p.%s", rs_fields[f].key);
+		}
+		appendStringInfoString(&sql,
+							   ", pl.monthly_roasts_limit, pl.plan IS NOT NULL"
+							   ", fr.monthly_roasts_limit, fr.plan IS NOT NULL"
+							   " FROM roastr_state.state s"
+							   " LEFT JOIN roastr_state.persona p"
+							   " ON p.user_id OPERATOR(pg_catalog.=) s.user_id"
+							   " LEFT JOIN roastr_state.plans pl"
+							   " ON pl.plan OPERATOR(pg_catalog.=) s.plan"
+							   " LEFT JOIN roastr_state.plans fr"
+							   " ON fr.plan OPERATOR(pg_catalog.=) 'free'"
+							   " WHERE s.user_id OPERATOR(pg_catalog.=) $1");
+		read_plan = prepare_kept(sql.data, 1, argtypes);
+	}
+	return read_plan;
+}
+
+/*
+ * read_state
+ *		Read a user's state into "st", allocated in "cxt".  False when the
+ *		user has no state.  Must be called inside SPI, as the owner.
+ *		"read_only" reads in the caller's snapshot (STABLE functions); a
+ *		function that has just written passes false to see its write.
+ */
+static bool
+read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
+		   bool read_only)
+{
+	Datum		args[1];
+	int			rc;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	MemoryContext old;
+
+	args[0] = UUIDPGetDatum(user);
+	rc = SPI_execute_plan(get_read_plan(), args, NULL, read_only, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read roastr_state.state: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	if (desc->natts != READ_NCOLS)
+		elog(ERROR, "unexpected column count %d in state read", desc->natts);
+
+	old = MemoryContextSwitchTo(cxt);
+	memset(st, 0, sizeof(UserState));
+	st->user_id = *user;
+	st->version = DatumGetInt64(SPI_getbinval(tup, desc, COL_VERSION + 1, &isnull));
+	st->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc,
+													   COL_UPDATED_AT + 1,
+													   &isnull));
+	{
+		bool		fvn,
+					ftn;
+		Datum		fv = SPI_getbinval(tup, desc, COL_FV + 1, &fvn);
+		Datum		ft = SPI_getbinval(tup, desc, COL_FT + 1, &ftn);
+
+		rs_read_field_log(fv, fvn, ft, ftn, &st->log);
+	}
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, COL_FIELD0 + f);
+		Datum		d = SPI_getbinval(tup, desc, COL_FIELD0 + f + 1,
+									  &st->nulls[f]);
+
+		st->vals[f] = st->nulls[f] ? (Datum) 0 :
+			datumCopy(d, att->attbyval, att->attlen);
+	}
+	{
+		bool		found;
+		Datum		d;
+
+		/* a missing plan row means no roasts, never "unlimited" */
+		found = DatumGetBool(SPI_getbinval(tup, desc, COL_PLAN_FOUND + 1, &isnull));
+		d = SPI_getbinval(tup, desc, COL_PLAN_LIMIT + 1, &isnull);
+		st->plan_limit_null = found && isnull;
+		st->plan_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
+
+		found = DatumGetBool(SPI_getbinval(tup, desc, COL_FREE_FOUND + 1, &isnull));
+		d = SPI_getbinval(tup, desc, COL_FREE_LIMIT + 1, &isnull);
+		st->free_limit_null = found && isnull;
+		st->free_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
+	}
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+static bool
+text_equals(Datum d, bool isnull, const char *s)
+{
+	text	   *t;
+
+	if (isnull)
+		return false;
+	t = DatumGetTextPP(d);
+	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
+		memcmp(VARDATA_ANY(t), s, VARSIZE_ANY_EXHDR(t)) == 0;
+}
+
+static void
+month_bounds(TimestampTz now, TimestampTz *start, TimestampTz *end)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(now, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "timestamp out of range");
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	if (tm2timestamp(&tm, 0, NULL, start) != 0)
+		elog(ERROR, "timestamp out of range");
+	if (++tm.tm_mon > MONTHS_PER_YEAR)
+	{
+		tm.tm_mon = 1;
+		tm.tm_year++;
+	}
+	if (tm2timestamp(&tm, 0, NULL, end) != 0)
+		elog(ERROR, "timestamp out of range");
+}
+
+static int64
+maxv(const UserState *st, int n, const RsFieldId *ids, TimestampTz *time)
+{
+	int64		v = 0;
+
+	*time = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (st->log.version[ids[i]] > v)
+		{
+			v = st->log.version[ids[i]];
+			*time = st->log.time[ids[i]];
+		}
+	}
+	return v;
+}
+
+static void
+add_item(OutItem *items, int *n, const char *path, const char *section,
+		 const char *key, const RsField *f, Oid type, Datum value,
+		 bool isnull, int64 version, TimestampTz time)
+{
+	OutItem    *it = &items[(*n)++];
+
+	Assert(*n <= MAX_OUT);
+	it->path = path;
+	it->section = section;
+	it->key = key;
+	it->field = f;
+	it->type = type;
+	it->value = value;
+	it->isnull = isnull;
+	it->version = version;
+	it->time = time;
+}
+
+/*
+ * build_items
+ *		Everything a client sees: stored fields (with the effective plan and
+ *		usage of this moment) and the derived ones, each with the version
+ *		and time of its last change.  A derived value's version is the
+ *		newest version among the fields it is computed from.
+ */
+static int
+build_items(const UserState *st, OutItem *items)
+{
+	int			n = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	bool		in_trial = text_equals(st->vals[F_SUB_STATUS],
+									   st->nulls[F_SUB_STATUS], "trial");
+	bool		trial_expired;
+	bool		eff_free;
+	Datum		plan;
+	Datum		status;
+	bool		limit_null;
+	int32		limit;
+	TimestampTz pstart,
+				pend;
+	int32		used;
+	static const RsFieldId trial_deps[] = {F_SUB_STATUS, F_SUB_TRIAL_ENDS_AT};
+	static const RsFieldId limit_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
+	F_SUB_TRIAL_ENDS_AT};
+	static const RsFieldId period_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
+		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START,
+	F_SUB_PERIOD_END};
+	static const RsFieldId remaining_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
+		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
+	F_USAGE_USED, F_USAGE_PERIOD_START};
+	int64		v;
+	TimestampTz t;
+
+	/* a trial whose end has passed reads as the free plan */
+	trial_expired = in_trial && !st->nulls[F_SUB_TRIAL_ENDS_AT] &&
+		DatumGetTimestampTz(st->vals[F_SUB_TRIAL_ENDS_AT]) <= now;
+	plan = trial_expired ? CStringGetTextDatum("free") : st->vals[F_SUB_PLAN];
+	status = trial_expired ? CStringGetTextDatum("active") :
+		st->vals[F_SUB_STATUS];
+	eff_free = text_equals(plan, false, "free");
+
+	limit_null = eff_free ? st->free_limit_null : st->plan_limit_null;
+	limit = eff_free ? st->free_limit : st->plan_limit;
+
+	/* usage period: the billing period of a paid plan, else the UTC month */
+	if (!eff_free && !st->nulls[F_SUB_PERIOD_START] &&
+		!st->nulls[F_SUB_PERIOD_END] &&
+		DatumGetTimestampTz(st->vals[F_SUB_PERIOD_START]) <= now &&
+		now < DatumGetTimestampTz(st->vals[F_SUB_PERIOD_END]))
+	{
+		pstart = DatumGetTimestampTz(st->vals[F_SUB_PERIOD_START]);
+		pend = DatumGetTimestampTz(st->vals[F_SUB_PERIOD_END]);
+	}
+	else
+		month_bounds(now, &pstart, &pend);
+
+	/* what was used in an earlier period does not count in this one */
+	used = DatumGetInt32(st->vals[F_USAGE_USED]);
+	if (!st->nulls[F_USAGE_PERIOD_START] &&
+		DatumGetTimestampTz(st->vals[F_USAGE_PERIOD_START]) < pstart)
+		used = 0;
+
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		const RsField *fd = &rs_fields[f];
+		Datum		val = st->vals[f];
+		bool		isnull = st->nulls[f];
+
+		if (f == F_SUB_PLAN)
+			val = plan;
+		else if (f == F_SUB_STATUS)
+			val = status;
+		else if (f == F_USAGE_USED)
+			val = Int32GetDatum(used);
+		else if (f == F_USAGE_PERIOD_START)
+		{
+			val = TimestampTzGetDatum(pstart);
+			isnull = false;
+		}
+		else if (fd->type == FT_SECRET)
+		{
+			/* no encryption in this version: nothing can have been stored */
+			val = (Datum) 0;
+			isnull = true;
+		}
+		if (f == F_ORG_ID)
+			continue;			/* shown as the organization object */
+		add_item(items, &n, fd->path, fd->section, fd->key, fd,
+				 rs_field_typoid(fd), val, isnull,
+				 st->log.version[f], st->log.time[f]);
+	}
+
+	/* organization: none can be set in this version */
+	if (!st->nulls[F_ORG_ID])
+		add_item(items, &n, "organization.id", "organization", "id",
+				 &rs_fields[F_ORG_ID], UUIDOID, st->vals[F_ORG_ID], false,
+				 st->log.version[F_ORG_ID], st->log.time[F_ORG_ID]);
+
+	v = maxv(st, lengthof(trial_deps), trial_deps, &t);
+	if (in_trial && !trial_expired && !st->nulls[F_SUB_TRIAL_ENDS_AT])
+	{
+		int64		left = DatumGetTimestampTz(st->vals[F_SUB_TRIAL_ENDS_AT]) - now;
+		int64		days = (left + USECS_PER_DAY - 1) / USECS_PER_DAY;
+
+		add_item(items, &n, "subscription.trial_days_remaining",
+				 "subscription", "trial_days_remaining", NULL, INT4OID,
+				 Int32GetDatum((int32) days), false, v, t);
+	}
+	else
+		add_item(items, &n, "subscription.trial_days_remaining",
+				 "subscription", "trial_days_remaining", NULL, INT4OID,
+				 (Datum) 0, true, v, t);
+
+	v = maxv(st, lengthof(limit_deps), limit_deps, &t);
+	add_item(items, &n, "usage.monthly_roasts_limit", "usage",
+			 "monthly_roasts_limit", NULL, INT4OID, Int32GetDatum(limit),
+			 limit_null, v, t);
+
+	v = maxv(st, lengthof(remaining_deps), remaining_deps, &t);
+	add_item(items, &n, "usage.remaining_roasts", "usage", "remaining_roasts",
+			 NULL, INT4OID, Int32GetDatum(Max(limit - used, 0)), limit_null,
+			 v, t);
+
+	v = maxv(st, lengthof(period_deps), period_deps, &t);
+	add_item(items, &n, "usage.reset_date", "usage", "reset_date", NULL,
+			 TIMESTAMPTZOID, TimestampTzGetDatum(pend), false, v, t);
+
+	return n;
+}
+
+static void
+push_item_value(JsonbParseState **js, const OutItem *it)
+{
+	if (it->field)
+	{
+		rs_value_to_jsonb(js, it->field, it->value, it->isnull);
+		return;
+	}
+	if (it->isnull)
+		jb_null(js);
+	else if (it->type == INT4OID)
+		jb_int64(js, DatumGetInt32(it->value));
+	else if (it->type == TIMESTAMPTZOID)
+		jb_timestamptz(js, DatumGetTimestampTz(it->value));
+	else
+		elog(ERROR, "unexpected derived type %u", it->type);
+}
+
+static const char *const section_order[] = {
+	"auth", "subscription", "persona", "roasting", "usage"
+};
+
+/*
+ * build_full
+ *		The state_full document.
+ */
+static Jsonb *
+build_full(const UserState *st)
+{
+	JsonbParseState *js = NULL;
+	OutItem		items[MAX_OUT];
+	int			n = build_items(st, items);
+	JsonbValue *res;
+
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	for (int s = 0; s < (int) lengthof(section_order); s++)
+	{
+		jb_key(&js, section_order[s]);
+		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+		if (s == 0)
+		{
+			jb_key(&js, "userId");
+			jb_string(&js, rs_uuid_to_cstring(&st->user_id));
+		}
+		for (int i = 0; i < n; i++)
+		{
+			if (strcmp(items[i].section, section_order[s]) != 0)
+				continue;
+			jb_key(&js, items[i].key);
+			push_item_value(&js, &items[i]);
+		}
+		pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	}
+
+	jb_key(&js, "organization");
+	if (st->nulls[F_ORG_ID])
+		jb_null(&js);
+	else
+	{
+		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+		jb_key(&js, "id");
+		jb_string(&js, rs_uuid_to_cstring(DatumGetUUIDP(st->vals[F_ORG_ID])));
+		pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	}
+
+	jb_key(&js, "_meta");
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	jb_key(&js, "version");
+	jb_int64(&js, st->version);
+	jb_key(&js, "lastSyncedAt");
+	jb_timestamptz(&js, GetCurrentTransactionStartTimestamp());
+	pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+
+	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+static int
+item_version_cmp(const void *a, const void *b)
+{
+	const OutItem *ia = (const OutItem *) a;
+	const OutItem *ib = (const OutItem *) b;
+
+	if (ia->version != ib->version)
+		return ia->version < ib->version ? -1 : 1;
+	return strcmp(ia->path, ib->path);
+}
+
+/*
+ * build_sync
+ *		{changes, cursor, lastSyncedAt}: every field whose last change is
+ *		after the cursor (by_time: after the time), at most once, with its
+ *		current value, ordered by version.
+ */
+static Jsonb *
+build_sync(const UserState *st, bool all, bool by_time, int64 since,
+		   TimestampTz since_at)
+{
+	JsonbParseState *js = NULL;
+	OutItem		items[MAX_OUT];
+	int			n = build_items(st, items);
+	int			m = 0;
+	JsonbValue *res;
+
+	for (int i = 0; i < n; i++)
+	{
+		bool		keep;
+
+		if (all)
+			keep = true;
+		else if (by_time)
+			keep = items[i].time > since_at;
+		else
+			keep = items[i].version > since;
+		if (keep)
+			items[m++] = items[i];
+	}
+	qsort(items, m, sizeof(OutItem), item_version_cmp);
+
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	jb_key(&js, "changes");
+	pushJsonbValue(&js, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < m; i++)
+	{
+		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+		jb_key(&js, "field");
+		jb_string(&js, items[i].path);
+		jb_key(&js, "value");
+		push_item_value(&js, &items[i]);
+		jb_key(&js, "version");
+		jb_int64(&js, items[i].version);
+		jb_key(&js, "updated_at");
+		if (items[i].time == 0)
+			jb_null(&js);
+		else
+			jb_timestamptz(&js, items[i].time);
+		pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	}
+	pushJsonbValue(&js, WJB_END_ARRAY, NULL);
+	jb_key(&js, "cursor");
+	jb_int64(&js, st->version);
+	jb_key(&js, "lastSyncedAt");
+	jb_timestamptz(&js, GetCurrentTransactionStartTimestamp());
+	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+static void
+no_state(const pg_uuid_t *user)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_ROASTR_NOT_FOUND),
+			errmsg("user %s has no state", rs_uuid_to_cstring(user)),
+			errhint("The service creates it with roastr_state.ensure_user()."));
+}
+
+/*
+ * read_or_fail
+ *		Connect to SPI as the owner, read the state into the caller's
+ *		context, disconnect.
+ */
+static void
+read_or_fail(const pg_uuid_t *user, UserState *st)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	RsUserSwitch sw;
+	bool		found;
+
+	SPI_connect();
+	rs_become_owner(&sw);
+	found = read_state(user, st, cxt, true);
+	rs_restore_user(&sw);
+	SPI_finish();
+	if (!found)
+		no_state(user);
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_state_full);
+
+/*
+ * roastr_state.state_full(user_id uuid DEFAULT NULL) -> jsonb
+ */
+Datum
+roastr_state_state_full(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	user;
+	UserState	st;
+
+	rs_get_caller(&caller);
+	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
+				 PG_GETARG_DATUM(0), &user);
+	read_or_fail(&user, &st);
+	PG_RETURN_JSONB_P(build_full(&st));
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_state_sync);
+
+/*
+ * roastr_state.state_sync(user_id uuid, since bigint DEFAULT NULL) -> jsonb
+ *		A cursor of 0 or NULL gives everything; so does a cursor newer than
+ *		the server's version (a client from a restored backup), since the
+ *		client cannot trust what it has.
+ */
+Datum
+roastr_state_state_sync(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	user;
+	UserState	st;
+	int64		since = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+
+	rs_get_caller(&caller);
+	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
+				 PG_GETARG_DATUM(0), &user);
+	if (since < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("cursor must not be negative"),
+				errhint("Pass 0 or NULL to get everything."));
+	read_or_fail(&user, &st);
+	PG_RETURN_JSONB_P(build_sync(&st, since == 0 || since > st.version,
+								 false, since, 0));
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_state_sync_at);
+
+/*
+ * roastr_state.state_sync(user_id uuid, since_at timestamptz) -> jsonb
+ *		For callers that only have a time.  Times are not commit order: a
+ *		change can commit after a later-stamped one, so prefer the version
+ *		cursor.
+ */
+Datum
+roastr_state_state_sync_at(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	user;
+	UserState	st;
+
+	rs_get_caller(&caller);
+	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
+				 PG_GETARG_DATUM(0), &user);
+	if (!PG_ARGISNULL(1) && TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(1)))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("since_at must be a finite timestamp"));
+	read_or_fail(&user, &st);
+	PG_RETURN_JSONB_P(build_sync(&st, PG_ARGISNULL(1), true, 0,
+								 PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1)));
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_ensure_user);
+
+/*
+ * roastr_state.ensure_user(user_id uuid, email text, name text DEFAULT NULL)
+ *		-> jsonb
+ *		Service only.  Creates the state if missing; otherwise brings email
+ *		(and name, when given) up to date through the usual versioned path.
+ *		Returns state_full.
+ */
+Datum
+roastr_state_ensure_user(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	user;
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	MemoryContext cxt = CurrentMemoryContext;
+	RsUserSwitch sw;
+	UserState	st;
+	int			rc;
+
+	rs_get_caller(&caller);
+	rs_require_service(&caller, "ensure_user");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("user_id must not be null"));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid value for field \"auth.email\""),
+				errdetail("Expected an e-mail address."));
+	user = *PG_GETARG_UUID_P(0);
+	rs_validate_value(&rs_fields[F_AUTH_EMAIL], PG_GETARG_DATUM(1), false);
+	if (!PG_ARGISNULL(2))
+		rs_validate_value(&rs_fields[F_AUTH_NAME], PG_GETARG_DATUM(2), false);
+
+	args[0] = UUIDPGetDatum(&user);
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	if (PG_ARGISNULL(2))
+		nulls[2] = 'n';
+
+	SPI_connect();
+	rs_become_owner(&sw);
+	if (insert_user_plan == NULL)
+	{
+		Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
+
+		insert_user_plan = prepare_kept(
+										"INSERT INTO roastr_state.state (user_id, email, name) "
+										"VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
+										3, types);
+		refresh_user_plan = prepare_kept(
+										 "UPDATE roastr_state.state SET email = $2, "
+										 "name = COALESCE($3, name) "
+										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										 "AND (email IS DISTINCT FROM $2 "
+										 "OR ($3 IS NOT NULL AND name IS DISTINCT FROM $3))",
+										 3, types);
+	}
+	rc = SPI_execute_plan(insert_user_plan, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert user state: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		rc = SPI_execute_plan(refresh_user_plan, args, nulls, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "could not update user state: %s",
+				 SPI_result_code_string(rc));
+	}
+	if (!read_state(&user, &st, cxt, false))
+		elog(ERROR, "user state vanished after ensure_user");
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_JSONB_P(build_full(&st));
+}
+
+/* ---------------------------------------------------------------------
+ * patch
+ * ---------------------------------------------------------------------
+ */
+
+static const char *const derived_paths[] = {
+	"subscription.trial_days_remaining", "usage.monthly_roasts_limit",
+	"usage.remaining_roasts", "usage.reset_date", "auth.userId",
+	"organization.name", "organization.slug", "organization.role", NULL
+};
+
+/*
+ * get_update_plan
+ *		The kept UPDATE for one set of patched fields:
+ *		UPDATE state SET version = coalesce($2, version), <col> = $3, ...
+ *		Fields are bound in field-id order.
+ */
+static SPIPlanPtr
+get_update_plan(uint32 mask)
+{
+	UpdatePlanEntry *e;
+	bool		found;
+
+	if (update_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(UpdatePlanEntry);
+		ctl.hcxt = TopMemoryContext;
+		update_plans = hash_create("roastr_state update plans", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(update_plans, &mask, HASH_ENTER, &found);
+	if (!found)
+	{
+		StringInfoData sql;
+		Oid			types[RS_NFIELDS + 2];
+		int			n = 2;
+
+		e->plan = NULL;
+		types[0] = UUIDOID;
+		types[1] = INT8OID;
+		initStringInfo(&sql);
+		appendStringInfoString(&sql,
+							   "UPDATE roastr_state.state SET version = COALESCE($2, version)");
+		for (int f = 0; f < RS_NFIELDS; f++)
+		{
+			if (!(mask & (1U << f)))
+				continue;
+			types[n] = rs_field_typoid(&rs_fields[f]);
+			n++;
+			appendStringInfo(&sql, ", %s = $%d", rs_fields[f].column, n);
+		}
+		appendStringInfoString(&sql, " WHERE user_id OPERATOR(pg_catalog.=) $1");
+		PG_TRY();
+		{
+			e->plan = prepare_kept(sql.data, n, types);
+		}
+		PG_CATCH();
+		{
+			hash_search(update_plans, &mask, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return e->plan;
+}
+
+/*
+ * request_hash
+ *		BLAKE2b-256 of the canonical patch (jsonb's normalized text) and
+ *		the base version: a retry must be the same request.
+ */
+static bytea *
+request_hash(Jsonb *changes, bool base_null, int64 base)
+{
+	char	   *txt = JsonbToCString(NULL, &changes->root, VARSIZE(changes));
+	bytea	   *h = palloc(VARHDRSZ + crypto_generichash_BYTES);
+	crypto_generichash_state s;
+	char		basebuf[32];
+
+	snprintf(basebuf, sizeof(basebuf), "|%s" INT64_FORMAT,
+			 base_null ? "n" : "b", base_null ? (int64) 0 : base);
+	crypto_generichash_init(&s, NULL, 0, crypto_generichash_BYTES);
+	crypto_generichash_update(&s, (const unsigned char *) txt, strlen(txt));
+	crypto_generichash_update(&s, (const unsigned char *) basebuf,
+							  strlen(basebuf));
+	crypto_generichash_final(&s, (unsigned char *) VARDATA(h),
+							 crypto_generichash_BYTES);
+	SET_VARSIZE(h, VARHDRSZ + crypto_generichash_BYTES);
+	return h;
+}
+
+static void
+prepare_mutation_plans(void)
+{
+	Oid			t2[2] = {UUIDOID, UUIDOID};
+	Oid			t3[3] = {UUIDOID, UUIDOID, BYTEAOID};
+	Oid			t3j[3] = {UUIDOID, UUIDOID, JSONBOID};
+
+	if (mut_insert_plan != NULL)
+		return;
+	mut_prune_plan = prepare_kept(
+								  "DELETE FROM roastr_state.mutations "
+								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								  "AND mutation_id OPERATOR(pg_catalog.<>) $2 "
+								  "AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now() "
+								  "OPERATOR(pg_catalog.-) interval '" MUTATION_RETENTION "')",
+								  2, t2);
+	mut_insert_plan = prepare_kept(
+								   "INSERT INTO roastr_state.mutations (user_id, mutation_id, request_hash) "
+								   "SELECT $1, $2, $3 FROM roastr_state.state "
+								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								   "ON CONFLICT (user_id, mutation_id) DO NOTHING",
+								   3, t3);
+	mut_select_plan = prepare_kept(
+								   "SELECT request_hash, result FROM roastr_state.mutations "
+								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								   "AND mutation_id OPERATOR(pg_catalog.=) $2",
+								   2, t2);
+	mut_result_plan = prepare_kept(
+								   "UPDATE roastr_state.mutations SET result = $3 "
+								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								   "AND mutation_id OPERATOR(pg_catalog.=) $2",
+								   3, t3j);
+}
+
+/*
+ * claim_mutation
+ *		Record a mutation id before applying it; the unique index makes a
+ *		concurrent duplicate wait for us and then find our outcome.
+ *		Returns the stored result when this id was already applied (NULL
+ *		when it is ours to apply).  ERROR when the id was used for another
+ *		request, or when the user has no state.
+ */
+static Jsonb *
+claim_mutation(const pg_uuid_t *user, const pg_uuid_t *mid, bytea *hash,
+			   MemoryContext cxt)
+{
+	Datum		args[3];
+	int			rc;
+	bool		isnull;
+	bytea	   *stored;
+	Datum		res;
+
+	prepare_mutation_plans();
+	args[0] = UUIDPGetDatum(user);
+	args[1] = UUIDPGetDatum(mid);
+	args[2] = PointerGetDatum(hash);
+
+	rc = SPI_execute_plan(mut_prune_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "could not prune mutations: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_plan(mut_insert_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not record mutation: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+		return NULL;
+
+	rc = SPI_execute_plan(mut_select_plan, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read mutation: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		no_state(user);
+	stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (VARSIZE_ANY_EXHDR(stored) != VARSIZE_ANY_EXHDR(hash) ||
+		memcmp(VARDATA_ANY(stored), VARDATA_ANY(hash), VARSIZE_ANY_EXHDR(hash)) != 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("mutation_id %s was already used for a different patch",
+					   rs_uuid_to_cstring(mid)),
+				errhint("Use a new mutation_id for every distinct change."));
+	res = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (isnull)
+		elog(ERROR, "mutation %s has no recorded result", rs_uuid_to_cstring(mid));
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Jsonb	   *copy = DatumGetJsonbPCopy(res);
+
+		MemoryContextSwitchTo(old);
+		return copy;
+	}
+}
+
+/*
+ * parse_changes
+ *		Check every key and value of a patch before anything is written:
+ *		known field, writable by this caller, right type and range.
+ */
+static uint32
+parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	uint32		mask = 0;
+	const RsField *f = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(changes) || JB_ROOT_IS_SCALAR(changes))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("changes must be a JSON object"),
+				errdetail("Expected an object mapping field paths to new values, e.g. {\"roasting.enabled\": false}."));
+
+	it = JsonbIteratorInit(&changes->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *path = pnstrdup(v.val.string.val, v.val.string.len);
+
+			f = rs_field_by_path(v.val.string.val, v.val.string.len);
+			if (f == NULL)
+			{
+				for (int i = 0; derived_paths[i]; i++)
+					if (strcmp(derived_paths[i], path) == 0)
+						ereport(ERROR,
+								errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("field \"%s\" is derived and cannot be written", path));
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("unknown field \"%s\"", path),
+						errhint("Field paths look like \"roasting.enabled\"; see the README for the list."));
+			}
+			if (f->writer == W_SYSTEM)
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("field \"%s\" cannot be written by patch", path),
+						errhint("It is maintained by a dedicated function of roastr_state."));
+			if (f->writer == W_SERVICE && !caller->is_service)
+				ereport(ERROR,
+						errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("permission denied to write field \"%s\"", path),
+						errhint("Only the service role may change it."));
+			if (f->type == FT_SECRET)
+				ereport(ERROR,
+						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("field \"%s\" cannot be written by this version of roastr_state", path),
+						errdetail("Persona text is stored only encrypted, and encryption is not available yet."));
+		}
+		else if (tok == WJB_VALUE)
+		{
+			Assert(f != NULL);
+			vals[f->id] = rs_value_from_jsonb(f, &v, &nulls[f->id]);
+			mask |= 1U << f->id;
+		}
+	}
+	return mask;
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_patch);
+
+/*
+ * roastr_state.patch(user_id uuid, changes jsonb, base_version bigint
+ *		DEFAULT NULL, mutation_id uuid DEFAULT NULL) -> jsonb
+ *		{version, applied}.  All or nothing; see trigger.c for the rules.
+ */
+Datum
+roastr_state_patch(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	user;
+	Jsonb	   *changes;
+	bool		base_null = PG_ARGISNULL(2);
+	int64		base = base_null ? 0 : PG_GETARG_INT64(2);
+	Datum		vals[RS_NFIELDS];
+	bool		nulls[RS_NFIELDS];
+	uint32		mask;
+	Datum		args[RS_NFIELDS + 2];
+	char		argnulls[RS_NFIELDS + 2];
+	int			nargs = 2;
+	MemoryContext cxt = CurrentMemoryContext;
+	RsUserSwitch sw;
+	Jsonb	   *result = NULL;
+	int			rc;
+	bytea	   *hash = NULL;
+	pg_uuid_t	mid;
+
+	rs_get_caller(&caller);
+	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
+				 PG_GETARG_DATUM(0), &user);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("changes must not be null"));
+	changes = PG_GETARG_JSONB_P(1);
+	if (!base_null && base < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("base version must not be negative"));
+
+	memset(nulls, 0, sizeof(nulls));
+	mask = parse_changes(changes, &caller, vals, nulls);
+
+	args[0] = UUIDPGetDatum(&user);
+	argnulls[0] = ' ';
+	args[1] = Int64GetDatum(base);
+	argnulls[1] = base_null ? 'n' : ' ';
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		if (!(mask & (1U << f)))
+			continue;
+		args[nargs] = vals[f];
+		argnulls[nargs] = nulls[f] ? 'n' : ' ';
+		nargs++;
+	}
+
+	SPI_connect();
+	rs_become_owner(&sw);
+
+	if (!PG_ARGISNULL(3))
+	{
+		mid = *PG_GETARG_UUID_P(3);
+		hash = request_hash(changes, base_null, base);
+		result = claim_mutation(&user, &mid, hash, cxt);
+	}
+
+	if (result == NULL)
+	{
+		JsonbParseState *js = NULL;
+		JsonbValue *res;
+		MemoryContext old;
+
+		rs_last_apply.valid = false;
+		rc = SPI_execute_plan(get_update_plan(mask), args, argnulls, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "could not update user state: %s",
+				 SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+			no_state(&user);
+		if (!rs_last_apply.valid)
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("trigger \"roastr_state_version\" did not run"),
+					errdetail("State cannot change without its version check; is the trigger disabled or session_replication_role set to replica?"));
+
+		old = MemoryContextSwitchTo(cxt);
+		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+		jb_key(&js, "version");
+		jb_int64(&js, rs_last_apply.new_version);
+		jb_key(&js, "applied");
+		pushJsonbValue(&js, WJB_BEGIN_ARRAY, NULL);
+		for (int f = 0; f < RS_NFIELDS; f++)
+			if (mask & (1U << f))
+				jb_elem_string(&js, rs_fields[f].path);
+		pushJsonbValue(&js, WJB_END_ARRAY, NULL);
+		res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+		result = JsonbValueToJsonb(res);
+		MemoryContextSwitchTo(old);
+
+		if (hash != NULL)
+		{
+			Datum		margs[3];
+
+			margs[0] = UUIDPGetDatum(&user);
+			margs[1] = UUIDPGetDatum(&mid);
+			margs[2] = JsonbPGetDatum(result);
+			rc = SPI_execute_plan(mut_result_plan, margs, NULL, false, 0);
+			if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+				elog(ERROR, "could not record mutation result");
+		}
+	}
+
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
+}

@@ -1,0 +1,385 @@
+/*-------------------------------------------------------------------------
+ *
+ * trigger.c
+ *	  The BEFORE INSERT OR UPDATE trigger of roastr_state.state: version
+ *	  check, version bump, per-field change log and notification.
+ *
+ * Every write of a user's state, whether patch() or a backend's direct
+ * UPDATE, passes through roastr_state_trigger, so there is exactly one
+ * implementation of the rules:
+ *
+ *	- The row's "version" is the user's version.  An UPDATE that sets
+ *	  version = N names N as its base version; one that leaves it alone
+ *	  is last-write-wins.  A base newer than the row is an error.
+ *	- A field conflicts when the UPDATE changes its value and the field was
+ *	  changed after the base version (field_versions[field] > base).  Fields
+ *	  the UPDATE does not change never conflict.  Conflicts raise PT409 with
+ *	  a JSON detail naming every conflicting field.
+ *	- Otherwise, if any field changed, the version becomes old + 1 and each
+ *	  changed field's entry in field_versions/field_times is set to it.
+ *	  That pair of arrays is the compacted change log: one entry per user
+ *	  and field, superseded in place, so storage is bounded by
+ *	  users x fields and "changes since cursor N" is one row read.
+ *	- The change is recorded for notification at commit (notify.c).
+ *
+ * Because the row lock is held from the version bump to commit, versions of
+ * one user commit in order; a reader's snapshot therefore sees a prefix of
+ * that user's history, and its row's version is a safe cursor.
+ *
+ * Copyright (c) 2026, the roastr_state authors
+ *
+ * IDENTIFICATION
+ *	  src/trigger.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/rel.h"
+
+#include "roastr_state.h"
+
+RsLastApply rs_last_apply;
+
+/* Columns the trigger maintains and nobody else may set. */
+static void
+check_maintained(Relation rel, const RsLayout *l, AttrNumber attnum,
+				 Datum *oldv, bool *oldn, Datum *newv, bool *newn)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	bool		same;
+
+	if (oldn[attnum - 1] || newn[attnum - 1])
+		same = oldn[attnum - 1] == newn[attnum - 1];
+	else
+		same = datumIsEqual(oldv[attnum - 1], newv[attnum - 1],
+							att->attbyval, att->attlen);
+	if (!same && att->attlen == -1 && !oldn[attnum - 1] && !newn[attnum - 1])
+	{
+		struct varlena *a = PG_DETOAST_DATUM_PACKED(oldv[attnum - 1]);
+		struct varlena *b = PG_DETOAST_DATUM_PACKED(newv[attnum - 1]);
+
+		same = VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+			memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+	}
+	if (!same)
+		ereport(ERROR,
+				errcode(ERRCODE_GENERATED_ALWAYS),
+				errmsg("column \"%s\" of relation \"%s\" is maintained by roastr_state and cannot be set",
+					   NameStr(att->attname), RelationGetRelationName(rel)),
+				errtablecol(rel, attnum));
+}
+
+/*
+ * raise_conflict
+ *		PT409 with the JSON detail of the API: every conflicting field with
+ *		the server's value and the version that changed it.
+ */
+static void
+raise_conflict(Relation rel, const RsLayout *l, int64 server_version,
+			   int64 base, uint32 conflicts, const RsFieldLog *log,
+			   Datum *oldv, bool *oldn)
+{
+	StringInfoData buf;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "{\"code\":\"E_CONFLICT\",\"server_version\":" INT64_FORMAT
+					 ",\"client_version\":" INT64_FORMAT ",\"conflicts\":[",
+					 server_version, base);
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		const RsField *fd = &rs_fields[f];
+		AttrNumber	a = l->att_field[f];
+
+		if (!(conflicts & (1U << f)))
+			continue;
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		appendStringInfoString(&buf, "{\"field\":");
+		escape_json(&buf, fd->path);
+		appendStringInfoString(&buf, ",\"server_value\":");
+		if (fd->type == FT_SECRET || a == 0)
+			appendStringInfoString(&buf, "null");
+		else
+			rs_value_to_json(&buf, fd, oldv[a - 1], oldn[a - 1]);
+		appendStringInfo(&buf, ",\"server_version\":" INT64_FORMAT "}",
+						 log->version[f]);
+	}
+	appendStringInfoString(&buf, "]}");
+
+	ereport(ERROR,
+			errcode(ERRCODE_ROASTR_CONFLICT),
+			errmsg("version conflict: fields were changed after version " INT64_FORMAT,
+				   base),
+			errdetail_internal("%s", buf.data),
+			errhint("Read the changes with state_sync, then retry with base version " INT64_FORMAT ".",
+					server_version),
+			errtable(rel));
+}
+
+/*
+ * trigger_insert
+ *		A new user row (ensure_user, or a direct INSERT by the service):
+ *		version 1, every field logged at version 1.
+ */
+static HeapTuple
+trigger_insert(TriggerData *td, const RsLayout *l)
+{
+	Relation	rel = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	tup = td->tg_trigtuple;
+	Datum	   *vals = palloc(desc->natts * sizeof(Datum));
+	bool	   *nulls = palloc(desc->natts * sizeof(bool));
+	int64		fv[RS_NFIELDS];
+	TimestampTz ft[RS_NFIELDS];
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			cols[5];
+	Datum		newvals[5];
+	bool		newnulls[5] = {false, false, false, false, false};
+
+	heap_deform_tuple(tup, desc, vals, nulls);
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		AttrNumber	a = l->att_field[f];
+
+		if (a != 0)
+			rs_validate_value(&rs_fields[f], vals[a - 1], nulls[a - 1]);
+		fv[f] = 1;
+		ft[f] = now;
+	}
+
+	cols[0] = l->att_version;
+	newvals[0] = Int64GetDatum(1);
+	cols[1] = l->att_updated_at;
+	newvals[1] = TimestampTzGetDatum(now);
+	cols[2] = l->att_fv;
+	newvals[2] = rs_build_int8_array(fv, RS_NFIELDS);
+	cols[3] = l->att_ft;
+	newvals[3] = rs_build_tstz_array(ft, RS_NFIELDS);
+	cols[4] = l->att_created_at;
+	newvals[4] = TimestampTzGetDatum(now);
+
+	rs_last_apply.valid = true;
+	rs_last_apply.old_version = 0;
+	rs_last_apply.new_version = 1;
+	rs_last_apply.changed = (1U << RS_NFIELDS) - 1;
+
+	return heap_modify_tuple_by_cols(tup, desc, 5, cols, newvals, newnulls);
+}
+
+/*
+ * trigger_update
+ *		See the file header.  Runs in the per-tuple memory context.
+ */
+static HeapTuple
+trigger_update(TriggerData *td, const RsLayout *l)
+{
+	Relation	rel = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	oldtup = td->tg_trigtuple;
+	HeapTuple	newtup = td->tg_newtuple;
+	Datum	   *oldv = palloc(desc->natts * sizeof(Datum));
+	bool	   *oldn = palloc(desc->natts * sizeof(bool));
+	Datum	   *newv = palloc(desc->natts * sizeof(Datum));
+	bool	   *newn = palloc(desc->natts * sizeof(bool));
+	int64		cur;
+	int64		base;
+	uint32		changed = 0;
+	uint32		conflicts = 0;
+	RsFieldLog	log;
+	TimestampTz now;
+	int64		newver;
+	const char *values[RS_NFIELDS];
+	int			cols[4];
+	Datum		modvals[4];
+	bool		modnulls[4] = {false, false, false, false};
+
+	heap_deform_tuple(oldtup, desc, oldv, oldn);
+	heap_deform_tuple(newtup, desc, newv, newn);
+
+	check_maintained(rel, l, l->att_user_id, oldv, oldn, newv, newn);
+	check_maintained(rel, l, l->att_fv, oldv, oldn, newv, newn);
+	check_maintained(rel, l, l->att_ft, oldv, oldn, newv, newn);
+	check_maintained(rel, l, l->att_created_at, oldv, oldn, newv, newn);
+
+	cur = DatumGetInt64(oldv[l->att_version - 1]);
+	if (newn[l->att_version - 1])
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("base version must not be null"),
+				errtablecol(rel, l->att_version));
+	base = DatumGetInt64(newv[l->att_version - 1]);
+	if (base > cur)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("base version " INT64_FORMAT " is newer than the current version " INT64_FORMAT,
+					   base, cur),
+				errhint("Use a version returned by state_full, state_sync or patch."),
+				errtablecol(rel, l->att_version));
+	if (base < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("base version must not be negative"),
+				errtablecol(rel, l->att_version));
+
+	rs_read_field_log(oldv[l->att_fv - 1], oldn[l->att_fv - 1],
+					  oldv[l->att_ft - 1], oldn[l->att_ft - 1], &log);
+
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		const RsField *fd = &rs_fields[f];
+		AttrNumber	a = l->att_field[f];
+
+		if (a == 0)
+			continue;
+		if (rs_values_equal(fd, oldv[a - 1], oldn[a - 1],
+							newv[a - 1], newn[a - 1]))
+			continue;
+		rs_validate_value(fd, newv[a - 1], newn[a - 1]);
+		changed |= 1U << f;
+		if (base != cur && log.version[f] > base)
+			conflicts |= 1U << f;
+	}
+
+	if (conflicts)
+		raise_conflict(rel, l, cur, base, conflicts, &log, oldv, oldn);
+
+	rs_last_apply.valid = true;
+	rs_last_apply.old_version = cur;
+	rs_last_apply.changed = changed;
+
+	if (changed == 0)
+	{
+		/* Nothing changed: no new version, and no base left behind. */
+		rs_last_apply.new_version = cur;
+		if (base == cur)
+			return newtup;
+		cols[0] = l->att_version;
+		modvals[0] = Int64GetDatum(cur);
+		return heap_modify_tuple_by_cols(newtup, desc, 1, cols, modvals,
+										 modnulls);
+	}
+
+	newver = cur + 1;
+	now = GetCurrentTransactionStartTimestamp();
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		values[f] = NULL;
+		if (changed & (1U << f))
+		{
+			const RsField *fd = &rs_fields[f];
+			AttrNumber	a = l->att_field[f];
+
+			log.version[f] = newver;
+			log.time[f] = now;
+			if (fd->type != FT_SECRET)
+			{
+				StringInfoData vb;
+
+				initStringInfo(&vb);
+				rs_value_to_json(&vb, fd, newv[a - 1], newn[a - 1]);
+				values[f] = vb.data;
+			}
+		}
+	}
+
+	cols[0] = l->att_version;
+	modvals[0] = Int64GetDatum(newver);
+	cols[1] = l->att_updated_at;
+	modvals[1] = TimestampTzGetDatum(now);
+	cols[2] = l->att_fv;
+	modvals[2] = rs_build_int8_array(log.version, RS_NFIELDS);
+	cols[3] = l->att_ft;
+	modvals[3] = rs_build_tstz_array(log.time, RS_NFIELDS);
+
+	rs_notify_record(DatumGetUUIDP(oldv[l->att_user_id - 1]), newver,
+					 changed, values);
+	rs_last_apply.new_version = newver;
+
+	return heap_modify_tuple_by_cols(newtup, desc, 4, cols, modvals, modnulls);
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_trigger);
+
+/*
+ * roastr_state_trigger
+ *		BEFORE INSERT OR UPDATE ... FOR EACH ROW on roastr_state.state.
+ */
+Datum
+roastr_state_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const RsLayout *l;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("function \"state_trigger\" was not called by trigger manager"));
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("function \"state_trigger\" must be fired BEFORE ... FOR EACH ROW"));
+
+	l = rs_layout(td->tg_relation);
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		return PointerGetDatum(trigger_insert(td, l));
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		return PointerGetDatum(trigger_update(td, l));
+
+	ereport(ERROR,
+			errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			errmsg("function \"state_trigger\" must be fired for INSERT or UPDATE"));
+	return (Datum) 0;			/* keep compiler quiet */
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_persona_guard);
+
+/*
+ * roastr_state_persona_guard
+ *		BEFORE INSERT OR UPDATE on roastr_state.persona.  This version has
+ *		no persona encryption, so it refuses any persona text: nothing can
+ *		store it in plain text by accident.
+ */
+Datum
+roastr_state_persona_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("function \"persona_guard\" must be fired BEFORE ... FOR EACH ROW"));
+
+	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple :
+		td->tg_trigtuple;
+	desc = RelationGetDescr(td->tg_relation);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		isnull;
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), "user_id") == 0)
+			continue;
+		(void) heap_getattr(tup, i + 1, desc, &isnull);
+		if (!isnull)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("persona text cannot be stored by this version of roastr_state"),
+					errdetail("Persona fields are stored only encrypted, and encryption is not available yet."),
+					errtable(td->tg_relation));
+	}
+	return PointerGetDatum(tup);
+}
