@@ -90,9 +90,11 @@ rs_state_relid(void)
 	if (!OidIsValid(state_relid))
 	{
 		Oid			nsp = get_namespace_oid(ROASTR_SCHEMA, true);
-		Oid			relid = OidIsValid(nsp) ?
-			get_relname_relid(ROASTR_STATE_TABLE, nsp) : InvalidOid;
+		Oid			relid = InvalidOid;
 		HeapTuple	tp;
+
+		if (OidIsValid(nsp))
+			relid = get_relname_relid(ROASTR_STATE_TABLE, nsp);
 
 		if (!OidIsValid(relid))
 			ereport(ERROR,

@@ -68,6 +68,7 @@
 
 int			rs_notify_mode = RS_NOTIFY_WORKER;
 int			rs_notify_queue_kb = 1024;
+int			rs_notify_max_payload = RS_MAX_PAYLOAD;
 
 #define RS_NOTIFY_SLOTS			4
 #define RS_IDLE_EXIT_MS			3000
@@ -203,7 +204,8 @@ static const char *const sections[] = {
  *		user_id first when "with_user" (the shared channel).  "data" is the
  *		partial state, shaped like state_full, of the changed fields that
  *		may be shown; "fields" names every changed field, persona text
- *		included.  Over RS_MAX_PAYLOAD it becomes {type: "resync", version}.
+ *		included.  Over roastr_state.notify_max_payload bytes it becomes
+ *		{type: "resync", version}.
  */
 static char *
 build_payload(const char *uuid, int64 version, uint32 changed,
@@ -274,7 +276,7 @@ build_payload(const char *uuid, int64 version, uint32 changed,
 	}
 	appendStringInfoString(&buf, "}}");
 
-	if (buf.len > RS_MAX_PAYLOAD)
+	if (buf.len > rs_notify_max_payload)
 	{
 		resetStringInfo(&buf);
 		if (with_user)
@@ -652,6 +654,14 @@ rs_notify_init(void)
 							1024, 64, 1024 * 1024,
 							PGC_POSTMASTER,
 							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("roastr_state.notify_max_payload",
+							"Largest notification payload; a larger one becomes a resync hint.",
+							"NOTIFY payloads must stay under 8000 bytes; gateways may want less.",
+							&rs_notify_max_payload,
+							RS_MAX_PAYLOAD, 64, RS_MAX_PAYLOAD,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);

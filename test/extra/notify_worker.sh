@@ -25,8 +25,8 @@ SELECT roastr_state.ensure_user('$u1', 'one@example.com') IS NOT NULL;
 SELECT roastr_state.ensure_user('$u2', 'two@example.com') IS NOT NULL;
 SQL
 
-# 2 announcements on user:$u1 and 3 on roastr_state are expected
-PGDATABASE=$db "$probe" -n 5 -t 15000 "user:$u1" roastr_state >"$out" &
+# 3 announcements on user:$u1 and 4 on roastr_state are expected
+PGDATABASE=$db "$probe" -n 7 -t 15000 "user:$u1" roastr_state >"$out" &
 probe_pid=$!
 for _ in $(seq 100); do grep -q '^ready$' "$out" && break; sleep 0.05; done
 
@@ -48,6 +48,9 @@ SELECT roastr_state.patch('$u1', '{"auth.name": "One"}');
 COMMIT;
 -- 3: another user (only the shared channel listens for it)
 SELECT roastr_state.patch('$u2', '{"roasting.enabled": false}');
+-- 4: a payload over the limit becomes a resync hint
+SET roastr_state.notify_max_payload = 100;
+SELECT roastr_state.patch('$u1', '{"auth.name": "A name long enough to push this payload past one hundred bytes"}');
 SQL
 
 status=0
@@ -58,7 +61,9 @@ user:$u1 {\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enab
 roastr_state {\"user_id\":\"$u1\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
 user:$u1 {\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"auth\":{\"name\":\"One\"},\"roasting\":{\"roast_level\":2}}}
 roastr_state {\"user_id\":\"$u1\",\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"auth\":{\"name\":\"One\"},\"roasting\":{\"roast_level\":2}}}
-roastr_state {\"user_id\":\"$u2\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}"
+roastr_state {\"user_id\":\"$u2\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
+user:$u1 {\"type\":\"resync\",\"version\":5}
+roastr_state {\"user_id\":\"$u1\",\"type\":\"resync\",\"version\":5}"
 
 fail=0
 if [ "$status" -ne 0 ]; then
@@ -83,5 +88,5 @@ if ! psql -X -q -d postgres -c "DROP DATABASE $db" 2>&1; then
 	echo "DROP DATABASE failed: the notifier held the database"; fail=1
 fi
 
-if [ "$fail" -eq 0 ]; then echo "notify_worker: ok (5 notifications, $stats)"; fi
+if [ "$fail" -eq 0 ]; then echo "notify_worker: ok (7 notifications, $stats)"; fi
 exit "$fail"
