@@ -392,8 +392,10 @@ register_notifier(int slotno)
 /*
  * enqueue
  *		Append one entry to this database's ring and wake its notifier,
- *		starting one if none runs.  False when that cannot be done; the
- *		caller then notifies directly.
+ *		starting one if none runs or is starting.  False when that cannot
+ *		be done; the caller then notifies directly.  The entry is written
+ *		and the notifier looked up under one lock, so a notifier that
+ *		leaves because the ring looked empty can never strand the entry.
  */
 static bool
 enqueue(Outgoing *out, int n, TransactionId xid)
@@ -405,6 +407,8 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 	Latch	   *latch;
 	TimestampTz now = GetCurrentTimestamp();
 	char	   *entry;
+	char	   *p;
+	uint64		entry_at;
 
 	for (int i = 0; i < n; i++)
 		len += strlen(out[i].channel) + strlen(out[i].payload) + 2;
@@ -412,8 +416,26 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 	if (len > shared->ring_size / 4)
 		return false;
 
-	/* find or claim this database's slot; decide whether to start a worker */
+	/* build the entry locally, then copy it in under the lock */
+	entry = palloc0(len);
+	((RsRingEntry *) entry)->len = len;
+	((RsRingEntry *) entry)->xid = xid;
+	((RsRingEntry *) entry)->npairs = n;
+	p = entry + sizeof(RsRingEntry);
+	for (int i = 0; i < n; i++)
+	{
+		size_t		cl = strlen(out[i].channel) + 1;
+		size_t		pl = strlen(out[i].payload) + 1;
+
+		memcpy(p, out[i].channel, cl);
+		p += cl;
+		memcpy(p, out[i].payload, pl);
+		p += pl;
+	}
+
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+
+	/* find this database's slot, or claim a free or idle one */
 	for (int i = 0; i < RS_NOTIFY_SLOTS; i++)
 		if (shared->slots[i].dboid == MyDatabaseId)
 			slotno = i;
@@ -438,52 +460,13 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 		return false;
 	}
 	slot = &shared->slots[slotno];
-	if (slot->worker_latch == NULL &&
-		(slot->start_requested == 0 ||
-		 TimestampDifferenceExceeds(slot->start_requested, now,
-									RS_START_RETRY_MS)))
-	{
-		slot->start_requested = now;
-		need_start = true;
-	}
-	LWLockRelease(shared->lock);
 
-	if (need_start && !register_notifier(slotno))
-	{
-		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		slot->start_requested = 0;
-		LWLockRelease(shared->lock);
-		return false;
-	}
-
-	/* build the entry locally, then copy it in under the lock */
-	entry = palloc0(len);
-	((RsRingEntry *) entry)->len = len;
-	((RsRingEntry *) entry)->xid = xid;
-	((RsRingEntry *) entry)->npairs = n;
-	{
-		char	   *p = entry + sizeof(RsRingEntry);
-
-		for (int i = 0; i < n; i++)
-		{
-			size_t		cl = strlen(out[i].channel) + 1;
-			size_t		pl = strlen(out[i].payload) + 1;
-
-			memcpy(p, out[i].channel, cl);
-			p += cl;
-			memcpy(p, out[i].payload, pl);
-			p += pl;
-		}
-	}
-
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	{
 		uint32		size = shared->ring_size;
 		uint32		pos = slot->head % size;
 		uint32		pad = (size - pos < len) ? size - pos : 0;
 
-		if (slot->dboid != MyDatabaseId ||
-			(slot->head - slot->tail) + pad + len > size)
+		if ((slot->head - slot->tail) + pad + len > size)
 		{
 			LWLockRelease(shared->lock);
 			return false;
@@ -499,14 +482,45 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 			slot->head += pad;
 			pos = 0;
 		}
+		entry_at = slot->head;
 		memcpy(slot->ring + pos, entry, len);
 		slot->head += len;
-		latch = slot->worker_latch;
+	}
+
+	latch = slot->worker_latch;
+	if (latch == NULL &&
+		(slot->start_requested == 0 ||
+		 TimestampDifferenceExceeds(slot->start_requested, now,
+									RS_START_RETRY_MS)))
+	{
+		slot->start_requested = now;
+		need_start = true;
 	}
 	LWLockRelease(shared->lock);
 
 	if (latch)
 		SetLatch(latch);
+	else if (need_start && !register_notifier(slotno))
+	{
+		bool		cancelled = false;
+
+		/*
+		 * No notifier can run.  Unless one already took our entry, turn it
+		 * into filler and let the caller notify directly.
+		 */
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		slot->start_requested = 0;
+		if (slot->tail <= entry_at)
+		{
+			RsRingEntry *e = (RsRingEntry *) (slot->ring +
+											  entry_at % shared->ring_size);
+
+			e->flags = RS_ENTRY_PAD;
+			cancelled = true;
+		}
+		LWLockRelease(shared->lock);
+		return !cancelled;
+	}
 	return true;
 }
 
@@ -583,6 +597,14 @@ xact_callback(XactEvent event, void *arg)
 			if (npending > 0)
 				send_pending();
 			break;
+		case XACT_EVENT_PRE_PREPARE:
+			/* as PostgreSQL refuses to PREPARE after NOTIFY */
+			if (npending > 0)
+				ereport(ERROR,
+						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("cannot PREPARE a transaction that changed roastr_state state"),
+						errdetail("Its changes could not be announced."));
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
@@ -647,14 +669,16 @@ rs_notify_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
-	DefineCustomIntVariable("roastr_state.notify_queue_size",
-							"Size of each database's notification ring in shared memory.",
-							NULL,
-							&rs_notify_queue_kb,
-							1024, 64, 1024 * 1024,
-							PGC_POSTMASTER,
-							GUC_UNIT_KB,
-							NULL, NULL, NULL);
+	/* only the postmaster can size shared memory */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("roastr_state.notify_queue_size",
+								"Size of each database's notification ring in shared memory.",
+								NULL,
+								&rs_notify_queue_kb,
+								1024, 64, 1024 * 1024,
+								PGC_POSTMASTER,
+								GUC_UNIT_KB,
+								NULL, NULL, NULL);
 	DefineCustomIntVariable("roastr_state.notify_max_payload",
 							"Largest notification payload; a larger one becomes a resync hint.",
 							"NOTIFY payloads must stay under 8000 bytes; gateways may want less.",
@@ -839,7 +863,7 @@ roastr_state_notifier_main(Datum main_arg)
 
 		ResetLatch(MyLatch);
 		old = MemoryContextSwitchTo(batch_cxt);
-		ready = take_batch(slot, 256 * 1024, &blocked);
+		ready = take_batch(slot, shared->ring_size, &blocked);
 		MemoryContextSwitchTo(old);
 		if (ready != NIL)
 		{

@@ -86,6 +86,7 @@ typedef struct OutItem
 static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr insert_user_plan = NULL;
 static SPIPlanPtr refresh_user_plan = NULL;
+static SPIPlanPtr mut_lock_plan = NULL;
 static SPIPlanPtr mut_prune_plan = NULL;
 static SPIPlanPtr mut_insert_plan = NULL;
 static SPIPlanPtr mut_select_plan = NULL;
@@ -852,12 +853,17 @@ request_hash(Jsonb *changes, bool base_null, int64 base)
 static void
 prepare_mutation_plans(void)
 {
+	Oid			t1[1] = {UUIDOID};
 	Oid			t2[2] = {UUIDOID, UUIDOID};
 	Oid			t3[3] = {UUIDOID, UUIDOID, BYTEAOID};
 	Oid			t3j[3] = {UUIDOID, UUIDOID, JSONBOID};
 
 	if (mut_insert_plan != NULL)
 		return;
+	mut_lock_plan = prepare_kept(
+								 "SELECT FROM roastr_state.state "
+								 "WHERE user_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+								 1, t1);
 	mut_prune_plan = prepare_kept(
 								  "DELETE FROM roastr_state.mutations "
 								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
@@ -867,8 +873,7 @@ prepare_mutation_plans(void)
 								  2, t2);
 	mut_insert_plan = prepare_kept(
 								   "INSERT INTO roastr_state.mutations (user_id, mutation_id, request_hash) "
-								   "SELECT $1, $2, $3 FROM roastr_state.state "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								   "VALUES ($1, $2, $3) "
 								   "ON CONFLICT (user_id, mutation_id) DO NOTHING",
 								   3, t3);
 	mut_select_plan = prepare_kept(
@@ -885,11 +890,13 @@ prepare_mutation_plans(void)
 
 /*
  * claim_mutation
- *		Record a mutation id before applying it; the unique index makes a
- *		concurrent duplicate wait for us and then find our outcome.
- *		Returns the stored result when this id was already applied (NULL
- *		when it is ours to apply).  ERROR when the id was used for another
- *		request, or when the user has no state.
+ *		Record a mutation id before applying it.  The user's row is locked
+ *		first, so every mutation of one user is decided under that lock: a
+ *		concurrent duplicate waits for us, then (with a fresh snapshot) finds
+ *		our outcome; and nothing else is locked while waiting, so no
+ *		deadlock.  Returns the stored result when this id was already
+ *		applied (NULL when it is ours to apply).  ERROR when the id was used
+ *		for another request, or when the user has no state.
  */
 static Jsonb *
 claim_mutation(const pg_uuid_t *user, const pg_uuid_t *mid, bytea *hash,
@@ -906,6 +913,11 @@ claim_mutation(const pg_uuid_t *user, const pg_uuid_t *mid, bytea *hash,
 	args[1] = UUIDPGetDatum(mid);
 	args[2] = PointerGetDatum(hash);
 
+	rc = SPI_execute_plan(mut_lock_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not lock user state: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		no_state(user);
 	rc = SPI_execute_plan(mut_prune_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "could not prune mutations: %s", SPI_result_code_string(rc));
@@ -915,11 +927,9 @@ claim_mutation(const pg_uuid_t *user, const pg_uuid_t *mid, bytea *hash,
 	if (SPI_processed == 1)
 		return NULL;
 
-	rc = SPI_execute_plan(mut_select_plan, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read mutation: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		no_state(user);
+	rc = SPI_execute_plan(mut_select_plan, args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read mutation %s", rs_uuid_to_cstring(mid));
 	stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	if (VARSIZE_ANY_EXHDR(stored) != VARSIZE_ANY_EXHDR(hash) ||
