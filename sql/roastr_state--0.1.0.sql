@@ -26,6 +26,31 @@ INSERT INTO roastr_state.plans (plan, monthly_roasts_limit, trial_days) VALUES
 
 SELECT pg_catalog.pg_extension_config_dump('roastr_state.plans', '');
 
+-- Inserting a plan that exists updates it, so that restoring a dump (whose
+-- COPY brings the operator's plan rows) meets the rows this script created.
+CREATE FUNCTION roastr_state.plans_upsert()
+	RETURNS pg_catalog.trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+BEGIN
+	UPDATE roastr_state.plans
+	   SET monthly_roasts_limit = NEW.monthly_roasts_limit,
+	       trial_days = NEW.trial_days
+	 WHERE plan OPERATOR(pg_catalog.=) NEW.plan;
+	IF FOUND THEN
+		RETURN NULL;
+	END IF;
+	RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION roastr_state.plans_upsert() IS
+	'makes an INSERT of an existing plan an UPDATE (dump and restore)';
+
+CREATE TRIGGER roastr_state_plans_upsert
+	BEFORE INSERT ON roastr_state.plans
+	FOR EACH ROW EXECUTE FUNCTION roastr_state.plans_upsert();
+
 -- ---------------------------------------------------------------------------
 -- One row per user.  Small, hot columns first (a roasting toggle or a
 -- consumption should not re-log wide columns); persona ciphertext lives in

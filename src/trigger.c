@@ -38,6 +38,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
@@ -127,9 +128,46 @@ raise_conflict(Relation rel, const RsLayout *l, int64 server_version,
 }
 
 /*
+ * trigger_restore
+ *		An INSERT that brings its own change log (field_versions not empty):
+ *		pg_dump's COPY of a state row.  The row keeps its version, log and
+ *		creation time, so versions, cursors and the change log survive a
+ *		dump and restore; it is checked for consistency instead.  Only roles
+ *		that may INSERT into the table directly (its owner, superusers) can
+ *		get here: the service has no INSERT privilege.
+ */
+static HeapTuple
+trigger_restore(TriggerData *td, const RsLayout *l, Datum *vals, bool *nulls)
+{
+	Relation	rel = td->tg_relation;
+	RsFieldLog	log;
+	int64		version = DatumGetInt64(vals[l->att_version - 1]);
+
+	rs_read_field_log(vals[l->att_fv - 1], nulls[l->att_fv - 1],
+					  vals[l->att_ft - 1], nulls[l->att_ft - 1], &log);
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		if (log.version[f] < 0 || log.version[f] > version)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("inconsistent change log in restored row of user %s",
+						   rs_uuid_to_cstring(DatumGetUUIDP(vals[l->att_user_id - 1]))),
+					errdetail("Field \"%s\" has version " INT64_FORMAT ", the row has version " INT64_FORMAT ".",
+							  rs_fields[f].path, log.version[f], version),
+					errtable(rel));
+	}
+	rs_last_apply.valid = true;
+	rs_last_apply.old_version = 0;
+	rs_last_apply.new_version = version;
+	rs_last_apply.changed = 0;
+	return td->tg_trigtuple;
+}
+
+/*
  * trigger_insert
- *		A new user row (ensure_user, or a direct INSERT by the service):
- *		version 1, every field logged at version 1.
+ *		A new user row (ensure_user, or a direct INSERT by the owner):
+ *		version 1, every field logged at version 1.  A row that carries a
+ *		change log is a restore (see trigger_restore).
  */
 static HeapTuple
 trigger_insert(TriggerData *td, const RsLayout *l)
@@ -156,6 +194,10 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 		fv[f] = 1;
 		ft[f] = now;
 	}
+	if (!nulls[l->att_fv - 1] &&
+		ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(vals[l->att_fv - 1])),
+					   ARR_DIMS(DatumGetArrayTypeP(vals[l->att_fv - 1]))) > 0)
+		return trigger_restore(td, l, vals, nulls);
 
 	cols[0] = l->att_version;
 	newvals[0] = Int64GetDatum(1);

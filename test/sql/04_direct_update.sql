@@ -2,7 +2,7 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(17);
+SELECT plan(21);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
 
@@ -60,6 +60,22 @@ SELECT roastr_state.ensure_user(:u2, 'b@example.com') IS NOT NULL;
 UPDATE roastr_state.state SET roast_level = 1;
 SELECT is((SELECT string_agg(version::text, ',' ORDER BY user_id) FROM roastr_state.state), '5,2',
 	'a multi-row UPDATE versions each user');
+
+-- a row that brings its change log (pg_dump's COPY) keeps it, if consistent
+INSERT INTO roastr_state.state (user_id, email, version, field_versions, field_times)
+	VALUES (:u3, 'c@example.com', 7, '{1,1,1,1,1,1,1,1,1,1,1,1,1,1,7,2,1,1,1,1}',
+	        array_fill(now(), ARRAY[20]));
+SELECT is(jsonb_path_query_array(roastr_state.state_sync(:u3, 1), '$.changes[*].field'),
+	'["roasting.roast_level", "roasting.enabled"]'::jsonb, 'a restored row keeps its change log');
+SELECT is((roastr_state.state_full(:u3)->'_meta'->>'version')::int, 7, 'and its version');
+SELECT is(pg_temp.outcome($$INSERT INTO roastr_state.state (user_id, email, version, field_versions)
+	VALUES ('a4444444-4444-4444-8444-444444444444', 'd@example.com', 2, '{1,9}')$$)->>'sqlstate',
+	'22023', 'a restored row whose log is ahead of its version is refused');
+
+-- inserting an existing plan updates it (restoring a dump)
+INSERT INTO roastr_state.plans VALUES ('pro', 1200, 7);
+SELECT is((SELECT monthly_roasts_limit || '/' || trial_days FROM roastr_state.plans WHERE plan = 'pro'), '1200/7',
+	'inserting an existing plan updates it');
 
 SELECT * FROM finish();
 ROLLBACK;
