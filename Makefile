@@ -2,7 +2,7 @@
 
 EXTENSION      = roastr_state
 MODULE_big     = roastr_state
-OBJS           = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS           = $(patsubst %.c,%.o,$(filter-out src/crypto.c,$(sort $(wildcard src/*.c))) src/core/webhook_core.c)
 DATA           = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC     = "roastr_state - versioned state, change log and notifications"
 

@@ -3,6 +3,22 @@
 
 \echo Use "CREATE EXTENSION roastr_state" to load this file. \quit
 
+-- The schema must not belong to an ordinary role: its owner could replace
+-- our tables and so capture every call (CREATE EXTENSION reuses an existing
+-- schema of that name).
+DO $check$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n
+	                 JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+	                WHERE n.nspname OPERATOR(pg_catalog.=) 'roastr_state'
+	                  AND (r.rolsuper OR r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)) THEN
+		RAISE EXCEPTION 'schema "roastr_state" is owned by a role that is not a superuser'
+			USING ERRCODE = '42501',
+			      HINT = 'Drop the schema, or let CREATE EXTENSION create it.';
+	END IF;
+END
+$check$;
+
 -- ---------------------------------------------------------------------------
 -- Plans.  The operator may change limits and trial lengths; the four plan
 -- names are fixed.
@@ -112,7 +128,17 @@ CREATE TABLE roastr_state.mutations (
 	PRIMARY KEY (user_id, mutation_id)
 );
 
+-- The last version of every deleted user: a user created again starts
+-- above it, so no device's cursor can skip the new state.  Holds nothing
+-- but the id.
+CREATE TABLE roastr_state.deleted_users (
+	user_id uuid PRIMARY KEY,
+	last_version bigint NOT NULL,
+	deleted_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
 SELECT pg_catalog.pg_extension_config_dump('roastr_state.state', '');
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.deleted_users', '');
 SELECT pg_catalog.pg_extension_config_dump('roastr_state.persona', '');
 SELECT pg_catalog.pg_extension_config_dump('roastr_state.mutations', '');
 
@@ -139,6 +165,27 @@ COMMENT ON FUNCTION roastr_state.persona_guard() IS
 CREATE TRIGGER roastr_state_version
 	BEFORE INSERT OR UPDATE ON roastr_state.state
 	FOR EACH ROW EXECUTE FUNCTION roastr_state.state_trigger();
+
+CREATE FUNCTION roastr_state.remember_deleted()
+	RETURNS pg_catalog.trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+BEGIN
+	INSERT INTO roastr_state.deleted_users (user_id, last_version)
+		VALUES (OLD.user_id, OLD.version)
+		ON CONFLICT (user_id) DO UPDATE
+		   SET last_version = GREATEST(deleted_users.last_version, EXCLUDED.last_version),
+		       deleted_at = pg_catalog.now();
+	RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION roastr_state.remember_deleted() IS
+	'records the last version of a deleted user';
+
+CREATE TRIGGER roastr_state_remember_deleted
+	AFTER DELETE ON roastr_state.state
+	FOR EACH ROW EXECUTE FUNCTION roastr_state.remember_deleted();
 
 CREATE TRIGGER roastr_state_persona_guard
 	BEFORE INSERT OR UPDATE ON roastr_state.persona
@@ -223,19 +270,24 @@ ALTER TABLE roastr_state.persona ENABLE ROW LEVEL SECURITY;
 ALTER TABLE roastr_state.persona FORCE ROW LEVEL SECURITY;
 ALTER TABLE roastr_state.mutations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE roastr_state.mutations FORCE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.deleted_users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.deleted_users FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY service_all ON roastr_state.plans
-	USING (roastr_state.caller_is_service())
-	WITH CHECK (roastr_state.caller_is_service());
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
 CREATE POLICY service_all ON roastr_state.state
-	USING (roastr_state.caller_is_service())
-	WITH CHECK (roastr_state.caller_is_service());
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
 CREATE POLICY service_all ON roastr_state.persona
-	USING (roastr_state.caller_is_service())
-	WITH CHECK (roastr_state.caller_is_service());
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
 CREATE POLICY service_all ON roastr_state.mutations
-	USING (roastr_state.caller_is_service())
-	WITH CHECK (roastr_state.caller_is_service());
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+CREATE POLICY service_all ON roastr_state.deleted_users
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
 
 -- ---------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; explicit grants to Supabase's roles when
@@ -272,6 +324,8 @@ BEGIN
 		GRANT SELECT, UPDATE, DELETE ON roastr_state.state TO service_role;
 		GRANT SELECT, UPDATE ON roastr_state.plans TO service_role;
 		GRANT SELECT ON roastr_state.mutations TO service_role;
+		-- deleting a user records its last version (trigger runs as the caller)
+		GRANT SELECT, INSERT, UPDATE ON roastr_state.deleted_users TO service_role;
 	END IF;
 END
 $grants$;

@@ -5,7 +5,7 @@
  *	  as the extension owner.
  *
  * Callers are either the *service* (a superuser, a role with BYPASSRLS, or
- * a member of the role named by roastr_state.service_role) or a *user*,
+ * a role with the privileges of roastr_state.service_role) or a *user*,
  * identified by the "sub" claim of the JWT that PostgREST/Supabase put in
  * request.jwt.claims (or, with older PostgREST, request.jwt.claim.sub).
  *
@@ -60,7 +60,8 @@ static bool callback_registered = false;
 static void
 relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == state_relid)
+	if (relid == InvalidOid || relid == state_relid ||
+		relid == layout_cache.relid)
 	{
 		state_relid = InvalidOid;
 		state_owner = InvalidOid;
@@ -167,47 +168,135 @@ rs_layout(Relation rel)
 			}
 		}
 	}
+	/* the C code reads the columns by type: refuse a table that differs */
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		if (l->att_field[f] != 0 &&
+			TupleDescAttr(desc, l->att_field[f] - 1)->atttypid !=
+			rs_field_typoid(&rs_fields[f]))
+			l->att_user_id = 0;
+	}
+	if ((l->att_user_id && TupleDescAttr(desc, l->att_user_id - 1)->atttypid != UUIDOID) ||
+		(l->att_version && TupleDescAttr(desc, l->att_version - 1)->atttypid != INT8OID) ||
+		(l->att_updated_at && TupleDescAttr(desc, l->att_updated_at - 1)->atttypid != TIMESTAMPTZOID) ||
+		(l->att_fv && TupleDescAttr(desc, l->att_fv - 1)->atttypid != INT8ARRAYOID) ||
+		(l->att_ft && TupleDescAttr(desc, l->att_ft - 1)->atttypid != TIMESTAMPTZARRAYOID) ||
+		(l->att_created_at && TupleDescAttr(desc, l->att_created_at - 1)->atttypid != TIMESTAMPTZOID))
+		l->att_user_id = 0;
 	if (!l->att_user_id || !l->att_version || !l->att_updated_at ||
 		!l->att_fv || !l->att_ft || !l->att_created_at)
 		ereport(ERROR,
 				errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
 				errmsg("relation \"%s\" does not have the columns of roastr_state.state",
 					   RelationGetRelationName(rel)),
+				errdetail("A column is missing or has another type than the extension created."),
 				errtable(rel));
 	layout_valid = true;
 	return l;
 }
 
 /*
+ * A JSON parse that keeps the top-level "sub" string and nothing else.
+ * Callbacks return void before PostgreSQL 16, a status from 16 on.
+ */
+typedef struct ClaimsParse
+{
+	int			depth;
+	bool		at_sub;
+	bool		found;
+	char	   *sub;
+} ClaimsParse;
+
+static RS_JSON_ACTION
+claims_object_start(void *state)
+{
+	((ClaimsParse *) state)->depth++;
+	RS_JSON_RETURN;
+}
+
+static RS_JSON_ACTION
+claims_object_end(void *state)
+{
+	((ClaimsParse *) state)->depth--;
+	RS_JSON_RETURN;
+}
+
+static RS_JSON_ACTION
+claims_field_start(void *state, char *fname, bool isnull)
+{
+	ClaimsParse *p = (ClaimsParse *) state;
+
+	p->at_sub = (p->depth == 1 && strcmp(fname, "sub") == 0);
+	RS_JSON_RETURN;
+}
+
+static RS_JSON_ACTION
+claims_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	ClaimsParse *p = (ClaimsParse *) state;
+
+	if (p->at_sub && p->depth == 1)
+	{
+		p->found = (tokentype == JSON_TOKEN_STRING);
+		p->sub = p->found ? pstrdup(token) : NULL;
+	}
+	p->at_sub = false;
+	RS_JSON_RETURN;
+}
+
+static RS_JSON_ACTION
+claims_array_start(void *state)
+{
+	ClaimsParse *p = (ClaimsParse *) state;
+
+	/* "sub": [...] is not a subject */
+	if (p->at_sub && p->depth == 1)
+	{
+		p->found = false;
+		p->sub = NULL;
+	}
+	p->at_sub = false;
+	p->depth++;
+	RS_JSON_RETURN;
+}
+
+static RS_JSON_ACTION
+claims_array_end(void *state)
+{
+	((ClaimsParse *) state)->depth--;
+	RS_JSON_RETURN;
+}
+
+/*
  * parse_claims_sub
  *		The "sub" of a JSON claims object, when it is a UUID.  Malformed JSON
- *		or a missing or non-UUID sub names no user (the caller then gets
- *		42501, never a parse error that would reveal anything).
+ *		or a missing or non-UUID sub names no user: the caller then gets
+ *		42501, never a parse error.  The parse builds nothing but that one
+ *		string.
  */
 static bool
 parse_claims_sub(const char *claims, pg_uuid_t *out)
 {
 	JsonLexContext *lex;
-	Datum		jb;
-	JsonbValue *v;
-	JsonbValue	key;
+	JsonSemAction sem;
+	ClaimsParse state;
 	pg_uuid_t  *u;
-	char	   *sub;
+
+	memset(&state, 0, sizeof(state));
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &state;
+	sem.object_start = claims_object_start;
+	sem.object_end = claims_object_end;
+	sem.array_start = claims_array_start;
+	sem.array_end = claims_array_end;
+	sem.object_field_start = claims_field_start;
+	sem.scalar = claims_scalar;
 
 	lex = RS_MAKE_JSON_LEX((char *) claims, strlen(claims));
-	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+	if (pg_parse_json(lex, &sem) != JSON_SUCCESS || !state.found ||
+		state.sub == NULL)
 		return false;
-	jb = DirectFunctionCall1(jsonb_in, CStringGetDatum(claims));
-	if (!JB_ROOT_IS_OBJECT(DatumGetJsonbP(jb)))
-		return false;
-	key.type = jbvString;
-	key.val.string.val = "sub";
-	key.val.string.len = 3;
-	v = findJsonbValueFromContainer(&DatumGetJsonbP(jb)->root, JB_FOBJECT, &key);
-	if (v == NULL || v->type != jbvString)
-		return false;
-	sub = pnstrdup(v->val.string.val, v->val.string.len);
-	u = rs_parse_uuid(sub);
+	u = rs_parse_uuid(state.sub);
 	if (u == NULL)
 		return false;
 	*out = *u;
@@ -262,7 +351,7 @@ role_is_service(Oid role)
 	if (rs_service_role_name == NULL || rs_service_role_name[0] == '\0')
 		return false;
 	svc = get_role_oid(rs_service_role_name, true);
-	return OidIsValid(svc) && is_member_of_role(role, svc);
+	return OidIsValid(svc) && has_privs_of_role(role, svc);
 }
 
 /*
@@ -381,8 +470,9 @@ roastr_state_authorize_channel(PG_FUNCTION_ARGS)
 
 	if (strncmp(ch, "user:", 5) == 0)
 	{
+		/* channel names are exact: only the lower-case spelling we use */
 		u = rs_parse_uuid(ch + 5);
-		if (u == NULL)
+		if (u == NULL || strcmp(rs_uuid_to_cstring(u), ch + 5) != 0)
 			PG_RETURN_BOOL(false);
 		if (caller.is_service)
 			PG_RETURN_BOOL(true);

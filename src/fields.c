@@ -38,9 +38,9 @@ static const char *const shield_values[] = {"tolerante", "balanceado", "estricto
  */
 const RsField rs_fields[RS_NFIELDS] = {
 	{F_AUTH_EMAIL, "auth.email", "auth", "email", "email",
-	FT_TEXT, W_SERVICE, K_AUTH, false, 3, 320, NULL},
+	FT_TEXT, W_SERVICE, K_AUTH, false, 3, 320, NULL, false, true},
 	{F_AUTH_NAME, "auth.name", "auth", "name", "name",
-	FT_TEXT, W_USER, K_AUTH, true, 0, 200, NULL},
+	FT_TEXT, W_USER, K_AUTH, true, 0, 200, NULL, false, true},
 	{F_SUB_PLAN, "subscription.plan", "subscription", "plan", "plan",
 	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, false, 0, 0, plan_values},
 	{F_SUB_STATUS, "subscription.status", "subscription", "status",
@@ -57,10 +57,10 @@ const RsField rs_fields[RS_NFIELDS] = {
 	FT_TSTZ, W_SERVICE, K_SUBSCRIPTION, true, 0, 0, NULL},
 	{F_SUB_POLAR_SUBSCRIPTION_ID, "subscription.polar_subscription_id",
 		"subscription", "polar_subscription_id", "polar_subscription_id",
-	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL},
+	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL, false, true},
 	{F_SUB_POLAR_CUSTOMER_ID, "subscription.polar_customer_id",
 		"subscription", "polar_customer_id", "polar_customer_id",
-	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL},
+	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL, false, true},
 	{F_PERSONA_IDENTITY, "persona.identity", "persona", "identity", NULL,
 	FT_SECRET, W_USER, K_PERSONA, true, 0, 0, NULL},
 	{F_PERSONA_INTOLERANCE, "persona.intolerance", "persona", "intolerance",
@@ -91,6 +91,12 @@ const RsField rs_fields[RS_NFIELDS] = {
 	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL},
 	{F_ORG_ID, "organization.id", "organization", "id", "organization_id",
 	FT_UUID, W_SYSTEM, K_ORGANIZATION, true, 0, 0, NULL},
+	{F_USAGE_PERIOD_END, "usage.period_end", "usage", "period_end",
+		"usage_period_end",
+	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL, true},
+	{F_LIMITS_CHANGED_AT, "usage.limits_changed_at", "usage",
+		"limits_changed_at", "limits_changed_at",
+	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL, true},
 };
 
 const char *const rs_kind_names[RS_NKINDS] = {

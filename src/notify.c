@@ -46,6 +46,7 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "commands/async.h"
 #include "miscadmin.h"
@@ -62,17 +63,19 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "roastr_state.h"
 
 int			rs_notify_mode = RS_NOTIFY_WORKER;
-int			rs_notify_queue_kb = 1024;
-int			rs_notify_max_payload = RS_MAX_PAYLOAD;
+static int	rs_notify_queue_kb = 1024;
+static int	rs_notify_max_payload = RS_MAX_PAYLOAD;
 
 #define RS_NOTIFY_SLOTS			4
 #define RS_IDLE_EXIT_MS			3000
-#define RS_START_RETRY_MS		10000
+#define RS_START_RETRY_MS		1000	/* a start not confirmed by then failed */
+#define RS_BATCH_BYTES			(256 * 1024)
 #define RS_ENTRY_ALIGN			16
 #define RS_ENTRY_PAD			1	/* flag: filler up to the ring's end */
 
@@ -244,7 +247,7 @@ build_payload(const char *uuid, int64 version, uint32 changed,
 	first = true;
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
-		if (!(changed & (1U << f)))
+		if (!(changed & (1U << f)) || rs_fields[f].hidden)
 			continue;
 		appendStringInfo(&buf, "%s\"%s\"", first ? "" : ",", rs_fields[f].path);
 		first = false;
@@ -258,6 +261,7 @@ build_payload(const char *uuid, int64 version, uint32 changed,
 		for (int f = 0; f < RS_NFIELDS; f++)
 		{
 			if (!(changed & (1U << f)) || values[f] == NULL ||
+				rs_fields[f].private ||
 				strcmp(rs_fields[f].section, sections[s]) != 0)
 				continue;
 			if (!opened)
@@ -442,15 +446,23 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 	for (int i = 0; slotno < 0 && i < RS_NOTIFY_SLOTS; i++)
 	{
 		RsNotifySlot *s = &shared->slots[i];
+		bool		idle = s->worker_latch == NULL &&
+			(s->start_requested == 0 ||
+			 TimestampDifferenceExceeds(s->start_requested, now,
+										RS_START_RETRY_MS));
 
+		/*
+		 * A free slot, an idle empty one, or one whose database is gone
+		 * (its queued hints have nobody to go to).
+		 */
 		if (s->dboid == InvalidOid ||
-			(s->worker_latch == NULL && s->head == s->tail &&
-			 (s->start_requested == 0 ||
-			  TimestampDifferenceExceeds(s->start_requested, now,
-										 RS_START_RETRY_MS))))
+			(idle && (s->head == s->tail ||
+					  !SearchSysCacheExists1(DATABASEOID,
+											 ObjectIdGetDatum(s->dboid)))))
 		{
 			s->dboid = MyDatabaseId;
 			s->start_requested = 0;
+			s->tail = s->head;
 			slotno = i;
 		}
 	}
@@ -713,63 +725,69 @@ notifier_detach(int code, Datum arg)
 
 /*
  * take_batch
- *		Copy out the committed entries at the ring's tail, up to "max"
- *		bytes, and consume them.  Stops at the first entry whose transaction
- *		is still running (returning *blocked = true).  Entries of aborted
- *		transactions are consumed and dropped.
+ *		Copy out the committed entries at the ring's tail, up to about
+ *		RS_BATCH_BYTES (always at least one), and consume them.  Stops at
+ *		the first entry whose transaction is still running (returning
+ *		*blocked = true).  Entries of aborted transactions are consumed and
+ *		dropped.  Entries below the head never move and only this process
+ *		consumes, so they are read in place; only what is sent is copied.
  */
 static List *
-take_batch(RsNotifySlot *slot, uint32 max, bool *blocked)
+take_batch(RsNotifySlot *slot, bool *blocked)
 {
 	uint32		size = shared->ring_size;
-	char	   *copy;
-	uint32		avail;
-	uint32		used = 0;
+	uint64		head;
 	uint64		tail;
+	uint64		pos;
+	uint32		copied = 0;
 	List	   *ready = NIL;
 	uint32		dropped = 0;
 
 	*blocked = false;
 	LWLockAcquire(shared->lock, LW_SHARED);
+	head = slot->head;
 	tail = slot->tail;
-	avail = (uint32) Min(slot->head - tail, (uint64) max);
-	copy = palloc(Max(avail, 1));
-	/* copy in at most two pieces; entries never straddle the end */
-	{
-		uint32		pos = tail % size;
-		uint32		first = Min(avail, size - pos);
-
-		memcpy(copy, slot->ring + pos, first);
-		if (first < avail)
-			memcpy(copy + first, slot->ring, avail - first);
-	}
 	LWLockRelease(shared->lock);
 
-	while (used + sizeof(RsRingEntry) <= avail)
+	for (pos = tail; pos < head;)
 	{
-		RsRingEntry *e = (RsRingEntry *) (copy + used);
+		RsRingEntry *e = (RsRingEntry *) (slot->ring + pos % size);
 
-		if (e->len < sizeof(RsRingEntry) || used + e->len > avail)
-			break;				/* partial copy; take the rest next time */
+		if (e->len < sizeof(RsRingEntry) || e->len > head - pos)
+		{
+			/* cannot happen; drop the hints rather than loop on them */
+			elog(WARNING, "roastr_state notification ring is corrupt; %llu bytes of hints dropped",
+				 (unsigned long long) (head - pos));
+			pos = head;
+			break;
+		}
 		if (!(e->flags & RS_ENTRY_PAD))
 		{
+			if (copied > 0 && copied + e->len > RS_BATCH_BYTES)
+				break;
 			if (TransactionIdIsInProgress(e->xid))
 			{
 				*blocked = true;
 				break;
 			}
 			if (TransactionIdDidCommit(e->xid))
-				ready = lappend(ready, e);
+			{
+				char	   *copy = palloc(e->len);
+
+				memcpy(copy, e, e->len);
+				ready = lappend(ready, copy);
+				copied += e->len;
+			}
 			else
 				dropped++;
 		}
-		used += e->len;
+		pos += e->len;
 	}
 
-	if (used > 0)
+	if (pos > tail)
 	{
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		slot->tail = tail + used;
+		slot->tail = pos;
 		slot->dropped += dropped;
 		LWLockRelease(shared->lock);
 	}
@@ -839,7 +857,9 @@ roastr_state_notifier_main(Datum main_arg)
 	LWLockRelease(shared->lock);
 	before_shmem_exit(notifier_detach, (Datum) 0);
 
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* deliver even while the database refuses new connections */
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid,
+											  BGWORKER_BYPASS_ALLOWCONN);
 	pgstat_report_appname("roastr_state notifier");
 	/* our commits only publish hints: never wait for a WAL flush */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
@@ -862,8 +882,9 @@ roastr_state_notifier_main(Datum main_arg)
 		}
 
 		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(batch_cxt);
-		ready = take_batch(slot, shared->ring_size, &blocked);
+		ready = take_batch(slot, &blocked);
 		MemoryContextSwitchTo(old);
 		if (ready != NIL)
 		{
@@ -900,6 +921,8 @@ roastr_state_notifier_main(Datum main_arg)
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
+		/* absorb ProcSignalBarriers (DROP DATABASE waits for them) */
+		CHECK_FOR_INTERRUPTS();
 		if (!blocked)
 		{
 			LWLockAcquire(shared->lock, LW_SHARED);

@@ -65,6 +65,7 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 	rs_notify_init();
+	rs_webhook_init();
 
 	MarkGUCPrefixReserved("roastr_state");
 

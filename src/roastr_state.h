@@ -17,6 +17,7 @@
 #include "access/tupdesc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "executor/spi.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -35,6 +36,14 @@
 #define RS_DECODE_DATETIME(field, ftype, nf, dtype, tm, fsec, tz) \
 	DecodeDateTime(field, ftype, nf, dtype, tm, fsec, tz)
 #define RS_DTERR_EXTRA_DECL int rs_dterr_extra pg_attribute_unused()
+#endif
+
+#if PG_VERSION_NUM >= 160000
+#define RS_JSON_ACTION JsonParseErrorType
+#define RS_JSON_RETURN return JSON_SUCCESS
+#else
+#define RS_JSON_ACTION void
+#define RS_JSON_RETURN return
 #endif
 
 #if PG_VERSION_NUM >= 170000
@@ -84,8 +93,14 @@ typedef enum RsFieldId
 	F_USAGE_USED,
 	F_USAGE_PERIOD_START,
 	F_ORG_ID,
+	/* 0.2.0 */
+	F_USAGE_PERIOD_END,			/* hidden: end of the period "used" counts */
+	F_LIMITS_CHANGED_AT,		/* hidden: an operator changed plan limits */
 	RS_NFIELDS
 } RsFieldId;
+
+/* Fields that exist in 0.1.0 rows (their arrays have this many entries). */
+#define RS_NFIELDS_0_1	20
 
 typedef enum RsFieldType
 {
@@ -133,6 +148,8 @@ typedef struct RsField
 	int32		minval;			/* FT_INT*: range; FT_TEXT: min length */
 	int32		maxval;			/* FT_INT*: range; FT_TEXT: max length */
 	const char *const *allowed; /* FT_TEXT enumerations, NULL-terminated */
+	bool		hidden;			/* versioned, but never shown to clients */
+	bool		private;		/* personal: never in a notification payload */
 } RsField;
 
 extern const RsField rs_fields[RS_NFIELDS];
@@ -242,8 +259,58 @@ extern void rs_notify_record(const pg_uuid_t *user, int64 version,
 extern void rs_notify_shmem_request(void);
 extern void rs_notify_shmem_startup(void);
 
-/* state.c */
-extern void rs_state_init(void);
+/*
+ * A user's state as read (state.c), and what it means at a given moment
+ * (usage.c): the effective plan after trials and cancellations, the usage
+ * period, the limit and what is left.
+ */
+typedef struct UserState
+{
+	pg_uuid_t	user_id;
+	int64		version;
+	TimestampTz updated_at;
+	RsFieldLog	log;
+	Datum		vals[RS_NFIELDS];
+	bool		nulls[RS_NFIELDS];
+	bool		plan_limit_null;	/* NULL limit: unlimited */
+	int32		plan_limit;
+	bool		free_limit_null;
+	int32		free_limit;
+} UserState;
+
+typedef struct RsEffective
+{
+	bool		trial_expired;	/* status trial, trial end passed */
+	bool		cancel_ended;	/* status canceled, paid period over */
+	const char *plan;			/* effective plan */
+	const char *status;			/* effective status */
+	bool		is_free;
+	bool		limit_null;		/* unlimited */
+	int32		limit;
+	TimestampTz period_start;	/* current usage period */
+	TimestampTz period_end;
+	bool		rolled_over;	/* the stored count belongs to a past period */
+	int32		used;			/* in the current period */
+	bool		trial_days_null;
+	int32		trial_days;
+} RsEffective;
+
+/* usage.c */
+extern void rs_effective(const UserState *st, TimestampTz now, RsEffective *eff);
+extern bool rs_needs_settle(const UserState *st, const RsEffective *eff);
+extern bool rs_status_move_allowed(const char *from, const char *to);
+extern bool rs_text_equals(Datum d, bool isnull, const char *s);
+
+/* state.c, shared with quota.c and webhook.c */
+extern SPIPlanPtr rs_prepare_kept(const char *sql, int nargs, Oid *argtypes);
+extern bool rs_read_state(const pg_uuid_t *user, UserState *st,
+						  MemoryContext cxt, bool read_only, bool for_update);
+extern void rs_settle(const pg_uuid_t *user, UserState *st, MemoryContext cxt);
+extern void rs_no_state(const pg_uuid_t *user);
+
+/* webhook.c */
+extern void rs_webhook_init(void);
+extern char *rs_webhook_secret_file;
 
 /* misc helpers (fields.c) */
 extern char *rs_uuid_to_cstring(const pg_uuid_t *u);

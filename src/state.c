@@ -22,6 +22,7 @@
 
 #include <sodium.h>
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -52,21 +53,6 @@
 #define COL_FREE_FOUND	(COL_PLAN_LIMIT + 3)
 #define READ_NCOLS		(COL_PLAN_LIMIT + 4)
 
-/* A user's state as read, copied out of SPI. */
-typedef struct UserState
-{
-	pg_uuid_t	user_id;
-	int64		version;
-	TimestampTz updated_at;
-	RsFieldLog	log;
-	Datum		vals[RS_NFIELDS];
-	bool		nulls[RS_NFIELDS];
-	bool		plan_limit_null;	/* NULL limit: unlimited */
-	int32		plan_limit;
-	bool		free_limit_null;
-	int32		free_limit;
-} UserState;
-
 /* One entry of the output: a stored field or a derived one. */
 typedef struct OutItem
 {
@@ -83,7 +69,6 @@ typedef struct OutItem
 
 #define MAX_OUT (RS_NFIELDS + 8)
 
-static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr insert_user_plan = NULL;
 static SPIPlanPtr refresh_user_plan = NULL;
 static SPIPlanPtr mut_lock_plan = NULL;
@@ -103,8 +88,8 @@ typedef struct UpdatePlanEntry
  * prepare_kept
  *		Prepare and keep a plan.  Every name in the text is qualified.
  */
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
+SPIPlanPtr
+rs_prepare_kept(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 
@@ -116,10 +101,43 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/*
+ * get_read_plan
+ *		The kept query that reads a user's state, the persona row and the
+ *		plan limits in one snapshot.  Built from the columns the installed
+ *		schema has, so this library also serves a schema one version older
+ *		until ALTER EXTENSION UPDATE (a missing column reads as NULL).
+ *		"for_update" locks the state row (FOR NO KEY UPDATE).
+ */
+static SPIPlanPtr read_plans[2] = {NULL, NULL};
+static Oid	read_plans_relid = InvalidOid;
+static int	read_plans_natts = 0;
+static bool schema_settles = false;	/* the schema has 0.2.0's usage columns */
+
 static SPIPlanPtr
-get_read_plan(void)
+get_read_plan(bool for_update)
 {
-	if (read_plan == NULL)
+	Oid			relid = rs_state_relid();
+	Relation	rel;
+	const RsLayout *l;
+	int			natts;
+
+	rel = table_open(relid, AccessShareLock);
+	l = rs_layout(rel);
+	natts = RelationGetDescr(rel)->natts;
+	schema_settles = l->att_field[F_USAGE_PERIOD_END] != 0;
+	if (relid != read_plans_relid || natts != read_plans_natts)
+	{
+		for (int i = 0; i < 2; i++)
+		{
+			if (read_plans[i])
+				SPI_freeplan(read_plans[i]);
+			read_plans[i] = NULL;
+		}
+		read_plans_relid = relid;
+		read_plans_natts = natts;
+	}
+	if (read_plans[for_update] == NULL)
 	{
 		StringInfoData sql;
 		Oid			argtypes[1] = {UUIDOID};
@@ -130,10 +148,15 @@ get_read_plan(void)
 							   "s.field_times, s.created_at");
 		for (int f = 0; f < RS_NFIELDS; f++)
 		{
-			if (rs_fields[f].column)
-				appendStringInfo(&sql, ", s.%s", rs_fields[f].column);
+			const RsField *fd = &rs_fields[f];
+
+			if (fd->column && l->att_field[f] != 0)
+				appendStringInfo(&sql, ", s.%s", fd->column);
+			else if (fd->column)
+				appendStringInfo(&sql, ", NULL::%s",
+								 format_type_be(rs_field_typoid(fd)));
 			else
-				appendStringInfo(&sql, ", p.%s", rs_fields[f].key);
+				appendStringInfo(&sql, ", p.%s", fd->key);
 		}
 		appendStringInfoString(&sql,
 							   ", pl.monthly_roasts_limit, pl.plan IS NOT NULL"
@@ -146,21 +169,25 @@ get_read_plan(void)
 							   " LEFT JOIN roastr_state.plans fr"
 							   " ON fr.plan OPERATOR(pg_catalog.=) 'free'"
 							   " WHERE s.user_id OPERATOR(pg_catalog.=) $1");
-		read_plan = prepare_kept(sql.data, 1, argtypes);
+		if (for_update)
+			appendStringInfoString(&sql, " FOR NO KEY UPDATE OF s");
+		read_plans[for_update] = rs_prepare_kept(sql.data, 1, argtypes);
 	}
-	return read_plan;
+	table_close(rel, AccessShareLock);
+	return read_plans[for_update];
 }
 
 /*
  * read_state
  *		Read a user's state into "st", allocated in "cxt".  False when the
  *		user has no state.  Must be called inside SPI, as the owner.
- *		"read_only" reads in the caller's snapshot (STABLE functions); a
- *		function that has just written passes false to see its write.
+ *		"read_only" reads in the caller's snapshot; a function that has
+ *		just written passes false to see its write.  "for_update" also
+ *		locks the row until the end of the transaction.
  */
-static bool
-read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
-		   bool read_only)
+bool
+rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
+			  bool read_only, bool for_update)
 {
 	Datum		args[1];
 	int			rc;
@@ -170,8 +197,8 @@ read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 	MemoryContext old;
 
 	args[0] = UUIDPGetDatum(user);
-	rc = SPI_execute_plan(get_read_plan(), args, NULL, read_only, 1);
-	if (rc != SPI_OK_SELECT)
+	rc = SPI_execute_plan(get_read_plan(for_update), args, NULL, read_only, 1);
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_SELINTO)
 		elog(ERROR, "could not read roastr_state.state: %s",
 			 SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -225,39 +252,6 @@ read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 	return true;
 }
 
-static bool
-text_equals(Datum d, bool isnull, const char *s)
-{
-	text	   *t;
-
-	if (isnull)
-		return false;
-	t = DatumGetTextPP(d);
-	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
-		memcmp(VARDATA_ANY(t), s, VARSIZE_ANY_EXHDR(t)) == 0;
-}
-
-static void
-month_bounds(TimestampTz now, TimestampTz *start, TimestampTz *end)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-
-	if (timestamp2tm(now, NULL, &tm, &fsec, NULL, NULL) != 0)
-		elog(ERROR, "timestamp out of range");
-	tm.tm_mday = 1;
-	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	if (tm2timestamp(&tm, 0, NULL, start) != 0)
-		elog(ERROR, "timestamp out of range");
-	if (++tm.tm_mon > MONTHS_PER_YEAR)
-	{
-		tm.tm_mon = 1;
-		tm.tm_year++;
-	}
-	if (tm2timestamp(&tm, 0, NULL, end) != 0)
-		elog(ERROR, "timestamp out of range");
-}
-
 static int64
 maxv(const UserState *st, int n, const RsFieldId *ids, TimestampTz *time)
 {
@@ -296,67 +290,31 @@ add_item(OutItem *items, int *n, const char *path, const char *section,
 
 /*
  * build_items
- *		Everything a client sees: stored fields (with the effective plan and
- *		usage of this moment) and the derived ones, each with the version
- *		and time of its last change.  A derived value's version is the
- *		newest version among the fields it is computed from.
+ *		Everything a client sees: stored fields (with the effective plan,
+ *		status and usage of this moment, see usage.c) and the derived ones,
+ *		each with the version and time of its last change.  A derived
+ *		value's version is the newest version among the fields it is
+ *		computed from.  Hidden fields are left out.
  */
 static int
 build_items(const UserState *st, OutItem *items)
 {
 	int			n = 0;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	bool		in_trial = text_equals(st->vals[F_SUB_STATUS],
-									   st->nulls[F_SUB_STATUS], "trial");
-	bool		trial_expired;
-	bool		eff_free;
-	Datum		plan;
-	Datum		status;
-	bool		limit_null;
-	int32		limit;
-	TimestampTz pstart,
-				pend;
-	int32		used;
+	RsEffective eff;
 	static const RsFieldId trial_deps[] = {F_SUB_STATUS, F_SUB_TRIAL_ENDS_AT};
 	static const RsFieldId limit_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
-	F_SUB_TRIAL_ENDS_AT};
+	F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_END, F_LIMITS_CHANGED_AT};
 	static const RsFieldId period_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
 		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START,
 	F_SUB_PERIOD_END};
 	static const RsFieldId remaining_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
 		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
-	F_USAGE_USED, F_USAGE_PERIOD_START};
+		F_USAGE_USED, F_USAGE_PERIOD_START, F_USAGE_PERIOD_END,
+	F_LIMITS_CHANGED_AT};
 	int64		v;
 	TimestampTz t;
 
-	/* a trial whose end has passed reads as the free plan */
-	trial_expired = in_trial && !st->nulls[F_SUB_TRIAL_ENDS_AT] &&
-		DatumGetTimestampTz(st->vals[F_SUB_TRIAL_ENDS_AT]) <= now;
-	plan = trial_expired ? CStringGetTextDatum("free") : st->vals[F_SUB_PLAN];
-	status = trial_expired ? CStringGetTextDatum("active") :
-		st->vals[F_SUB_STATUS];
-	eff_free = text_equals(plan, false, "free");
-
-	limit_null = eff_free ? st->free_limit_null : st->plan_limit_null;
-	limit = eff_free ? st->free_limit : st->plan_limit;
-
-	/* usage period: the billing period of a paid plan, else the UTC month */
-	if (!eff_free && !st->nulls[F_SUB_PERIOD_START] &&
-		!st->nulls[F_SUB_PERIOD_END] &&
-		DatumGetTimestampTz(st->vals[F_SUB_PERIOD_START]) <= now &&
-		now < DatumGetTimestampTz(st->vals[F_SUB_PERIOD_END]))
-	{
-		pstart = DatumGetTimestampTz(st->vals[F_SUB_PERIOD_START]);
-		pend = DatumGetTimestampTz(st->vals[F_SUB_PERIOD_END]);
-	}
-	else
-		month_bounds(now, &pstart, &pend);
-
-	/* what was used in an earlier period does not count in this one */
-	used = DatumGetInt32(st->vals[F_USAGE_USED]);
-	if (!st->nulls[F_USAGE_PERIOD_START] &&
-		DatumGetTimestampTz(st->vals[F_USAGE_PERIOD_START]) < pstart)
-		used = 0;
+	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
 
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
@@ -364,15 +322,17 @@ build_items(const UserState *st, OutItem *items)
 		Datum		val = st->vals[f];
 		bool		isnull = st->nulls[f];
 
+		if (fd->hidden || f == F_ORG_ID)
+			continue;			/* organization: shown as its own object */
 		if (f == F_SUB_PLAN)
-			val = plan;
+			val = CStringGetTextDatum(eff.plan);
 		else if (f == F_SUB_STATUS)
-			val = status;
+			val = CStringGetTextDatum(eff.status);
 		else if (f == F_USAGE_USED)
-			val = Int32GetDatum(used);
+			val = Int32GetDatum(eff.used);
 		else if (f == F_USAGE_PERIOD_START)
 		{
-			val = TimestampTzGetDatum(pstart);
+			val = TimestampTzGetDatum(eff.period_start);
 			isnull = false;
 		}
 		else if (fd->type == FT_SECRET)
@@ -381,47 +341,34 @@ build_items(const UserState *st, OutItem *items)
 			val = (Datum) 0;
 			isnull = true;
 		}
-		if (f == F_ORG_ID)
-			continue;			/* shown as the organization object */
 		add_item(items, &n, fd->path, fd->section, fd->key, fd,
 				 rs_field_typoid(fd), val, isnull,
 				 st->log.version[f], st->log.time[f]);
 	}
 
-	/* organization: none can be set in this version */
 	if (!st->nulls[F_ORG_ID])
 		add_item(items, &n, "organization.id", "organization", "id",
 				 &rs_fields[F_ORG_ID], UUIDOID, st->vals[F_ORG_ID], false,
 				 st->log.version[F_ORG_ID], st->log.time[F_ORG_ID]);
 
 	v = maxv(st, lengthof(trial_deps), trial_deps, &t);
-	if (in_trial && !trial_expired && !st->nulls[F_SUB_TRIAL_ENDS_AT])
-	{
-		int64		left = DatumGetTimestampTz(st->vals[F_SUB_TRIAL_ENDS_AT]) - now;
-		int64		days = (left + USECS_PER_DAY - 1) / USECS_PER_DAY;
-
-		add_item(items, &n, "subscription.trial_days_remaining",
-				 "subscription", "trial_days_remaining", NULL, INT4OID,
-				 Int32GetDatum((int32) days), false, v, t);
-	}
-	else
-		add_item(items, &n, "subscription.trial_days_remaining",
-				 "subscription", "trial_days_remaining", NULL, INT4OID,
-				 (Datum) 0, true, v, t);
+	add_item(items, &n, "subscription.trial_days_remaining", "subscription",
+			 "trial_days_remaining", NULL, INT4OID,
+			 Int32GetDatum(eff.trial_days), eff.trial_days_null, v, t);
 
 	v = maxv(st, lengthof(limit_deps), limit_deps, &t);
 	add_item(items, &n, "usage.monthly_roasts_limit", "usage",
-			 "monthly_roasts_limit", NULL, INT4OID, Int32GetDatum(limit),
-			 limit_null, v, t);
+			 "monthly_roasts_limit", NULL, INT4OID, Int32GetDatum(eff.limit),
+			 eff.limit_null, v, t);
 
 	v = maxv(st, lengthof(remaining_deps), remaining_deps, &t);
 	add_item(items, &n, "usage.remaining_roasts", "usage", "remaining_roasts",
-			 NULL, INT4OID, Int32GetDatum(Max(limit - used, 0)), limit_null,
-			 v, t);
+			 NULL, INT4OID, Int32GetDatum(Max(eff.limit - eff.used, 0)),
+			 eff.limit_null, v, t);
 
 	v = maxv(st, lengthof(period_deps), period_deps, &t);
 	add_item(items, &n, "usage.reset_date", "usage", "reset_date", NULL,
-			 TIMESTAMPTZOID, TimestampTzGetDatum(pend), false, v, t);
+			 TIMESTAMPTZOID, TimestampTzGetDatum(eff.period_end), false, v, t);
 
 	return n;
 }
@@ -573,8 +520,8 @@ build_sync(const UserState *st, bool all, bool by_time, int64 since,
 	return JsonbValueToJsonb(res);
 }
 
-static void
-no_state(const pg_uuid_t *user)
+void
+rs_no_state(const pg_uuid_t *user)
 {
 	ereport(ERROR,
 			errcode(ERRCODE_ROASTR_NOT_FOUND),
@@ -583,9 +530,74 @@ no_state(const pg_uuid_t *user)
 }
 
 /*
+ * settle_columns
+ *		The UPDATE that writes down what time has moved (see usage.c): an
+ *		expired trial, a canceled subscription past its period, a usage
+ *		period that rolled over.
+ */
+static SPIPlanPtr settle_plan = NULL;
+
+/*
+ * rs_settle
+ *		Write down pending time-driven moves of a user whose row the caller
+ *		has locked and read into "st"; re-read it into "st" afterwards.
+ *		Must be called inside SPI, as the owner.  The UPDATE goes through
+ *		the trigger: version bump, change log, notification.
+ */
+void
+rs_settle(const pg_uuid_t *user, UserState *st, MemoryContext cxt)
+{
+	RsEffective eff;
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
+	if (!schema_settles || !rs_needs_settle(st, &eff))
+		return;
+	if (settle_plan == NULL)
+	{
+		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID};
+
+		settle_plan = rs_prepare_kept(
+									  "UPDATE roastr_state.state SET plan = $2, subscription_status = $3, "
+									  "monthly_roasts_used = $4, usage_period_start = $5, "
+									  "usage_period_end = $6 "
+									  "WHERE user_id OPERATOR(pg_catalog.=) $1",
+									  6, types);
+	}
+	args[0] = UUIDPGetDatum(user);
+	args[1] = CStringGetTextDatum(eff.plan);
+	args[2] = CStringGetTextDatum(eff.status);
+	args[3] = Int32GetDatum(eff.used);
+	if (eff.rolled_over)
+	{
+		/* a new period starts with nothing used */
+		args[4] = TimestampTzGetDatum(eff.period_start);
+		args[5] = TimestampTzGetDatum(eff.period_end);
+	}
+	else
+	{
+		args[4] = st->vals[F_USAGE_PERIOD_START];
+		nulls[4] = st->nulls[F_USAGE_PERIOD_START] ? 'n' : ' ';
+		args[5] = st->vals[F_USAGE_PERIOD_END];
+		nulls[5] = st->nulls[F_USAGE_PERIOD_END] ? 'n' : ' ';
+	}
+	rc = SPI_execute_plan(settle_plan, args, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not settle user state: %s", SPI_result_code_string(rc));
+	if (!rs_read_state(user, st, cxt, false, false))
+		rs_no_state(user);
+}
+
+/*
  * read_or_fail
  *		Connect to SPI as the owner, read the state into the caller's
- *		context, disconnect.
+ *		context, disconnect.  When time has moved the state and the
+ *		transaction may write, lock the row and settle it first, so that
+ *		the move is a versioned change every client's sync will see; in a
+ *		read-only transaction the values are computed all the same.
  */
 static void
 read_or_fail(const pg_uuid_t *user, UserState *st)
@@ -593,14 +605,25 @@ read_or_fail(const pg_uuid_t *user, UserState *st)
 	MemoryContext cxt = CurrentMemoryContext;
 	RsUserSwitch sw;
 	bool		found;
+	RsEffective eff;
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	found = read_state(user, st, cxt, true);
+	found = rs_read_state(user, st, cxt, false, false);
+	if (found && !XactReadOnly)
+	{
+		rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
+		if (schema_settles && rs_needs_settle(st, &eff))
+		{
+			found = rs_read_state(user, st, cxt, false, true);
+			if (found)
+				rs_settle(user, st, cxt);
+		}
+	}
 	rs_restore_user(&sw);
 	SPI_finish();
 	if (!found)
-		no_state(user);
+		rs_no_state(user);
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_state_full);
@@ -723,16 +746,18 @@ roastr_state_ensure_user(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (insert_user_plan == NULL)
+	if (refresh_user_plan == NULL)
 	{
 		Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
+		SPIPlanPtr	ins;
 
-		insert_user_plan = prepare_kept(
+		ins = rs_prepare_kept(
 										"INSERT INTO roastr_state.state (user_id, email, name) "
 										"VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
 										3, types);
-		refresh_user_plan = prepare_kept(
-										 "UPDATE roastr_state.state SET email = $2, "
+		insert_user_plan = ins;
+		refresh_user_plan = rs_prepare_kept(
+											"UPDATE roastr_state.state SET email = $2, "
 										 "name = COALESCE($3, name) "
 										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 										 "AND (email IS DISTINCT FROM $2 "
@@ -749,8 +774,8 @@ roastr_state_ensure_user(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not update user state: %s",
 				 SPI_result_code_string(rc));
 	}
-	if (!read_state(&user, &st, cxt, false))
-		elog(ERROR, "user state vanished after ensure_user");
+	if (!rs_read_state(&user, &st, cxt, false, false))
+		rs_no_state(&user);		/* deleted concurrently */
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_JSONB_P(build_full(&st));
@@ -813,7 +838,7 @@ get_update_plan(uint32 mask)
 		appendStringInfoString(&sql, " WHERE user_id OPERATOR(pg_catalog.=) $1");
 		PG_TRY();
 		{
-			e->plan = prepare_kept(sql.data, n, types);
+			e->plan = rs_prepare_kept(sql.data, n, types);
 		}
 		PG_CATCH();
 		{
@@ -858,30 +883,30 @@ prepare_mutation_plans(void)
 	Oid			t3[3] = {UUIDOID, UUIDOID, BYTEAOID};
 	Oid			t3j[3] = {UUIDOID, UUIDOID, JSONBOID};
 
-	if (mut_insert_plan != NULL)
+	if (mut_result_plan != NULL)
 		return;
-	mut_lock_plan = prepare_kept(
+	mut_lock_plan = rs_prepare_kept(
 								 "SELECT FROM roastr_state.state "
 								 "WHERE user_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
 								 1, t1);
-	mut_prune_plan = prepare_kept(
+	mut_prune_plan = rs_prepare_kept(
 								  "DELETE FROM roastr_state.mutations "
 								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 								  "AND mutation_id OPERATOR(pg_catalog.<>) $2 "
 								  "AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now() "
 								  "OPERATOR(pg_catalog.-) interval '" MUTATION_RETENTION "')",
 								  2, t2);
-	mut_insert_plan = prepare_kept(
+	mut_insert_plan = rs_prepare_kept(
 								   "INSERT INTO roastr_state.mutations (user_id, mutation_id, request_hash) "
 								   "VALUES ($1, $2, $3) "
 								   "ON CONFLICT (user_id, mutation_id) DO NOTHING",
 								   3, t3);
-	mut_select_plan = prepare_kept(
+	mut_select_plan = rs_prepare_kept(
 								   "SELECT request_hash, result FROM roastr_state.mutations "
 								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 								   "AND mutation_id OPERATOR(pg_catalog.=) $2",
 								   2, t2);
-	mut_result_plan = prepare_kept(
+	mut_result_plan = rs_prepare_kept(
 								   "UPDATE roastr_state.mutations SET result = $3 "
 								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 								   "AND mutation_id OPERATOR(pg_catalog.=) $2",
@@ -917,7 +942,7 @@ claim_mutation(const pg_uuid_t *user, const pg_uuid_t *mid, bytea *hash,
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not lock user state: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
-		no_state(user);
+		rs_no_state(user);
 	rc = SPI_execute_plan(mut_prune_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "could not prune mutations: %s", SPI_result_code_string(rc));
@@ -957,7 +982,8 @@ claim_mutation(const pg_uuid_t *user, const pg_uuid_t *mid, bytea *hash,
  *		known field, writable by this caller, right type and range.
  */
 static uint32
-parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls)
+parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls,
+			  bool *carries_persona)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -979,6 +1005,8 @@ parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls)
 			char	   *path = pnstrdup(v.val.string.val, v.val.string.len);
 
 			f = rs_field_by_path(v.val.string.val, v.val.string.len);
+			if (f != NULL && f->type == FT_SECRET)
+				*carries_persona = true;
 			if (f == NULL)
 			{
 				for (int i = 0; derived_paths[i]; i++)
@@ -1017,6 +1045,19 @@ parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls)
 	return mask;
 }
 
+/*
+ * hide_statement_callback
+ *		Error context callback of patch(): once the patch is known to carry
+ *		persona text, no error it raises may copy the statement (and so the
+ *		text) into the server log's STATEMENT line.
+ */
+static void
+hide_statement_callback(void *arg)
+{
+	if (*(bool *) arg)
+		errhidestmt(true);
+}
+
 PG_FUNCTION_INFO_V1(roastr_state_patch);
 
 /*
@@ -1044,6 +1085,13 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 	int			rc;
 	bytea	   *hash = NULL;
 	pg_uuid_t	mid;
+	bool		carries_persona = false;
+	ErrorContextCallback errcb;
+
+	errcb.callback = hide_statement_callback;
+	errcb.arg = &carries_persona;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 
 	rs_get_caller(&caller);
 	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
@@ -1059,7 +1107,32 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 				errmsg("base version must not be negative"));
 
 	memset(nulls, 0, sizeof(nulls));
-	mask = parse_changes(changes, &caller, vals, nulls);
+	mask = parse_changes(changes, &caller, vals, nulls, &carries_persona);
+
+	/* an empty patch changes nothing: answer from a plain read */
+	if (mask == 0 && PG_ARGISNULL(3))
+	{
+		UserState	st;
+		JsonbParseState *js = NULL;
+		JsonbValue *res;
+
+		read_or_fail(&user, &st);
+		if (!base_null && base > st.version)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("base version %lld is newer than the current version %lld",
+						   (long long) base, (long long) st.version),
+					errhint("Use a version returned by state_full, state_sync or patch."));
+		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+		jb_key(&js, "version");
+		jb_int64(&js, st.version);
+		jb_key(&js, "applied");
+		pushJsonbValue(&js, WJB_BEGIN_ARRAY, NULL);
+		pushJsonbValue(&js, WJB_END_ARRAY, NULL);
+		res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+		error_context_stack = errcb.previous;
+		PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+	}
 
 	args[0] = UUIDPGetDatum(&user);
 	argnulls[0] = ' ';
@@ -1096,12 +1169,13 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not update user state: %s",
 				 SPI_result_code_string(rc));
 		if (SPI_processed == 0)
-			no_state(&user);
+			rs_no_state(&user);
 		if (!rs_last_apply.valid)
 			ereport(ERROR,
 					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					errmsg("trigger \"roastr_state_version\" did not run"),
-					errdetail("State cannot change without its version check; is the trigger disabled or session_replication_role set to replica?"));
+					errdetail("State cannot change without its version check."),
+					errhint("Check that the trigger is enabled and session_replication_role is not \"replica\"."));
 
 		old = MemoryContextSwitchTo(cxt);
 		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
@@ -1132,5 +1206,6 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 
 	rs_restore_user(&sw);
 	SPI_finish();
+	error_context_stack = errcb.previous;
 	PG_RETURN_JSONB_P(result);
 }

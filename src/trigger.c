@@ -37,11 +37,15 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "roastr_state.h"
@@ -78,23 +82,56 @@ check_maintained(Relation rel, const RsLayout *l, AttrNumber attnum,
 }
 
 /*
+ * check_status_move
+ *		Within one paid subscription (same plan family, same Polar
+ *		subscription id) the status follows the lifecycle of usage.c;
+ *		anything else starts a new subscription and may set any status.
+ */
+static void
+check_status_move(Relation rel, const RsLayout *l, Datum *oldv, bool *oldn,
+				  Datum *newv, bool *newn)
+{
+	AttrNumber	ap = l->att_field[F_SUB_PLAN];
+	AttrNumber	as = l->att_field[F_SUB_STATUS];
+	AttrNumber	ai = l->att_field[F_SUB_POLAR_SUBSCRIPTION_ID];
+	char	   *from;
+	char	   *to;
+
+	if (rs_text_equals(oldv[ap - 1], oldn[ap - 1], "free"))
+		return;
+	if (ai != 0 && !rs_values_equal(&rs_fields[F_SUB_POLAR_SUBSCRIPTION_ID],
+									oldv[ai - 1], oldn[ai - 1],
+									newv[ai - 1], newn[ai - 1]))
+		return;
+	from = TextDatumGetCString(oldv[as - 1]);
+	to = TextDatumGetCString(newv[as - 1]);
+	if (!rs_status_move_allowed(from, to))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid value for field \"subscription.status\""),
+				errdetail("A subscription cannot go from \"%s\" to \"%s\".", from, to),
+				errhint("A new subscription (a new polar_subscription_id, or a plan change from free) may start in any status."),
+				errtablecol(rel, as));
+}
+
+/*
  * raise_conflict
  *		PT409 with the JSON detail of the API: every conflicting field with
  *		the server's value and the version that changed it.
  */
-static void
-raise_conflict(Relation rel, const RsLayout *l, int64 server_version,
-			   int64 base, uint32 conflicts, const RsFieldLog *log,
-			   Datum *oldv, bool *oldn)
+static char *
+conflict_json(const RsLayout *l, int64 server_version, int64 base,
+			  uint32 conflicts, const RsFieldLog *log, Datum *oldv,
+			  bool *oldn, bool for_log)
 {
 	StringInfoData buf;
 	bool		first = true;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf,
-					 "{\"code\":\"E_CONFLICT\",\"server_version\":" INT64_FORMAT
-					 ",\"client_version\":" INT64_FORMAT ",\"conflicts\":[",
-					 server_version, base);
+					 "{\"code\":\"E_CONFLICT\",\"server_version\":%lld"
+					 ",\"client_version\":%lld,\"conflicts\":[",
+					 (long long) server_version, (long long) base);
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
 		const RsField *fd = &rs_fields[f];
@@ -108,23 +145,79 @@ raise_conflict(Relation rel, const RsLayout *l, int64 server_version,
 		appendStringInfoString(&buf, "{\"field\":");
 		escape_json(&buf, fd->path);
 		appendStringInfoString(&buf, ",\"server_value\":");
-		if (fd->type == FT_SECRET || a == 0)
+		if (fd->type == FT_SECRET || a == 0 || (for_log && fd->private))
 			appendStringInfoString(&buf, "null");
 		else
 			rs_value_to_json(&buf, fd, oldv[a - 1], oldn[a - 1]);
-		appendStringInfo(&buf, ",\"server_version\":" INT64_FORMAT "}",
-						 log->version[f]);
+		appendStringInfo(&buf, ",\"server_version\":%lld}",
+						 (long long) log->version[f]);
 	}
 	appendStringInfoString(&buf, "]}");
+	return buf.data;
+}
 
+/*
+ * raise_conflict
+ *		PT409 with the JSON detail of the API: every conflicting field with
+ *		the server's value and the version that changed it.  The server log
+ *		gets the same detail without personal values.
+ */
+static void
+raise_conflict(Relation rel, const RsLayout *l, int64 server_version,
+			   int64 base, uint32 conflicts, const RsFieldLog *log,
+			   Datum *oldv, bool *oldn)
+{
 	ereport(ERROR,
 			errcode(ERRCODE_ROASTR_CONFLICT),
-			errmsg("version conflict: fields were changed after version " INT64_FORMAT,
-				   base),
-			errdetail_internal("%s", buf.data),
-			errhint("Read the changes with state_sync, then retry with base version " INT64_FORMAT ".",
-					server_version),
+			errmsg("version conflict: fields were changed after version %lld",
+				   (long long) base),
+			errdetail_internal("%s", conflict_json(l, server_version, base,
+												   conflicts, log, oldv, oldn,
+												   false)),
+			errdetail_log("%s", conflict_json(l, server_version, base,
+											  conflicts, log, oldv, oldn,
+											  true)),
+			errhint("Read the changes with state_sync, then retry with base version %lld.",
+					(long long) server_version),
 			errtable(rel));
+}
+
+/*
+ * rs_first_version
+ *		The version a new row of "user" starts at: 1, or one above the last
+ *		version of a deleted row of the same user (roastr_state.deleted_users,
+ *		filled by an AFTER DELETE trigger), when the schema has that table.
+ */
+static int64
+rs_first_version(const pg_uuid_t *user)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {UUIDOID};
+	Datum		args[1];
+	int64		first = 1;
+	Oid			nsp = get_namespace_oid(ROASTR_SCHEMA, false);
+
+	if (!OidIsValid(get_relname_relid("deleted_users", nsp)))
+		return 1;
+	SPI_connect();
+	if (plan == NULL)
+		plan = rs_prepare_kept("SELECT last_version OPERATOR(pg_catalog.+) 1 "
+							   "FROM roastr_state.deleted_users "
+							   "WHERE user_id OPERATOR(pg_catalog.=) $1",
+							   1, types);
+	args[0] = UUIDPGetDatum(user);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			first = DatumGetInt64(d);
+	}
+	SPI_finish();
+	return first;
 }
 
 /*
@@ -152,8 +245,9 @@ trigger_restore(TriggerData *td, const RsLayout *l, Datum *vals, bool *nulls)
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("inconsistent change log in restored row of user %s",
 						   rs_uuid_to_cstring(DatumGetUUIDP(vals[l->att_user_id - 1]))),
-					errdetail("Field \"%s\" has version " INT64_FORMAT ", the row has version " INT64_FORMAT ".",
-							  rs_fields[f].path, log.version[f], version),
+					errdetail("Field \"%s\" has version %lld, the row has version %lld.",
+							  rs_fields[f].path, (long long) log.version[f],
+							  (long long) version),
 					errtable(rel));
 	}
 	rs_last_apply.valid = true;
@@ -166,7 +260,9 @@ trigger_restore(TriggerData *td, const RsLayout *l, Datum *vals, bool *nulls)
 /*
  * trigger_insert
  *		A new user row (ensure_user, or a direct INSERT by the owner):
- *		version 1, every field logged at version 1.  A row that carries a
+ *		version 1 (or, for a user deleted before, one above the last
+ *		version it had, so that no device's cursor can skip the new
+ *		state), every field logged at that version.  A row that carries a
  *		change log is a restore (see trigger_restore).
  */
 static HeapTuple
@@ -180,27 +276,36 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 	int64		fv[RS_NFIELDS];
 	TimestampTz ft[RS_NFIELDS];
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64		first;
 	int			cols[5];
 	Datum		newvals[5];
 	bool		newnulls[5] = {false, false, false, false, false};
 
 	heap_deform_tuple(tup, desc, vals, nulls);
+
+	/*
+	 * A restore keeps what an earlier release accepted, even if validation
+	 * has become stricter since.
+	 */
+	if (!nulls[l->att_fv - 1] &&
+		ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(vals[l->att_fv - 1])),
+					   ARR_DIMS(DatumGetArrayTypeP(vals[l->att_fv - 1]))) > 0)
+		return trigger_restore(td, l, vals, nulls);
+
+	/* a user deleted before starts above every version it ever had */
+	first = rs_first_version(DatumGetUUIDP(vals[l->att_user_id - 1]));
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
 		AttrNumber	a = l->att_field[f];
 
 		if (a != 0)
 			rs_validate_value(&rs_fields[f], vals[a - 1], nulls[a - 1]);
-		fv[f] = 1;
+		fv[f] = first;
 		ft[f] = now;
 	}
-	if (!nulls[l->att_fv - 1] &&
-		ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(vals[l->att_fv - 1])),
-					   ARR_DIMS(DatumGetArrayTypeP(vals[l->att_fv - 1]))) > 0)
-		return trigger_restore(td, l, vals, nulls);
 
 	cols[0] = l->att_version;
-	newvals[0] = Int64GetDatum(1);
+	newvals[0] = Int64GetDatum(first);
 	cols[1] = l->att_updated_at;
 	newvals[1] = TimestampTzGetDatum(now);
 	cols[2] = l->att_fv;
@@ -212,7 +317,7 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 
 	rs_last_apply.valid = true;
 	rs_last_apply.old_version = 0;
-	rs_last_apply.new_version = 1;
+	rs_last_apply.new_version = first;
 	rs_last_apply.changed = (1U << RS_NFIELDS) - 1;
 
 	return heap_modify_tuple_by_cols(tup, desc, 5, cols, newvals, newnulls);
@@ -263,8 +368,8 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	if (base > cur)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("base version " INT64_FORMAT " is newer than the current version " INT64_FORMAT,
-					   base, cur),
+				errmsg("base version %lld is newer than the current version %lld",
+					   (long long) base, (long long) cur),
 				errhint("Use a version returned by state_full, state_sync or patch."),
 				errtablecol(rel, l->att_version));
 	if (base < 0)
@@ -295,19 +400,22 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	if (conflicts)
 		raise_conflict(rel, l, cur, base, conflicts, &log, oldv, oldn);
 
+	if (changed & (1U << F_SUB_STATUS))
+		check_status_move(rel, l, oldv, oldn, newv, newn);
+
 	rs_last_apply.valid = true;
 	rs_last_apply.old_version = cur;
 	rs_last_apply.changed = changed;
 
 	if (changed == 0)
 	{
-		/* Nothing changed: no new version, and no base left behind. */
+		/* Nothing changed: no new version, no base or time left behind. */
 		rs_last_apply.new_version = cur;
-		if (base == cur)
-			return newtup;
 		cols[0] = l->att_version;
 		modvals[0] = Int64GetDatum(cur);
-		return heap_modify_tuple_by_cols(newtup, desc, 1, cols, modvals,
+		cols[1] = l->att_updated_at;
+		modvals[1] = oldv[l->att_updated_at - 1];
+		return heap_modify_tuple_by_cols(newtup, desc, 2, cols, modvals,
 										 modnulls);
 	}
 
@@ -323,7 +431,7 @@ trigger_update(TriggerData *td, const RsLayout *l)
 
 			log.version[f] = newver;
 			log.time[f] = now;
-			if (fd->type != FT_SECRET)
+			if (fd->type != FT_SECRET && !fd->hidden)
 			{
 				StringInfoData vb;
 

@@ -2,8 +2,8 @@
 # Proves that, with the library preloaded, committed changes reach a
 # LISTENing client through the background notifier (no writer NOTIFYs):
 # commits are announced once, coalesced per user and transaction; rolled
-# back work and rolled back savepoints are not; persona text is never in a
-# payload.  SQL cannot test this: psql prints the sender's PID, and the
+# back work and rolled back savepoints are not; personal values (the name)
+# are named in "fields" but never sent in "data".  SQL cannot test this: psql prints the sender's PID, and the
 # notifier's delivery is asynchronous, so a probe client waits for it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,7 +50,7 @@ COMMIT;
 SELECT roastr_state.patch('$u2', '{"roasting.enabled": false}');
 -- 4: a payload over the limit becomes a resync hint
 SET roastr_state.notify_max_payload = 100;
-SELECT roastr_state.patch('$u1', '{"auth.name": "A name long enough to push this payload past one hundred bytes"}');
+SELECT roastr_state.patch('$u1', '{"roasting.enabled": true, "roasting.roast_level": 4, "roasting.shield_level": "estricto"}');
 SQL
 
 status=0
@@ -59,8 +59,8 @@ wait "$probe_pid" || status=$?
 expected="ready
 user:$u1 {\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
 roastr_state {\"user_id\":\"$u1\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
-user:$u1 {\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"auth\":{\"name\":\"One\"},\"roasting\":{\"roast_level\":2}}}
-roastr_state {\"user_id\":\"$u1\",\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"auth\":{\"name\":\"One\"},\"roasting\":{\"roast_level\":2}}}
+user:$u1 {\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"roasting\":{\"roast_level\":2}}}
+roastr_state {\"user_id\":\"$u1\",\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"roasting\":{\"roast_level\":2}}}
 roastr_state {\"user_id\":\"$u2\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
 user:$u1 {\"type\":\"resync\",\"version\":5}
 roastr_state {\"user_id\":\"$u1\",\"type\":\"resync\",\"version\":5}"

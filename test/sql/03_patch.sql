@@ -77,9 +77,9 @@ SELECT is((SELECT count(*)::int FROM roastr_state.mutations WHERE mutation_id = 
 SELECT is((SELECT count(*)::int FROM roastr_state.mutations), 1, 'one recorded mutation');
 
 -- the service may change service fields; the change log has them
-SELECT is(roastr_state.patch(:u1, '{"subscription.status": "trial", "subscription.trial_ends_at": "2999-01-01T00:00:00Z"}')->>'version',
+SELECT is(roastr_state.patch(:u1, '{"subscription.status": "past_due", "subscription.current_period_end": "2999-01-01T00:00:00Z"}')->>'version',
 	'9', 'the service writes subscription fields');
-SELECT is(roastr_state.state_full(:u1)->'subscription'->>'status', 'trial', 'status stored');
+SELECT is(roastr_state.state_full(:u1)->'subscription'->>'status', 'past_due', 'status stored');
 
 SELECT * FROM finish();
 ROLLBACK;

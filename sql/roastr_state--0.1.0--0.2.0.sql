@@ -1,0 +1,357 @@
+/* roastr_state--0.1.0--0.2.0.sql: plans, trials and usage; roast
+ * consumption; Polar webhooks applied exactly once, in order. */
+
+\echo Use "ALTER EXTENSION roastr_state UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Usage bookkeeping: the end of the period the roast count belongs to, and a
+-- marker bumped when an operator changes a plan's limit (so every affected
+-- user gets a new version and syncs see the new limit).
+-- ---------------------------------------------------------------------------
+ALTER TABLE roastr_state.state
+	ADD COLUMN usage_period_end timestamptz,
+	ADD COLUMN limits_changed_at timestamptz;
+
+-- reads may now write down what time has moved (an expired trial, a new
+-- usage period), so that syncs see it as a versioned change
+ALTER FUNCTION roastr_state.state_full(uuid) VOLATILE;
+ALTER FUNCTION roastr_state.state_sync(uuid, bigint) VOLATILE;
+ALTER FUNCTION roastr_state.state_sync(uuid, timestamptz) VOLATILE;
+
+CREATE FUNCTION roastr_state.plans_changed()
+	RETURNS pg_catalog.trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+BEGIN
+	-- an INSERT made an UPDATE by plans_upsert is a restore: nothing moved
+	IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.>) 1 THEN
+		RETURN NULL;
+	END IF;
+	IF NEW.monthly_roasts_limit IS DISTINCT FROM OLD.monthly_roasts_limit THEN
+		UPDATE roastr_state.state
+		   SET limits_changed_at = pg_catalog.clock_timestamp()
+		 WHERE plan OPERATOR(pg_catalog.=) NEW.plan
+		    OR (NEW.plan OPERATOR(pg_catalog.=) 'free'
+		        AND subscription_status OPERATOR(pg_catalog.=) ANY (ARRAY['trial', 'canceled']));
+	END IF;
+	RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION roastr_state.plans_changed() IS
+	'a changed plan limit is a new version for every user it applies to';
+
+CREATE TRIGGER roastr_state_plans_changed
+	AFTER UPDATE ON roastr_state.plans
+	FOR EACH ROW EXECUTE FUNCTION roastr_state.plans_changed();
+
+-- ---------------------------------------------------------------------------
+-- Roast consumption
+-- ---------------------------------------------------------------------------
+CREATE TABLE roastr_state.consumptions (
+	user_id uuid NOT NULL
+		REFERENCES roastr_state.state (user_id) ON DELETE CASCADE,
+	idempotency_key text NOT NULL,
+	n integer NOT NULL,
+	result jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (user_id, idempotency_key)
+);
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.consumptions', '');
+
+CREATE FUNCTION roastr_state.consume_roasts(user_id uuid, n integer DEFAULT 1,
+											idempotency_key text DEFAULT NULL)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'roastr_state_consume_roasts'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.consume_roasts(uuid, integer, text) IS
+	'take n roasts from the current usage period if they fit; never overdraws';
+
+-- ---------------------------------------------------------------------------
+-- Polar
+-- ---------------------------------------------------------------------------
+CREATE TABLE roastr_state.product_plans (
+	product_id text PRIMARY KEY,
+	plan text NOT NULL
+		CHECK (plan OPERATOR(pg_catalog.=) ANY (ARRAY['starter', 'pro', 'plus']))
+);
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.product_plans', '');
+
+-- The newest event applied per Polar subscription, for ordering.
+CREATE TABLE roastr_state.polar_subscriptions (
+	subscription_id text PRIMARY KEY,
+	user_id uuid REFERENCES roastr_state.state (user_id) ON DELETE CASCADE,
+	modified_at timestamptz NOT NULL,
+	status_rank integer NOT NULL,
+	status text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.polar_subscriptions', '');
+
+-- Every verified delivery, applied or not, for 30 days.
+CREATE TABLE roastr_state.webhook_events (
+	webhook_id text PRIMARY KEY,
+	received_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	event_type text,
+	subscription_id text,
+	user_id uuid,
+	processed boolean NOT NULL DEFAULT false,
+	outcome text NOT NULL DEFAULT 'received'
+);
+CREATE INDEX webhook_events_received_at ON roastr_state.webhook_events (received_at);
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.webhook_events', '');
+
+CREATE FUNCTION roastr_state.set_product_plan(product_id text, plan text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'roastr_state_set_product_plan'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.set_product_plan(text, text) IS
+	'service: map a Polar product to a plan (NULL removes the mapping)';
+
+CREATE FUNCTION roastr_state.apply_polar_webhook(webhook_id text,
+												 webhook_timestamp text,
+												 webhook_signature text,
+												 body text)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'roastr_state_apply_polar_webhook'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.apply_polar_webhook(text, text, text, text) IS
+	'service: verify a Polar webhook (Standard Webhooks) and apply it exactly once, in order';
+
+-- Called by apply_polar_webhook after the signature is verified; never
+-- granted to anyone.  Returns {received, processed, idempotent, outcome}.
+CREATE FUNCTION roastr_state._apply_polar_event(webhook_id text, body text)
+	RETURNS jsonb
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	wid CONSTANT text := webhook_id;
+	ev jsonb;
+	d jsonb;
+	etype text;
+	sub_id text;
+	pstatus text;
+	modified timestamptz;
+	cps timestamptz;
+	cpe timestamptz;
+	trial_end timestamptz;
+	rank integer;
+	uid uuid;
+	ext text;
+	customer text;
+	product text;
+	new_plan text;
+	new_status text;
+	newer boolean;
+	uuid_re CONSTANT text := '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+BEGIN
+	INSERT INTO roastr_state.webhook_events (webhook_id) VALUES (wid)
+		ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN
+		RETURN '{"received": true, "processed": false, "idempotent": true, "outcome": "duplicate"}';
+	END IF;
+	DELETE FROM roastr_state.webhook_events
+	 WHERE received_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days');
+
+	<<apply>>
+	BEGIN
+		BEGIN
+			ev := body::jsonb;
+		EXCEPTION WHEN data_exception THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: the body is not JSON';
+		END;
+		IF pg_catalog.jsonb_typeof(ev) IS DISTINCT FROM 'object' THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: the body is not a JSON object';
+		END IF;
+		etype := ev OPERATOR(pg_catalog.->>) 'type';
+		UPDATE roastr_state.webhook_events SET event_type = etype
+		 WHERE webhook_events.webhook_id OPERATOR(pg_catalog.=) wid;
+		IF etype IS NULL OR NOT etype OPERATOR(pg_catalog.=) ANY (ARRAY[
+				'subscription.created', 'subscription.updated', 'subscription.active',
+				'subscription.canceled', 'subscription.uncanceled', 'subscription.revoked',
+				'subscription.past_due', 'subscription.paused', 'subscription.resumed']) THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: not a subscription event';
+		END IF;
+
+		d := ev OPERATOR(pg_catalog.->) 'data';
+		IF pg_catalog.jsonb_typeof(d) IS DISTINCT FROM 'object' THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: no data object';
+		END IF;
+		sub_id := d OPERATOR(pg_catalog.->>) 'id';
+		pstatus := d OPERATOR(pg_catalog.->>) 'status';
+		IF sub_id IS NULL OR pstatus IS NULL
+		   OR pg_catalog.jsonb_typeof(d OPERATOR(pg_catalog.->) 'id') IS DISTINCT FROM 'string' THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: data.id or data.status missing';
+		END IF;
+		UPDATE roastr_state.webhook_events SET subscription_id = sub_id
+		 WHERE webhook_events.webhook_id OPERATOR(pg_catalog.=) wid;
+		BEGIN
+			modified := COALESCE(d OPERATOR(pg_catalog.->>) 'modified_at',
+											 d OPERATOR(pg_catalog.->>) 'created_at')::timestamptz;
+			cps := (d OPERATOR(pg_catalog.->>) 'current_period_start')::timestamptz;
+			cpe := (d OPERATOR(pg_catalog.->>) 'current_period_end')::timestamptz;
+			trial_end := (d OPERATOR(pg_catalog.->>) 'trial_end')::timestamptz;
+		EXCEPTION WHEN data_exception THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: a timestamp is malformed';
+		END;
+		IF modified IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: data.modified_at and data.created_at missing';
+		END IF;
+
+		-- lifecycle rank: breaks ties between events modified at the same time
+		rank := CASE pstatus
+			WHEN 'incomplete' THEN 0 WHEN 'trialing' THEN 1 WHEN 'active' THEN 2
+			WHEN 'past_due' THEN 3 WHEN 'unpaid' THEN 4 WHEN 'paused' THEN 5
+			WHEN 'canceled' THEN 6 WHEN 'incomplete_expired' THEN 7 END;
+		IF rank IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: unknown subscription status';
+		END IF;
+		IF etype OPERATOR(pg_catalog.=) 'subscription.revoked' THEN
+			rank := 8;
+		END IF;
+
+		-- the user: external id, then metadata.user_id, then the stored customer id
+		ext := d OPERATOR(pg_catalog.->) 'customer' OPERATOR(pg_catalog.->>) 'external_id';
+		IF ext OPERATOR(pg_catalog.~) uuid_re THEN
+			SELECT s.user_id INTO uid FROM roastr_state.state s
+			 WHERE s.user_id OPERATOR(pg_catalog.=) ext::uuid;
+		END IF;
+		ext := d OPERATOR(pg_catalog.->) 'metadata' OPERATOR(pg_catalog.->>) 'user_id';
+		IF uid IS NULL AND ext OPERATOR(pg_catalog.~) uuid_re THEN
+			SELECT s.user_id INTO uid FROM roastr_state.state s
+			 WHERE s.user_id OPERATOR(pg_catalog.=) ext::uuid;
+		END IF;
+		customer := COALESCE(d OPERATOR(pg_catalog.->>) 'customer_id',
+										 d OPERATOR(pg_catalog.->) 'customer' OPERATOR(pg_catalog.->>) 'id');
+		IF uid IS NULL AND customer IS NOT NULL THEN
+			SELECT s.user_id INTO uid FROM roastr_state.state s
+			 WHERE s.polar_customer_id OPERATOR(pg_catalog.=) customer;
+		END IF;
+		IF uid IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: unknown user';
+		END IF;
+		UPDATE roastr_state.webhook_events SET user_id = uid
+		 WHERE webhook_events.webhook_id OPERATOR(pg_catalog.=) wid;
+
+		-- the plan
+		IF etype OPERATOR(pg_catalog.=) 'subscription.revoked'
+		   OR pstatus OPERATOR(pg_catalog.=) 'incomplete_expired' THEN
+			new_plan := 'free';
+			new_status := 'canceled';
+		ELSE
+			product := COALESCE(d OPERATOR(pg_catalog.->>) 'product_id',
+											d OPERATOR(pg_catalog.->) 'product' OPERATOR(pg_catalog.->>) 'id');
+			SELECT pp.plan INTO new_plan FROM roastr_state.product_plans pp
+			 WHERE pp.product_id OPERATOR(pg_catalog.=) product;
+			IF new_plan IS NULL THEN
+				RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: unknown product';
+			END IF;
+			new_status := CASE pstatus
+				WHEN 'trialing' THEN 'trial' WHEN 'active' THEN 'active'
+				WHEN 'past_due' THEN 'past_due' WHEN 'unpaid' THEN 'past_due'
+				WHEN 'paused' THEN 'canceled' WHEN 'canceled' THEN 'canceled' END;
+		END IF;
+
+		-- in order: only an event newer than the stored one for this subscription
+		INSERT INTO roastr_state.polar_subscriptions AS ps
+			(subscription_id, user_id, modified_at, status_rank, status)
+			VALUES (sub_id, uid, modified, rank, pstatus)
+			ON CONFLICT (subscription_id) DO UPDATE
+			   SET user_id = EXCLUDED.user_id, modified_at = EXCLUDED.modified_at,
+			       status_rank = EXCLUDED.status_rank, status = EXCLUDED.status
+			 WHERE (ps.modified_at, ps.status_rank) OPERATOR(pg_catalog.<)
+			       (EXCLUDED.modified_at, EXCLUDED.status_rank)
+			RETURNING true INTO newer;
+		IF newer IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: older than the stored state of the subscription';
+		END IF;
+		IF new_status IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'ignored: the subscription is incomplete';
+		END IF;
+
+		BEGIN
+			UPDATE roastr_state.state
+			   SET plan = new_plan,
+			       subscription_status = new_status,
+			       current_period_start = cps,
+			       current_period_end = cpe,
+			       trial_ends_at = trial_end,
+			       polar_subscription_id = sub_id,
+			       polar_customer_id = COALESCE(customer, polar_customer_id)
+			 WHERE user_id OPERATOR(pg_catalog.=) uid;
+		EXCEPTION WHEN invalid_parameter_value THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'rejected: ' || SQLERRM;
+		END;
+
+		UPDATE roastr_state.webhook_events SET processed = true, outcome = 'applied'
+		 WHERE webhook_events.webhook_id OPERATOR(pg_catalog.=) wid;
+		RETURN '{"received": true, "processed": true, "idempotent": false, "outcome": "applied"}';
+	EXCEPTION WHEN SQLSTATE 'P0001' THEN
+		-- recorded, not applied; everything the block did is undone, except
+		-- what is recorded below
+		UPDATE roastr_state.webhook_events
+		   SET processed = false, outcome = SQLERRM,
+		       event_type = etype, subscription_id = sub_id, user_id = uid
+		 WHERE webhook_events.webhook_id OPERATOR(pg_catalog.=) wid;
+		RETURN pg_catalog.jsonb_build_object('received', true, 'processed', false,
+											 'idempotent', false, 'outcome', SQLERRM);
+	END apply;
+END
+$fn$;
+COMMENT ON FUNCTION roastr_state._apply_polar_event(text, text) IS
+	'internal: apply a verified Polar event (called by apply_polar_webhook)';
+
+-- ---------------------------------------------------------------------------
+-- Row security and privileges for the new objects
+-- ---------------------------------------------------------------------------
+ALTER TABLE roastr_state.consumptions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.consumptions FORCE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.product_plans ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.product_plans FORCE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.polar_subscriptions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.polar_subscriptions FORCE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.webhook_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.webhook_events FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY service_all ON roastr_state.consumptions
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+CREATE POLICY service_all ON roastr_state.product_plans
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+CREATE POLICY service_all ON roastr_state.polar_subscriptions
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+CREATE POLICY service_all ON roastr_state.webhook_events
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+
+REVOKE ALL ON roastr_state.consumptions, roastr_state.product_plans,
+	roastr_state.polar_subscriptions, roastr_state.webhook_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION roastr_state.consume_roasts(uuid, integer, text),
+	roastr_state.set_product_plan(text, text),
+	roastr_state.apply_polar_webhook(text, text, text, text),
+	roastr_state._apply_polar_event(text, text),
+	roastr_state.plans_changed() FROM PUBLIC;
+
+DO $grants$
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
+		GRANT EXECUTE ON FUNCTION roastr_state.consume_roasts(uuid, integer, text)
+			TO authenticated;
+	END IF;
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'service_role') THEN
+		GRANT EXECUTE ON FUNCTION
+			roastr_state.consume_roasts(uuid, integer, text),
+			roastr_state.set_product_plan(text, text),
+			roastr_state.apply_polar_webhook(text, text, text, text)
+			TO service_role;
+		GRANT SELECT ON roastr_state.consumptions, roastr_state.product_plans,
+			roastr_state.polar_subscriptions, roastr_state.webhook_events
+			TO service_role;
+	END IF;
+END
+$grants$;

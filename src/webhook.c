@@ -1,0 +1,300 @@
+/*-------------------------------------------------------------------------
+ *
+ * webhook.c
+ *	  apply_polar_webhook: verify a Polar (Standard Webhooks) delivery and
+ *	  apply it exactly once, in order.
+ *
+ * Verification is done here, in C, by the pure core (core/webhook_core.c):
+ * HMAC-SHA256 over "id.timestamp.body" with the secret read from
+ * roastr_state.webhook_secret_file, compared in constant time with every
+ * "v1," signature of the header, the timestamp within five minutes.  A
+ * delivery that fails is PT401 and changes nothing.  A verified delivery
+ * is handed to roastr_state._apply_polar_event (PL/pgSQL in the install
+ * script: the mapping of Polar's JSON is clearer there, and this is not a
+ * hot path), which records the webhook id first (so a repeated delivery is
+ * reported as idempotent), orders events per subscription by modified_at,
+ * and applies the subscription through the state trigger.
+ *
+ * The secret never reaches a message, a log line or SQL text: it is read
+ * into a buffer that is zeroed after use.
+ *
+ * Copyright (c) 2026, the roastr_state authors
+ *
+ * IDENTIFICATION
+ *	  src/webhook.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "roastr_state.h"
+#include "core/rs_webhook_core.h"
+
+/* Bodies larger than this are refused before any work. */
+#define RS_WH_MAX_BODY		(1024 * 1024)
+
+char	   *rs_webhook_secret_file = NULL;
+
+static SPIPlanPtr apply_plan = NULL;
+
+void
+rs_webhook_init(void)
+{
+	DefineCustomStringVariable("roastr_state.webhook_secret_file",
+							   "Path of the file holding the Polar webhook secret.",
+							   "\"whsec_\" followed by base64 (Standard Webhooks), or the raw secret (Polar). "
+							   "The file must not be readable by group or others.",
+							   &rs_webhook_secret_file,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+}
+
+/*
+ * read_secret_key
+ *		Read and decode the webhook secret into "key" (RS_WH_MAX_SECRET
+ *		bytes, zeroed by the caller).  Errors name the setting, never the
+ *		secret.
+ */
+static void
+read_secret_key(uint8 *key, size_t *keylen)
+{
+	const char *path = rs_webhook_secret_file;
+	int			fd;
+	struct stat sb;
+	char		buf[RS_WH_MAX_SECRET * 2];
+	ssize_t		n;
+	RsWebhookResult r;
+
+	if (path == NULL || path[0] == '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("roastr_state.webhook_secret_file is not set"),
+				errhint("Point it at a file holding the Polar webhook secret."));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		ereport(ERROR,
+				errcode_for_file_access(),
+				errmsg("could not open webhook secret file \"%s\" (roastr_state.webhook_secret_file): %m",
+					   path));
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+	{
+		close(fd);
+		ereport(ERROR,
+				errcode(ERRCODE_CONFIG_FILE_ERROR),
+				errmsg("webhook secret file \"%s\" (roastr_state.webhook_secret_file) is not a regular file",
+					   path));
+	}
+	if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		close(fd);
+		ereport(ERROR,
+				errcode(ERRCODE_CONFIG_FILE_ERROR),
+				errmsg("webhook secret file \"%s\" (roastr_state.webhook_secret_file) is accessible by group or others",
+					   path),
+				errhint("Run chmod 600 on it."));
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0 || n == (ssize_t) sizeof(buf))
+	{
+		sodium_memzero(buf, sizeof(buf));
+		ereport(ERROR,
+				errcode(ERRCODE_CONFIG_FILE_ERROR),
+				errmsg("could not read webhook secret file \"%s\" (roastr_state.webhook_secret_file)",
+					   path));
+	}
+	r = rs_webhook_secret_key(buf, (size_t) n, key, keylen);
+	sodium_memzero(buf, sizeof(buf));
+	if (r != RS_WH_OK)
+		ereport(ERROR,
+				errcode(ERRCODE_CONFIG_FILE_ERROR),
+				errmsg("invalid webhook secret in \"%s\" (roastr_state.webhook_secret_file)", path),
+				errdetail("Expected \"whsec_\" followed by base64, or the raw secret."));
+}
+
+static void
+unauthorized(RsWebhookResult r)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_ROASTR_UNAUTHORIZED),
+			errmsg("webhook rejected: %s", rs_webhook_result_text(r)),
+			errhidestmt(true));
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_apply_polar_webhook);
+
+/*
+ * roastr_state.apply_polar_webhook(webhook_id text, webhook_timestamp text,
+ *		webhook_signature text, body text) -> jsonb
+ *		Service only.  {received, processed, idempotent}.
+ */
+Datum
+roastr_state_apply_polar_webhook(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	char	   *id;
+	char	   *ts;
+	char	   *sig;
+	text	   *body;
+	uint8		key[RS_WH_MAX_SECRET];
+	size_t		keylen = 0;
+	RsWebhookResult r;
+	MemoryContext cxt = CurrentMemoryContext;
+	RsUserSwitch sw;
+	Datum		args[2];
+	int			rc;
+	bool		isnull;
+	Jsonb	   *result;
+
+	rs_get_caller(&caller);
+	rs_require_service(&caller, "apply_polar_webhook");
+
+	if (PG_ARGISNULL(0))
+		unauthorized(RS_WH_BAD_ID);
+	if (PG_ARGISNULL(1))
+		unauthorized(RS_WH_BAD_TIMESTAMP);
+	if (PG_ARGISNULL(2))
+		unauthorized(RS_WH_BAD_HEADER);
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("webhook body must not be null"));
+	body = PG_GETARG_TEXT_PP(3);
+	if (VARSIZE_ANY_EXHDR(body) > RS_WH_MAX_BODY)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("webhook body is larger than %d bytes", RS_WH_MAX_BODY),
+				errhidestmt(true));
+	id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ts = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	sig = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	read_secret_key(key, &keylen);
+	r = rs_webhook_verify(key, keylen, id, ts,
+						  (const uint8 *) VARDATA_ANY(body),
+						  VARSIZE_ANY_EXHDR(body), sig,
+						  (int64) (GetCurrentTimestamp() / USECS_PER_SEC +
+								   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY),
+						  RS_WH_TOLERANCE_S);
+	sodium_memzero(key, sizeof(key));
+	if (r != RS_WH_OK)
+		unauthorized(r);
+
+	SPI_connect();
+	rs_become_owner(&sw);
+	if (apply_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+
+		apply_plan = rs_prepare_kept("SELECT roastr_state._apply_polar_event($1, $2)",
+									 2, types);
+	}
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PointerGetDatum(body);
+	rc = SPI_execute_plan(apply_plan, args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not apply webhook");
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									  1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		result = DatumGetJsonbPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_set_product_plan);
+
+/*
+ * roastr_state.set_product_plan(product_id text, plan text) -> void
+ *		Service only.  Maps a Polar product to a plan; a NULL plan removes
+ *		the mapping.
+ */
+Datum
+roastr_state_set_product_plan(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	RsUserSwitch sw;
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	static SPIPlanPtr set_plan = NULL;
+	static SPIPlanPtr del_plan = NULL;
+	int			rc;
+
+	rs_get_caller(&caller);
+	rs_require_service(&caller, "set_product_plan");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("product_id must not be null"));
+	args[0] = PG_GETARG_DATUM(0);
+	{
+		text	   *p = PG_GETARG_TEXT_PP(0);
+		int			len = VARSIZE_ANY_EXHDR(p);
+
+		if (len < 1 || len > 200)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("product_id must have 1 to 200 characters"));
+		for (int i = 0; i < len; i++)
+			if ((unsigned char) VARDATA_ANY(p)[i] < 0x20)
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("product_id must not contain control characters"));
+	}
+	if (!PG_ARGISNULL(1))
+	{
+		rs_validate_value(&rs_fields[F_SUB_PLAN], PG_GETARG_DATUM(1), false);
+		if (rs_text_equals(PG_GETARG_DATUM(1), false, "free"))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("a Polar product cannot map to the free plan"));
+		args[1] = PG_GETARG_DATUM(1);
+	}
+	else
+		nulls[1] = 'n';
+
+	SPI_connect();
+	rs_become_owner(&sw);
+	if (del_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+
+		set_plan = rs_prepare_kept(
+								   "INSERT INTO roastr_state.product_plans (product_id, plan) VALUES ($1, $2) "
+								   "ON CONFLICT (product_id) DO UPDATE SET plan = EXCLUDED.plan",
+								   2, types);
+		del_plan = rs_prepare_kept(
+								   "DELETE FROM roastr_state.product_plans "
+								   "WHERE product_id OPERATOR(pg_catalog.=) $1",
+								   1, types);
+	}
+	rc = SPI_execute_plan(PG_ARGISNULL(1) ? del_plan : set_plan, args, nulls,
+						  false, 0);
+	if (rc != SPI_OK_INSERT && rc != SPI_OK_DELETE)
+		elog(ERROR, "could not set product plan: %s", SPI_result_code_string(rc));
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
