@@ -2,7 +2,7 @@
 
 EXTENSION      = roastr_state
 MODULE_big     = roastr_state
-OBJS           = $(patsubst %.c,%.o,$(filter-out src/crypto.c,$(sort $(wildcard src/*.c))) src/core/webhook_core.c)
+OBJS           = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/core/*.c)))
 DATA           = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC     = "roastr_state - versioned state, change log and notifications"
 
@@ -35,3 +35,6 @@ bench:
 
 deps:
 	@bash scripts/deps.sh
+
+# PGXS has no header dependencies: rebuild everything when a header changes
+$(OBJS): $(wildcard src/*.h src/core/*.h)

@@ -118,6 +118,15 @@ cluster_start() {
         >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; _cluster_fail "initdb failed"; return 1; }
 
+    # A throwaway master key for persona encryption (roastr_state.master_key_file):
+    # one random 256-bit key, id 1, readable only by the server's OS user.
+    (umask 077; printf '# throwaway key of scripts/cluster.sh\n1 %s\n' \
+        "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$dir/master.keys") \
+        || { _cluster_fail "cannot write $dir/master.keys"; return 1; }
+    if [[ $(id -u) -eq 0 ]]; then
+        chown "$owner": "$dir/master.keys" || { _cluster_fail "chown master.keys failed"; return 1; }
+    fi
+
     # Our settings go last in postgresql.conf, so they win over initdb's.
     {
         echo ""
@@ -133,6 +142,7 @@ cluster_start() {
         echo "max_connections = 100"
         echo "log_min_messages = warning"
         echo "logging_collector = off"
+        echo "roastr_state.master_key_file = '$dir/master.keys'"
         for line in "$@"; do
             echo "$line"
         done
@@ -144,6 +154,7 @@ cluster_start() {
 
     export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
     export ROASTR_CLUSTER_DIR=$dir
+    export ROASTR_MASTER_KEY_FILE=$dir/master.keys
 
     # Supabase's API roles, with the attributes Supabase gives them.  Roles
     # are cluster-wide, so every database pg_regress creates sees them.

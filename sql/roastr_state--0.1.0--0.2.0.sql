@@ -355,3 +355,91 @@ BEGIN
 	END IF;
 END
 $grants$;
+
+-- ---------------------------------------------------------------------------
+-- Persona encryption: one random data key per user, stored only wrapped by
+-- a master key from roastr_state.master_key_file.  Deleting the user deletes
+-- the key (crypto-shredding).
+-- ---------------------------------------------------------------------------
+CREATE TABLE roastr_state.user_keys (
+	user_id uuid PRIMARY KEY
+		REFERENCES roastr_state.state (user_id) ON DELETE CASCADE,
+	keygen integer NOT NULL CHECK (keygen OPERATOR(pg_catalog.>) 0),
+	master_key_id integer NOT NULL CHECK (master_key_id OPERATOR(pg_catalog.>) 0),
+	wrapped bytea NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	rewrapped_at timestamptz
+);
+COMMENT ON TABLE roastr_state.user_keys IS
+	'per-user data keys, wrapped by a master key (never stored in the clear)';
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.user_keys', '');
+ALTER TABLE roastr_state.user_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.user_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY service_all ON roastr_state.user_keys
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+REVOKE ALL ON roastr_state.user_keys FROM PUBLIC;
+
+-- persona rows now hold ciphertext: only envelopes are accepted
+DROP TRIGGER roastr_state_persona_guard ON roastr_state.persona;
+DROP FUNCTION roastr_state.persona_guard();
+CREATE FUNCTION roastr_state.persona_check()
+	RETURNS pg_catalog.trigger
+	AS 'MODULE_PATHNAME', 'roastr_state_persona_check'
+	LANGUAGE C
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.persona_check() IS
+	'accepts only roastr_state ciphertext in roastr_state.persona';
+CREATE TRIGGER roastr_state_persona_check
+	BEFORE INSERT OR UPDATE ON roastr_state.persona
+	FOR EACH ROW EXECUTE FUNCTION roastr_state.persona_check();
+
+CREATE FUNCTION roastr_state.delete_user(user_id uuid)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'roastr_state_delete_user'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.delete_user(uuid) IS
+	'erase a user; their data key goes too, so their persona ciphertext can no longer be opened';
+
+CREATE FUNCTION roastr_state.rotate_master_key(batch_size integer DEFAULT 1000)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'roastr_state_rotate_master_key'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.rotate_master_key(integer) IS
+	'service: rewrap up to batch_size data keys under the newest master key; call until remaining is 0';
+
+CREATE FUNCTION roastr_state.mark_embeddings(user_id uuid, model text,
+											 generated_at timestamptz)
+	RETURNS jsonb
+	LANGUAGE sql VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+	SELECT roastr_state.patch(user_id,
+		pg_catalog.jsonb_build_object('persona.embeddings_model', model,
+									  'persona.embeddings_generated_at', generated_at))
+$fn$;
+COMMENT ON FUNCTION roastr_state.mark_embeddings(uuid, text, timestamptz) IS
+	'service: record a finished embedding of the persona';
+
+REVOKE ALL ON FUNCTION roastr_state.persona_check(),
+	roastr_state.delete_user(uuid),
+	roastr_state.rotate_master_key(integer),
+	roastr_state.mark_embeddings(uuid, text, timestamptz) FROM PUBLIC;
+
+DO $grants$
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
+		GRANT EXECUTE ON FUNCTION roastr_state.delete_user(uuid) TO authenticated;
+	END IF;
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'service_role') THEN
+		GRANT EXECUTE ON FUNCTION
+			roastr_state.delete_user(uuid),
+			roastr_state.rotate_master_key(integer),
+			roastr_state.mark_embeddings(uuid, text, timestamptz)
+			TO service_role;
+		GRANT SELECT ON roastr_state.user_keys TO service_role;
+	END IF;
+END
+$grants$;

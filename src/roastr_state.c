@@ -18,6 +18,7 @@
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
+#include "crypto.h"
 #include "roastr_state.h"
 
 PG_MODULE_MAGIC;
@@ -64,6 +65,7 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+	rs_crypto_init();
 	rs_notify_init();
 	rs_webhook_init();
 

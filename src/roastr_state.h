@@ -276,6 +276,10 @@ typedef struct UserState
 	int32		plan_limit;
 	bool		free_limit_null;
 	int32		free_limit;
+	bool		has_dek;		/* roastr_state.user_keys row */
+	uint32		dek_keygen;
+	uint32		dek_master_id;
+	bytea	   *dek_wrapped;
 } UserState;
 
 typedef struct RsEffective
@@ -307,6 +311,21 @@ extern bool rs_read_state(const pg_uuid_t *user, UserState *st,
 						  MemoryContext cxt, bool read_only, bool for_update);
 extern void rs_settle(const pg_uuid_t *user, UserState *st, MemoryContext cxt);
 extern void rs_no_state(const pg_uuid_t *user);
+
+/* persona.c */
+struct RsDataKey;
+extern uint32 rs_persona_changed;
+extern pg_uuid_t rs_persona_changed_user;
+extern struct RsDataKey *rs_user_dek(const pg_uuid_t *user, const UserState *st,
+									 bool create);
+extern text *rs_persona_plaintext(const pg_uuid_t *user, const UserState *st,
+								  struct RsDataKey *dek, RsFieldId f);
+extern uint32 rs_persona_apply(const pg_uuid_t *user, const UserState *st,
+							   uint32 mask, Datum *vals, bool *nulls);
+
+#define RS_PERSONA_TEXT_MASK	((1U << F_PERSONA_IDENTITY) | \
+								 (1U << F_PERSONA_INTOLERANCE) | \
+								 (1U << F_PERSONA_TOLERANCE))
 
 /* webhook.c */
 extern void rs_webhook_init(void);

@@ -32,8 +32,10 @@
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "crypto.h"
 #include "roastr_state.h"
 
 /* Mutation outcomes are kept this long for retries. */
@@ -51,7 +53,10 @@
 #define COL_PLAN_FOUND	(COL_PLAN_LIMIT + 1)
 #define COL_FREE_LIMIT	(COL_PLAN_LIMIT + 2)
 #define COL_FREE_FOUND	(COL_PLAN_LIMIT + 3)
-#define READ_NCOLS		(COL_PLAN_LIMIT + 4)
+#define COL_DEK_KEYGEN	(COL_PLAN_LIMIT + 4)
+#define COL_DEK_MASTER	(COL_PLAN_LIMIT + 5)
+#define COL_DEK_WRAPPED	(COL_PLAN_LIMIT + 6)
+#define READ_NCOLS		(COL_PLAN_LIMIT + 7)
 
 /* One entry of the output: a stored field or a derived one. */
 typedef struct OutItem
@@ -113,19 +118,36 @@ static SPIPlanPtr read_plans[2] = {NULL, NULL};
 static Oid	read_plans_relid = InvalidOid;
 static int	read_plans_natts = 0;
 static bool schema_settles = false;	/* the schema has 0.2.0's usage columns */
+static bool schema_has_keys = false;	/* ... and roastr_state.user_keys */
+
+/*
+ * probe_schema
+ *		Which version of the schema is installed (the library serves the
+ *		previous one until ALTER EXTENSION UPDATE): sets schema_settles and
+ *		schema_has_keys, returns the state table's layout.
+ */
+static const RsLayout *
+probe_schema(Oid relid, int *natts)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	const RsLayout *l = rs_layout(rel);
+
+	*natts = RelationGetDescr(rel)->natts;
+	schema_settles = l->att_field[F_USAGE_PERIOD_END] != 0;
+	schema_has_keys = OidIsValid(get_relname_relid("user_keys",
+												   RelationGetNamespace(rel)));
+	table_close(rel, AccessShareLock);
+	return l;
+}
 
 static SPIPlanPtr
 get_read_plan(bool for_update)
 {
 	Oid			relid = rs_state_relid();
-	Relation	rel;
 	const RsLayout *l;
 	int			natts;
 
-	rel = table_open(relid, AccessShareLock);
-	l = rs_layout(rel);
-	natts = RelationGetDescr(rel)->natts;
-	schema_settles = l->att_field[F_USAGE_PERIOD_END] != 0;
+	l = probe_schema(relid, &natts);
 	if (relid != read_plans_relid || natts != read_plans_natts)
 	{
 		for (int i = 0; i < 2; i++)
@@ -160,20 +182,30 @@ get_read_plan(bool for_update)
 		}
 		appendStringInfoString(&sql,
 							   ", pl.monthly_roasts_limit, pl.plan IS NOT NULL"
-							   ", fr.monthly_roasts_limit, fr.plan IS NOT NULL"
+							   ", fr.monthly_roasts_limit, fr.plan IS NOT NULL");
+		if (schema_has_keys)
+			appendStringInfoString(&sql,
+								   ", uk.keygen, uk.master_key_id, uk.wrapped");
+		else
+			appendStringInfoString(&sql, ", NULL::integer, NULL::integer, NULL::bytea");
+		appendStringInfoString(&sql,
 							   " FROM roastr_state.state s"
 							   " LEFT JOIN roastr_state.persona p"
 							   " ON p.user_id OPERATOR(pg_catalog.=) s.user_id"
 							   " LEFT JOIN roastr_state.plans pl"
 							   " ON pl.plan OPERATOR(pg_catalog.=) s.plan"
 							   " LEFT JOIN roastr_state.plans fr"
-							   " ON fr.plan OPERATOR(pg_catalog.=) 'free'"
+							   " ON fr.plan OPERATOR(pg_catalog.=) 'free'");
+		if (schema_has_keys)
+			appendStringInfoString(&sql,
+								   " LEFT JOIN roastr_state.user_keys uk"
+								   " ON uk.user_id OPERATOR(pg_catalog.=) s.user_id");
+		appendStringInfoString(&sql,
 							   " WHERE s.user_id OPERATOR(pg_catalog.=) $1");
 		if (for_update)
 			appendStringInfoString(&sql, " FOR NO KEY UPDATE OF s");
 		read_plans[for_update] = rs_prepare_kept(sql.data, 1, argtypes);
 	}
-	table_close(rel, AccessShareLock);
 	return read_plans[for_update];
 }
 
@@ -189,12 +221,45 @@ bool
 rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 			  bool read_only, bool for_update)
 {
+
 	Datum		args[1];
 	int			rc;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 	MemoryContext old;
+
+	/*
+	 * To lock, take the row lock with a statement of its own, then read in
+	 * a fresh snapshot.  Locking inside the joined read would let READ
+	 * COMMITTED's recheck pair the new state row with the plan rows of the
+	 * old snapshot after waiting (a consumption racing an upgrade would see
+	 * no limit).
+	 */
+	if (for_update)
+	{
+		static SPIPlanPtr lock_plan = NULL;
+		Datum		largs[1];
+		int			lrc;
+
+		if (lock_plan == NULL)
+		{
+			Oid			types[1] = {UUIDOID};
+
+			lock_plan = rs_prepare_kept("SELECT FROM roastr_state.state "
+										"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										"FOR NO KEY UPDATE",
+										1, types);
+		}
+		largs[0] = UUIDPGetDatum(user);
+		lrc = SPI_execute_plan(lock_plan, largs, NULL, false, 1);
+		if (lrc != SPI_OK_SELECT)
+			elog(ERROR, "could not lock user state: %s", SPI_result_code_string(lrc));
+		if (SPI_processed == 0)
+			return false;
+		for_update = false;
+		read_only = false;
+	}
 
 	args[0] = UUIDPGetDatum(user);
 	rc = SPI_execute_plan(get_read_plan(for_update), args, NULL, read_only, 1);
@@ -247,6 +312,15 @@ rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 		d = SPI_getbinval(tup, desc, COL_FREE_LIMIT + 1, &isnull);
 		st->free_limit_null = found && isnull;
 		st->free_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
+
+		d = SPI_getbinval(tup, desc, COL_DEK_WRAPPED + 1, &isnull);
+		st->has_dek = !isnull;
+		if (st->has_dek)
+		{
+			st->dek_wrapped = DatumGetByteaPCopy(d);
+			st->dek_keygen = DatumGetInt32(SPI_getbinval(tup, desc, COL_DEK_KEYGEN + 1, &isnull));
+			st->dek_master_id = DatumGetInt32(SPI_getbinval(tup, desc, COL_DEK_MASTER + 1, &isnull));
+		}
 	}
 	MemoryContextSwitchTo(old);
 	return true;
@@ -314,7 +388,16 @@ build_items(const UserState *st, OutItem *items)
 	int64		v;
 	TimestampTz t;
 
+	RsDataKey  *dek = NULL;
+	bool		tolerance_allowed;
+
 	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
+	tolerance_allowed = strcmp(eff.plan, "pro") == 0 ||
+		strcmp(eff.plan, "plus") == 0;
+	if (st->has_dek && (!st->nulls[F_PERSONA_IDENTITY] ||
+						!st->nulls[F_PERSONA_INTOLERANCE] ||
+						!st->nulls[F_PERSONA_TOLERANCE]))
+		dek = rs_user_dek(&st->user_id, st, false);
 
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
@@ -337,9 +420,12 @@ build_items(const UserState *st, OutItem *items)
 		}
 		else if (fd->type == FT_SECRET)
 		{
-			/* no encryption in this version: nothing can have been stored */
-			val = (Datum) 0;
-			isnull = true;
+			/* below pro, tolerance reads as null; the text is kept */
+			text	   *t = (f == F_PERSONA_TOLERANCE && !tolerance_allowed) ? NULL :
+				rs_persona_plaintext(&st->user_id, st, dek, f);
+
+			val = PointerGetDatum(t);
+			isnull = (t == NULL);
 		}
 		add_item(items, &n, fd->path, fd->section, fd->key, fd,
 				 rs_field_typoid(fd), val, isnull,
@@ -350,6 +436,9 @@ build_items(const UserState *st, OutItem *items)
 		add_item(items, &n, "organization.id", "organization", "id",
 				 &rs_fields[F_ORG_ID], UUIDOID, st->vals[F_ORG_ID], false,
 				 st->log.version[F_ORG_ID], st->log.time[F_ORG_ID]);
+
+	if (dek != NULL)
+		rs_datakey_clear(dek);
 
 	v = maxv(st, lengthof(trial_deps), trial_deps, &t);
 	add_item(items, &n, "subscription.trial_days_remaining", "subscription",
@@ -829,7 +918,7 @@ get_update_plan(uint32 mask)
 							   "UPDATE roastr_state.state SET version = COALESCE($2, version)");
 		for (int f = 0; f < RS_NFIELDS; f++)
 		{
-			if (!(mask & (1U << f)))
+			if (!(mask & (1U << f)) || rs_fields[f].column == NULL)
 				continue;
 			types[n] = rs_field_typoid(&rs_fields[f]);
 			n++;
@@ -1029,11 +1118,11 @@ parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls,
 						errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						errmsg("permission denied to write field \"%s\"", path),
 						errhint("Only the service role may change it."));
-			if (f->type == FT_SECRET)
+			if (f->type == FT_SECRET && !schema_has_keys)
 				ereport(ERROR,
 						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("field \"%s\" cannot be written by this version of roastr_state", path),
-						errdetail("Persona text is stored only encrypted, and encryption is not available yet."));
+						errmsg("field \"%s\" cannot be written before ALTER EXTENSION roastr_state UPDATE", path),
+						errdetail("Persona text is stored only encrypted, which needs version 0.2.0 of the extension."));
 		}
 		else if (tok == WJB_VALUE)
 		{
@@ -1043,6 +1132,33 @@ parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls,
 		}
 	}
 	return mask;
+}
+
+/*
+ * execute_update
+ *		Run the state UPDATE of a patch, telling the trigger which persona
+ *		fields patch() has just written for this user; the hint never
+ *		outlives the statement, even when it fails.
+ */
+static int
+execute_update(SPIPlanPtr plan, Datum *args, char *argnulls,
+			   uint32 persona_changed, const pg_uuid_t *user)
+{
+	int			rc;
+
+	rs_last_apply.valid = false;
+	rs_persona_changed = persona_changed;
+	rs_persona_changed_user = *user;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, args, argnulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		rs_persona_changed = 0;
+	}
+	PG_END_TRY();
+	return rc;
 }
 
 /*
@@ -1087,6 +1203,8 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 	pg_uuid_t	mid;
 	bool		carries_persona = false;
 	ErrorContextCallback errcb;
+	uint32		requested;
+	uint32		persona_changed = 0;
 
 	errcb.callback = hide_statement_callback;
 	errcb.arg = &carries_persona;
@@ -1107,7 +1225,13 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 				errmsg("base version must not be negative"));
 
 	memset(nulls, 0, sizeof(nulls));
+	{
+		int			natts;
+
+		(void) probe_schema(rs_state_relid(), &natts);
+	}
 	mask = parse_changes(changes, &caller, vals, nulls, &carries_persona);
+	requested = mask;
 
 	/* an empty patch changes nothing: answer from a plain read */
 	if (mask == 0 && PG_ARGISNULL(3))
@@ -1134,19 +1258,6 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 		PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 	}
 
-	args[0] = UUIDPGetDatum(&user);
-	argnulls[0] = ' ';
-	args[1] = Int64GetDatum(base);
-	argnulls[1] = base_null ? 'n' : ' ';
-	for (int f = 0; f < RS_NFIELDS; f++)
-	{
-		if (!(mask & (1U << f)))
-			continue;
-		args[nargs] = vals[f];
-		argnulls[nargs] = nulls[f] ? 'n' : ' ';
-		nargs++;
-	}
-
 	SPI_connect();
 	rs_become_owner(&sw);
 
@@ -1163,8 +1274,42 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 		JsonbValue *res;
 		MemoryContext old;
 
-		rs_last_apply.valid = false;
-		rc = SPI_execute_plan(get_update_plan(mask), args, argnulls, false, 0);
+		/*
+		 * Persona text: lock and read the row, seal what changed, write the
+		 * ciphertext; the trigger versions those fields.  Changed text makes
+		 * the embeddings stale.
+		 */
+		if (mask & RS_PERSONA_TEXT_MASK)
+		{
+			UserState	st;
+
+			if (!rs_read_state(&user, &st, cxt, false, true))
+				rs_no_state(&user);
+			persona_changed = rs_persona_apply(&user, &st, mask, vals, nulls);
+			if (persona_changed)
+			{
+				mask |= (1U << F_PERSONA_EMBEDDINGS_AT) |
+					(1U << F_PERSONA_EMBEDDINGS_MODEL);
+				nulls[F_PERSONA_EMBEDDINGS_AT] = true;
+				nulls[F_PERSONA_EMBEDDINGS_MODEL] = true;
+			}
+		}
+
+		args[0] = UUIDPGetDatum(&user);
+		argnulls[0] = ' ';
+		args[1] = Int64GetDatum(base);
+		argnulls[1] = base_null ? 'n' : ' ';
+		for (int f = 0; f < RS_NFIELDS; f++)
+		{
+			if (!(mask & (1U << f)) || rs_fields[f].column == NULL)
+				continue;
+			args[nargs] = vals[f];
+			argnulls[nargs] = nulls[f] ? 'n' : ' ';
+			nargs++;
+		}
+
+		rc = execute_update(get_update_plan(mask), args, argnulls,
+							persona_changed, &user);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not update user state: %s",
 				 SPI_result_code_string(rc));
@@ -1184,7 +1329,7 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 		jb_key(&js, "applied");
 		pushJsonbValue(&js, WJB_BEGIN_ARRAY, NULL);
 		for (int f = 0; f < RS_NFIELDS; f++)
-			if (mask & (1U << f))
+			if (requested & (1U << f))
 				jb_elem_string(&js, rs_fields[f].path);
 		pushJsonbValue(&js, WJB_END_ARRAY, NULL);
 		res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);

@@ -397,6 +397,22 @@ trigger_update(TriggerData *td, const RsLayout *l)
 			conflicts |= 1U << f;
 	}
 
+	/* persona text that patch() has just written for this user */
+	if (rs_persona_changed != 0 &&
+		memcmp(rs_persona_changed_user.data,
+			   DatumGetUUIDP(oldv[l->att_user_id - 1])->data, UUID_LEN) == 0)
+	{
+		for (int f = 0; f < RS_NFIELDS; f++)
+		{
+			if (!(rs_persona_changed & (1U << f)))
+				continue;
+			changed |= 1U << f;
+			if (base != cur && log.version[f] > base)
+				conflicts |= 1U << f;
+		}
+		rs_persona_changed = 0;
+	}
+
 	if (conflicts)
 		raise_conflict(rel, l, cur, base, conflicts, &log, oldv, oldn);
 

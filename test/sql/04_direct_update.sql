@@ -51,9 +51,9 @@ SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET user_id = %L WHE
 SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET created_at = now() - interval ''1 day'' WHERE user_id = %L', :u1))->>'sqlstate',
 	'428C9', 'created_at cannot change');
 
--- persona text cannot be stored in this version, by any path
-SELECT is(pg_temp.outcome(format('INSERT INTO roastr_state.persona (user_id, identity) VALUES (%L, ''\x00'')', :u1))->>'sqlstate',
-	'0A000', 'persona text cannot be inserted');
+-- the persona table takes ciphertext only: plain bytes written directly are refused
+SELECT is(pg_temp.outcome(format('INSERT INTO roastr_state.persona (user_id, identity) VALUES (%L, convert_to(''me'', ''UTF8''))', :u1))->>'sqlstate',
+	'22023', 'plain persona bytes cannot be inserted directly');
 
 -- several rows in one statement: one version each
 SELECT roastr_state.ensure_user(:u2, 'b@example.com') IS NOT NULL;
