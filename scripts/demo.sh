@@ -82,18 +82,26 @@ step "8. Field-level locking: the same stale base is fine for a field nobody els
 show "SELECT roastr_state.patch(NULL, '{\"roasting.roast_level\": 5}', base_version => 1);"
 as_device "SELECT roastr_state.patch(NULL, '{\"roasting.roast_level\": 5}', base_version => 1)"
 
-step "9. Quota: Ann's usage on the free plan, then the backend moves her to pro"
-show "usage now : $(as_device "SELECT (roastr_state.state_full()->'usage') - 'reset_date' - 'period_start'" | tr -d ' ')"
+step "9. Quota: the backend takes roasts as Ann uses them (free plan: 100 a month)"
+show "SELECT roastr_state.consume_roasts(user_id => '…', n => 98);"
+as_service "SELECT roastr_state.consume_roasts('$ANN', 98) - 'reset_date'" | sed 's/^/   /'
+show "SELECT roastr_state.consume_roasts(user_id => '…', n => 5);   -- more than is left"
+as_service "SELECT roastr_state.consume_roasts('$ANN', 5) - 'reset_date'" | sed 's/^/   /'
+show "(refused: allowed = false, nothing consumed; concurrent calls can never overdraw)"
 as_service "SELECT roastr_state.patch('$ANN', '{\"subscription.plan\": \"pro\"}')" >/dev/null
-show "after pro : $(as_device "SELECT (roastr_state.state_full()->'usage') - 'reset_date' - 'period_start'" | tr -d ' ')"
-show "the laptop's next sync from cursor 3 carries the derived fields that moved:"
-as_device "SELECT string_agg((e->>'field') || ' = ' || (e->'value')::text, E'\n') FROM jsonb_array_elements(roastr_state.state_sync(NULL, 3)->'changes') e"
+show "the backend moves Ann to pro; her usage now reads:"
+show "$(as_device "SELECT (roastr_state.state_full()->'usage') - 'reset_date' - 'period_start'" | tr -d ' ')"
 
-step "10. Another user's state is out of reach for Ann's devices"
+step "10. Persona text is encrypted at rest, per user and per field"
+as_device "SELECT roastr_state.patch(NULL, '{\"persona.identity\": \"I roast with love\"}')" | tail -1
+show "in the table : $(psql -X -At -c "SELECT substr(encode(identity, 'hex'), 1, 48) || '…' FROM roastr_state.persona")"
+show "to Ann       : $(as_device "SELECT roastr_state.state_full()->'persona'->>'identity'" | sed 's/^ *//' | tr -d '\n')"
+
+step "11. Another user's state is out of reach for Ann's devices"
 as_device "SELECT roastr_state.state_full('00000000-0000-4000-8000-000000000b0b')"
 
-step "11. Everything the gateway relayed, in version order"
-for _ in $(seq 100); do [ "$(grep -c '^user:' "$events")" -ge 3 ] && break; sleep 0.05; done
+step "12. Everything the gateway relayed, in version order"
+for _ in $(seq 100); do [ "$(grep -c '^user:' "$events")" -ge 6 ] && break; sleep 0.05; done
 grep '^user:' "$events" | sed 's/^user:[^ ]* /   /'
 
 printf '\n%sDone.%s The cluster is removed on exit; `make test` runs the full suite.\n' "$bold" "$plain"
