@@ -404,6 +404,21 @@ rs_authorize(const RsCaller *caller, bool user_isnull, Datum user_arg,
 			errmsg("permission denied to act on another user's state"));
 }
 
+/*
+ * rs_resolve_target
+ *		The caller, and whose state a SQL function acts on: argument
+ *		"argno" (a uuid, NULL for the caller), authorized as above.
+ */
+void
+rs_resolve_target(FunctionCallInfo fcinfo, int argno, RsCaller *caller,
+				  pg_uuid_t *target)
+{
+	rs_get_caller(caller);
+	rs_authorize(caller, PG_ARGISNULL(argno),
+				 PG_ARGISNULL(argno) ? (Datum) 0 : PG_GETARG_DATUM(argno),
+				 target);
+}
+
 void
 rs_require_service(const RsCaller *caller, const char *funcname)
 {

@@ -282,9 +282,7 @@ roastr_state_delete_user(PG_FUNCTION_ARGS)
 	int			rc;
 	bool		deleted;
 
-	rs_get_caller(&caller);
-	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
-				 PG_GETARG_DATUM(0), &user);
+	rs_resolve_target(fcinfo, 0, &caller, &user);
 	SPI_connect();
 	rs_become_owner(&sw);
 	if (plan == NULL)

@@ -148,9 +148,7 @@ roastr_state_consume_roasts(PG_FUNCTION_ARGS)
 	Jsonb	   *result = NULL;
 	int			rc;
 
-	rs_get_caller(&caller);
-	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
-				 PG_GETARG_DATUM(0), &user);
+	rs_resolve_target(fcinfo, 0, &caller, &user);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -221,6 +221,8 @@ typedef struct RsCaller
 extern void rs_get_caller(RsCaller *caller);
 extern void rs_authorize(const RsCaller *caller, bool user_isnull,
 						 Datum user_arg, pg_uuid_t *target);
+extern void rs_resolve_target(FunctionCallInfo fcinfo, int argno,
+							  RsCaller *caller, pg_uuid_t *target);
 extern void rs_require_service(const RsCaller *caller, const char *funcname);
 extern char *rs_service_role_name;
 

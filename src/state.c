@@ -727,9 +727,7 @@ roastr_state_state_full(PG_FUNCTION_ARGS)
 	pg_uuid_t	user;
 	UserState	st;
 
-	rs_get_caller(&caller);
-	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
-				 PG_GETARG_DATUM(0), &user);
+	rs_resolve_target(fcinfo, 0, &caller, &user);
 	read_or_fail(&user, &st);
 	PG_RETURN_JSONB_P(build_full(&st));
 }
@@ -750,9 +748,7 @@ roastr_state_state_sync(PG_FUNCTION_ARGS)
 	UserState	st;
 	int64		since = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 
-	rs_get_caller(&caller);
-	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
-				 PG_GETARG_DATUM(0), &user);
+	rs_resolve_target(fcinfo, 0, &caller, &user);
 	if (since < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -778,9 +774,7 @@ roastr_state_state_sync_at(PG_FUNCTION_ARGS)
 	pg_uuid_t	user;
 	UserState	st;
 
-	rs_get_caller(&caller);
-	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
-				 PG_GETARG_DATUM(0), &user);
+	rs_resolve_target(fcinfo, 0, &caller, &user);
 	if (!PG_ARGISNULL(1) && TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(1)))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1211,9 +1205,7 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	rs_get_caller(&caller);
-	rs_authorize(&caller, PG_ARGISNULL(0), PG_ARGISNULL(0) ? (Datum) 0 :
-				 PG_GETARG_DATUM(0), &user);
+	rs_resolve_target(fcinfo, 0, &caller, &user);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

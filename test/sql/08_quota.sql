@@ -11,8 +11,6 @@ UPDATE roastr_state.plans SET monthly_roasts_limit = 5 WHERE plan = 'free';
 
 CREATE FUNCTION pg_temp.take(u uuid, n int DEFAULT 1, k text DEFAULT NULL) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT roastr_state.consume_roasts(u, n, k) - 'reset_date' $$;
-CREATE FUNCTION pg_temp.ver(u uuid) RETURNS bigint
-LANGUAGE sql AS $$ SELECT version FROM roastr_state.state WHERE user_id = u $$;
 
 SELECT is(pg_temp.take(:u1),
 	'{"allowed": true, "monthly_roasts_used": 1, "monthly_roasts_limit": 5, "remaining_roasts": 4}',

@@ -7,8 +7,6 @@ SELECT plan(31);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
 SELECT roastr_state.ensure_user(:u2, 'bob@example.com') IS NOT NULL;
-CREATE FUNCTION pg_temp.ver(u uuid) RETURNS bigint
-LANGUAGE sql AS $$ SELECT version FROM roastr_state.state WHERE user_id = u $$;
 CREATE FUNCTION pg_temp.persona(u uuid) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT roastr_state.state_full(u)->'persona' $$;
 
