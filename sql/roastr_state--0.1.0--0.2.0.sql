@@ -443,3 +443,154 @@ BEGIN
 	END IF;
 END
 $grants$;
+
+-- ---------------------------------------------------------------------------
+-- Organizations
+-- ---------------------------------------------------------------------------
+CREATE TABLE roastr_state.organizations (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	name text NOT NULL,
+	slug text NOT NULL UNIQUE
+		CHECK (slug OPERATOR(pg_catalog.~) '^[a-z0-9-]{3,63}$'),
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE TABLE roastr_state.organization_members (
+	org_id uuid NOT NULL
+		REFERENCES roastr_state.organizations (id) ON DELETE CASCADE,
+	user_id uuid NOT NULL
+		REFERENCES roastr_state.state (user_id) ON DELETE CASCADE,
+	role text NOT NULL
+		CHECK (role OPERATOR(pg_catalog.=) ANY (ARRAY['owner', 'admin', 'member'])),
+	PRIMARY KEY (org_id, user_id)
+);
+-- at most one owner per organization; the functions keep it exactly one
+CREATE UNIQUE INDEX organization_members_one_owner
+	ON roastr_state.organization_members (org_id)
+	WHERE role OPERATOR(pg_catalog.=) 'owner';
+CREATE INDEX organization_members_user ON roastr_state.organization_members (user_id);
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.organizations', '');
+SELECT pg_catalog.pg_extension_config_dump('roastr_state.organization_members', '');
+
+ALTER TABLE roastr_state.state
+	ADD COLUMN organization_changed_at timestamptz,
+	ADD CONSTRAINT state_organization_fkey FOREIGN KEY (organization_id)
+		REFERENCES roastr_state.organizations (id) ON DELETE SET NULL;
+
+-- Deleting a user who owns an organization: alone, the organization goes
+-- too; with other members, refused (ownership must be transferred first).
+CREATE FUNCTION roastr_state.organization_member_deleted()
+	RETURNS pg_catalog.trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+BEGIN
+	IF OLD.role OPERATOR(pg_catalog.<>) 'owner'
+	   OR NOT EXISTS (SELECT FROM roastr_state.organizations o
+	                   WHERE o.id OPERATOR(pg_catalog.=) OLD.org_id)
+	   OR EXISTS (SELECT FROM roastr_state.organization_members m
+	               WHERE m.org_id OPERATOR(pg_catalog.=) OLD.org_id
+	                 AND m.role OPERATOR(pg_catalog.=) 'owner') THEN
+		RETURN NULL;
+	END IF;
+	IF EXISTS (SELECT FROM roastr_state.organization_members m
+	            WHERE m.org_id OPERATOR(pg_catalog.=) OLD.org_id) THEN
+		RAISE EXCEPTION 'cannot remove the owner of organization %', OLD.org_id
+			USING ERRCODE = '23503',
+			      HINT = 'Transfer ownership with set_member_role first.';
+	END IF;
+	DELETE FROM roastr_state.organizations o WHERE o.id OPERATOR(pg_catalog.=) OLD.org_id;
+	RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER roastr_state_organization_member_deleted
+	AFTER DELETE ON roastr_state.organization_members
+	FOR EACH ROW EXECUTE FUNCTION roastr_state.organization_member_deleted();
+
+CREATE FUNCTION roastr_state.create_organization(owner uuid, name text, slug text)
+	RETURNS uuid
+	AS 'MODULE_PATHNAME', 'roastr_state_create_organization'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.create_organization(uuid, text, text) IS
+	'create an organization owned by owner';
+CREATE FUNCTION roastr_state.add_member(org uuid, user_id uuid, role text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'roastr_state_add_member'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.add_member(uuid, uuid, text) IS
+	'owner or admin: add a member or (owner only) an admin';
+CREATE FUNCTION roastr_state.set_member_role(org uuid, user_id uuid, role text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'roastr_state_set_member_role'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.set_member_role(uuid, uuid, text) IS
+	'owner: make or unmake admins, or transfer ownership';
+CREATE FUNCTION roastr_state.remove_member(org uuid, user_id uuid)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'roastr_state_remove_member'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.remove_member(uuid, uuid) IS
+	'owner or admin removes a member; a member may leave';
+CREATE FUNCTION roastr_state.rename_organization(org uuid, name text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'roastr_state_rename_organization'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.rename_organization(uuid, text) IS
+	'owner or admin: rename the organization';
+CREATE FUNCTION roastr_state.set_current_organization(user_id uuid, org uuid)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'roastr_state_set_current_organization'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.set_current_organization(uuid, uuid) IS
+	'the organization a user''s state shows (NULL: none)';
+
+ALTER TABLE roastr_state.organizations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.organizations FORCE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.organization_members ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roastr_state.organization_members FORCE ROW LEVEL SECURITY;
+CREATE POLICY service_all ON roastr_state.organizations
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+CREATE POLICY service_all ON roastr_state.organization_members
+	USING ((SELECT roastr_state.caller_is_service()))
+	WITH CHECK ((SELECT roastr_state.caller_is_service()));
+REVOKE ALL ON roastr_state.organizations, roastr_state.organization_members FROM PUBLIC;
+REVOKE ALL ON FUNCTION roastr_state.create_organization(uuid, text, text),
+	roastr_state.add_member(uuid, uuid, text),
+	roastr_state.set_member_role(uuid, uuid, text),
+	roastr_state.remove_member(uuid, uuid),
+	roastr_state.rename_organization(uuid, text),
+	roastr_state.set_current_organization(uuid, uuid),
+	roastr_state.organization_member_deleted() FROM PUBLIC;
+
+DO $grants$
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
+		GRANT EXECUTE ON FUNCTION
+			roastr_state.create_organization(uuid, text, text),
+			roastr_state.add_member(uuid, uuid, text),
+			roastr_state.set_member_role(uuid, uuid, text),
+			roastr_state.remove_member(uuid, uuid),
+			roastr_state.rename_organization(uuid, text),
+			roastr_state.set_current_organization(uuid, uuid)
+			TO authenticated;
+	END IF;
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'service_role') THEN
+		GRANT EXECUTE ON FUNCTION
+			roastr_state.create_organization(uuid, text, text),
+			roastr_state.add_member(uuid, uuid, text),
+			roastr_state.set_member_role(uuid, uuid, text),
+			roastr_state.remove_member(uuid, uuid),
+			roastr_state.rename_organization(uuid, text),
+			roastr_state.set_current_organization(uuid, uuid)
+			TO service_role;
+		GRANT SELECT ON roastr_state.organizations, roastr_state.organization_members
+			TO service_role;
+	END IF;
+END
+$grants$;

@@ -97,6 +97,9 @@ const RsField rs_fields[RS_NFIELDS] = {
 	{F_LIMITS_CHANGED_AT, "usage.limits_changed_at", "usage",
 		"limits_changed_at", "limits_changed_at",
 	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL, true},
+	{F_ORG_CHANGED_AT, "organization.changed_at", "organization",
+		"changed_at", "organization_changed_at",
+	FT_TSTZ, W_SYSTEM, K_ORGANIZATION, true, 0, 0, NULL, true},
 };
 
 const char *const rs_kind_names[RS_NKINDS] = {

@@ -96,6 +96,7 @@ typedef enum RsFieldId
 	/* 0.2.0 */
 	F_USAGE_PERIOD_END,			/* hidden: end of the period "used" counts */
 	F_LIMITS_CHANGED_AT,		/* hidden: an operator changed plan limits */
+	F_ORG_CHANGED_AT,			/* hidden: the current organization changed */
 	RS_NFIELDS
 } RsFieldId;
 
@@ -278,6 +279,10 @@ typedef struct UserState
 	int32		plan_limit;
 	bool		free_limit_null;
 	int32		free_limit;
+	bool		org_null;		/* no current organization (or not a member) */
+	char	   *org_name;
+	char	   *org_slug;
+	char	   *org_role;
 	bool		has_dek;		/* roastr_state.user_keys row */
 	uint32		dek_keygen;
 	uint32		dek_master_id;

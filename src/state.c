@@ -56,7 +56,10 @@
 #define COL_DEK_KEYGEN	(COL_PLAN_LIMIT + 4)
 #define COL_DEK_MASTER	(COL_PLAN_LIMIT + 5)
 #define COL_DEK_WRAPPED	(COL_PLAN_LIMIT + 6)
-#define READ_NCOLS		(COL_PLAN_LIMIT + 7)
+#define COL_ORG_NAME	(COL_PLAN_LIMIT + 7)
+#define COL_ORG_SLUG	(COL_PLAN_LIMIT + 8)
+#define COL_ORG_ROLE	(COL_PLAN_LIMIT + 9)
+#define READ_NCOLS		(COL_PLAN_LIMIT + 10)
 
 /* One entry of the output: a stored field or a derived one. */
 typedef struct OutItem
@@ -119,6 +122,7 @@ static Oid	read_plans_relid = InvalidOid;
 static int	read_plans_natts = 0;
 static bool schema_settles = false;	/* the schema has 0.2.0's usage columns */
 static bool schema_has_keys = false;	/* ... and roastr_state.user_keys */
+static bool schema_has_orgs = false;	/* ... and the organization tables */
 
 /*
  * probe_schema
@@ -135,6 +139,8 @@ probe_schema(Oid relid, int *natts)
 	*natts = RelationGetDescr(rel)->natts;
 	schema_settles = l->att_field[F_USAGE_PERIOD_END] != 0;
 	schema_has_keys = OidIsValid(get_relname_relid("user_keys",
+												   RelationGetNamespace(rel)));
+	schema_has_orgs = OidIsValid(get_relname_relid("organization_members",
 												   RelationGetNamespace(rel)));
 	table_close(rel, AccessShareLock);
 	return l;
@@ -188,6 +194,10 @@ get_read_plan(bool for_update)
 								   ", uk.keygen, uk.master_key_id, uk.wrapped");
 		else
 			appendStringInfoString(&sql, ", NULL::integer, NULL::integer, NULL::bytea");
+		if (schema_has_orgs)
+			appendStringInfoString(&sql, ", o.name, o.slug, m.role");
+		else
+			appendStringInfoString(&sql, ", NULL::text, NULL::text, NULL::text");
 		appendStringInfoString(&sql,
 							   " FROM roastr_state.state s"
 							   " LEFT JOIN roastr_state.persona p"
@@ -200,6 +210,13 @@ get_read_plan(bool for_update)
 			appendStringInfoString(&sql,
 								   " LEFT JOIN roastr_state.user_keys uk"
 								   " ON uk.user_id OPERATOR(pg_catalog.=) s.user_id");
+		if (schema_has_orgs)
+			appendStringInfoString(&sql,
+								   " LEFT JOIN roastr_state.organization_members m"
+								   " ON m.org_id OPERATOR(pg_catalog.=) s.organization_id"
+								   " AND m.user_id OPERATOR(pg_catalog.=) s.user_id"
+								   " LEFT JOIN roastr_state.organizations o"
+								   " ON o.id OPERATOR(pg_catalog.=) m.org_id");
 		appendStringInfoString(&sql,
 							   " WHERE s.user_id OPERATOR(pg_catalog.=) $1");
 		if (for_update)
@@ -312,6 +329,15 @@ rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 		d = SPI_getbinval(tup, desc, COL_FREE_LIMIT + 1, &isnull);
 		st->free_limit_null = found && isnull;
 		st->free_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
+
+		d = SPI_getbinval(tup, desc, COL_ORG_ROLE + 1, &isnull);
+		st->org_null = isnull;
+		if (!isnull)
+		{
+			st->org_role = TextDatumGetCString(d);
+			st->org_name = TextDatumGetCString(SPI_getbinval(tup, desc, COL_ORG_NAME + 1, &isnull));
+			st->org_slug = TextDatumGetCString(SPI_getbinval(tup, desc, COL_ORG_SLUG + 1, &isnull));
+		}
 
 		d = SPI_getbinval(tup, desc, COL_DEK_WRAPPED + 1, &isnull);
 		st->has_dek = !isnull;
@@ -432,10 +458,23 @@ build_items(const UserState *st, OutItem *items)
 				 st->log.version[f], st->log.time[f]);
 	}
 
-	if (!st->nulls[F_ORG_ID])
+	{
+		static const RsFieldId org_deps[] = {F_ORG_ID, F_ORG_CHANGED_AT};
+
+		v = maxv(st, lengthof(org_deps), org_deps, &t);
 		add_item(items, &n, "organization.id", "organization", "id",
-				 &rs_fields[F_ORG_ID], UUIDOID, st->vals[F_ORG_ID], false,
-				 st->log.version[F_ORG_ID], st->log.time[F_ORG_ID]);
+				 &rs_fields[F_ORG_ID], UUIDOID, st->vals[F_ORG_ID], st->org_null,
+				 v, t);
+		add_item(items, &n, "organization.name", "organization", "name", NULL,
+				 TEXTOID, st->org_null ? (Datum) 0 : CStringGetTextDatum(st->org_name),
+				 st->org_null, v, t);
+		add_item(items, &n, "organization.slug", "organization", "slug", NULL,
+				 TEXTOID, st->org_null ? (Datum) 0 : CStringGetTextDatum(st->org_slug),
+				 st->org_null, v, t);
+		add_item(items, &n, "organization.role", "organization", "role", NULL,
+				 TEXTOID, st->org_null ? (Datum) 0 : CStringGetTextDatum(st->org_role),
+				 st->org_null, v, t);
+	}
 
 	if (dek != NULL)
 		rs_datakey_clear(dek);
@@ -476,6 +515,8 @@ push_item_value(JsonbParseState **js, const OutItem *it)
 		jb_int64(js, DatumGetInt32(it->value));
 	else if (it->type == TIMESTAMPTZOID)
 		jb_timestamptz(js, DatumGetTimestampTz(it->value));
+	else if (it->type == TEXTOID)
+		jb_string(js, TextDatumGetCString(it->value));
 	else
 		elog(ERROR, "unexpected derived type %u", it->type);
 }
@@ -517,13 +558,18 @@ build_full(const UserState *st)
 	}
 
 	jb_key(&js, "organization");
-	if (st->nulls[F_ORG_ID])
+	if (st->org_null)
 		jb_null(&js);
 	else
 	{
 		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
-		jb_key(&js, "id");
-		jb_string(&js, rs_uuid_to_cstring(DatumGetUUIDP(st->vals[F_ORG_ID])));
+		for (int i = 0; i < n; i++)
+		{
+			if (strcmp(items[i].section, "organization") != 0)
+				continue;
+			jb_key(&js, items[i].key);
+			push_item_value(&js, &items[i]);
+		}
 		pushJsonbValue(&js, WJB_END_OBJECT, NULL);
 	}
 

@@ -1,0 +1,589 @@
+/*-------------------------------------------------------------------------
+ *
+ * org.c
+ *	  Organizations: members with roles owner, admin and member; a user's
+ *	  current organization.
+ *
+ * Rules: exactly one owner at all times (ownership moves with
+ * set_member_role(..., 'owner'), never disappears); owner and admins add
+ * and remove members; only the owner makes or unmakes admins; an admin
+ * cannot remove another admin; anyone but the owner may leave.  The
+ * service may do anything the rules allow.
+ *
+ * Every change locks the organization's row first, so the changes of one
+ * organization happen one at a time (two admins changing the same member
+ * concurrently: the second decides on the first's result) and cannot
+ * deadlock with each other.  Each change then bumps, through the state
+ * trigger, every member it affects whose current organization this is
+ * (the hidden field organization.changed_at), so their devices see the
+ * new organization.* values by sync and get an organization_update
+ * notification, in the same transaction.
+ *
+ * Copyright (c) 2026, the roastr_state authors
+ *
+ * IDENTIFICATION
+ *	  src/org.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+
+#include "roastr_state.h"
+
+static SPIPlanPtr plan_lock_org = NULL;
+static SPIPlanPtr plan_role_of = NULL;
+static SPIPlanPtr plan_touch = NULL;
+
+static const char *const org_roles[] = {"owner", "admin", "member", NULL};
+
+static void
+prepare_org_plans(void)
+{
+	Oid			t1[1] = {UUIDOID};
+	Oid			t2[2] = {UUIDOID, UUIDOID};
+
+	if (plan_touch != NULL)
+		return;
+	plan_lock_org = rs_prepare_kept("SELECT FROM roastr_state.organizations "
+									"WHERE id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+									1, t1);
+	plan_role_of = rs_prepare_kept("SELECT role FROM roastr_state.organization_members "
+								   "WHERE org_id OPERATOR(pg_catalog.=) $1 "
+								   "AND user_id OPERATOR(pg_catalog.=) $2",
+								   2, t2);
+	plan_touch = rs_prepare_kept("UPDATE roastr_state.state "
+								 "SET organization_changed_at = pg_catalog.clock_timestamp() "
+								 "WHERE user_id OPERATOR(pg_catalog.=) $2 "
+								 "AND organization_id OPERATOR(pg_catalog.=) $1",
+								 2, t2);
+}
+
+/* run a kept plan, ERROR on failure */
+static void
+run(SPIPlanPtr plan, Datum *args, const char *nulls, int expect)
+{
+	int			rc = SPI_execute_plan(plan, args, nulls, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "organization statement failed: %s", SPI_result_code_string(rc));
+}
+
+static SPIPlanPtr
+kept(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+		*slot = rs_prepare_kept(sql, nargs, types);
+	return *slot;
+}
+
+/*
+ * lock_org
+ *		Lock the organization row (PT404 when there is none).
+ */
+static void
+lock_org(const pg_uuid_t *org)
+{
+	Datum		args[1] = {UUIDPGetDatum(org)};
+
+	run(plan_lock_org, args, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_ROASTR_NOT_FOUND),
+				errmsg("organization %s does not exist", rs_uuid_to_cstring(org)));
+}
+
+/* The role of user in org, or NULL when not a member. */
+static char *
+role_of(const pg_uuid_t *org, const pg_uuid_t *user)
+{
+	Datum		args[2] = {UUIDPGetDatum(org), UUIDPGetDatum(user)};
+	bool		isnull;
+
+	run(plan_role_of, args, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* bump a member whose current organization is org */
+static void
+touch(const pg_uuid_t *org, const pg_uuid_t *user)
+{
+	Datum		args[2] = {UUIDPGetDatum(org), UUIDPGetDatum(user)};
+
+	run(plan_touch, args, NULL, SPI_OK_UPDATE);
+}
+
+static void
+denied(const char *what)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			errmsg("permission denied to %s", what));
+}
+
+/*
+ * actor_role
+ *		The acting user's role in org; the service acts as an owner.  A
+ *		caller who is neither a member nor the service gets 42501.
+ */
+static const char *
+actor_role(const RsCaller *caller, const pg_uuid_t *org, const char *what)
+{
+	char	   *r;
+
+	if (caller->is_service)
+		return "owner";
+	if (!caller->has_user)
+		denied(what);
+	r = role_of(org, &caller->user_id);
+	if (r == NULL)
+		denied(what);
+	return r;
+}
+
+static pg_uuid_t *
+uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s must not be null", name));
+	return PG_GETARG_UUID_P(n);
+}
+
+static char *
+role_arg(FunctionCallInfo fcinfo, int n)
+{
+	char	   *r;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("role must not be null"));
+	r = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	for (int i = 0; org_roles[i]; i++)
+		if (strcmp(org_roles[i], r) == 0)
+			return r;
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid organization role \"%s\"", r),
+			errdetail("Expected \"owner\", \"admin\" or \"member\"."));
+	return NULL;				/* keep compiler quiet */
+}
+
+static void
+check_name(text *t)
+{
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			n = pg_mbstrlen_with_len(s, len);
+
+	if (n < 1 || n > 200)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("organization name must have 1 to 200 characters"));
+	for (int i = 0; i < len; i++)
+		if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("organization name must not contain control characters"));
+}
+
+static void
+check_slug(text *t)
+{
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (len < 3 || len > 63)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid organization slug"),
+				errdetail("A slug has 3 to 63 lower-case letters, digits and hyphens."));
+	for (int i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+			  s[i] == '-'))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("invalid organization slug"),
+					errdetail("A slug has 3 to 63 lower-case letters, digits and hyphens."));
+}
+
+/* make org the user's current organization when they have none */
+static SPIPlanPtr plan_adopt = NULL;
+
+static void
+adopt_if_none(const pg_uuid_t *org, const pg_uuid_t *user)
+{
+	Oid			t2[2] = {UUIDOID, UUIDOID};
+	Datum		args[2] = {UUIDPGetDatum(org), UUIDPGetDatum(user)};
+
+	run(kept(&plan_adopt,
+			 "UPDATE roastr_state.state SET organization_id = $1 "
+			 "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id IS NULL",
+			 2, t2), args, NULL, SPI_OK_UPDATE);
+}
+
+/* a user must exist to join */
+static void
+require_user(const pg_uuid_t *user)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			t1[1] = {UUIDOID};
+	Datum		args[1] = {UUIDPGetDatum(user)};
+
+	run(kept(&plan, "SELECT FROM roastr_state.state WHERE user_id OPERATOR(pg_catalog.=) $1",
+			 1, t1), args, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		rs_no_state(user);
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_create_organization);
+
+/*
+ * roastr_state.create_organization(owner uuid, name text, slug text) -> uuid
+ *		The owner (or the service for them) creates an organization; it
+ *		becomes the owner's current organization if they have none.
+ */
+Datum
+roastr_state_create_organization(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	owner;
+	RsUserSwitch sw;
+	static SPIPlanPtr ins_org = NULL;
+	static SPIPlanPtr ins_member = NULL;
+	Oid			t3[3] = {TEXTOID, TEXTOID, UUIDOID};
+	Datum		args[3];
+	bool		isnull;
+	pg_uuid_t	org;
+
+	rs_resolve_target(fcinfo, 0, &caller, &owner);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("name and slug must not be null"));
+	check_name(PG_GETARG_TEXT_PP(1));
+	check_slug(PG_GETARG_TEXT_PP(2));
+
+	SPI_connect();
+	rs_become_owner(&sw);
+	prepare_org_plans();
+	require_user(&owner);
+	args[0] = PG_GETARG_DATUM(1);
+	args[1] = PG_GETARG_DATUM(2);
+	run(kept(&ins_org, "INSERT INTO roastr_state.organizations (name, slug) "
+			 "VALUES ($1, $2) RETURNING id", 2, t3), args, NULL,
+		SPI_OK_INSERT_RETURNING);
+	org = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	args[0] = UUIDPGetDatum(&org);
+	args[1] = UUIDPGetDatum(&owner);
+	{
+		Oid			t2[2] = {UUIDOID, UUIDOID};
+
+		run(kept(&ins_member, "INSERT INTO roastr_state.organization_members "
+				 "(org_id, user_id, role) VALUES ($1, $2, 'owner')", 2, t2),
+			args, NULL, SPI_OK_INSERT);
+	}
+	adopt_if_none(&org, &owner);
+	rs_restore_user(&sw);
+	SPI_finish();
+	{
+		pg_uuid_t  *res = palloc(sizeof(pg_uuid_t));
+
+		*res = org;
+		PG_RETURN_UUID_P(res);
+	}
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_add_member);
+
+/*
+ * roastr_state.add_member(org uuid, user_id uuid, role text) -> void
+ *		Owner or admin; only the owner adds admins.  Ownership is never
+ *		added, only transferred (set_member_role).
+ */
+Datum
+roastr_state_add_member(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	org = *uuid_arg(fcinfo, 0, "org");
+	pg_uuid_t	user = *uuid_arg(fcinfo, 1, "user_id");
+	char	   *role = role_arg(fcinfo, 2);
+	const char *actor;
+	RsUserSwitch sw;
+	static SPIPlanPtr ins = NULL;
+	Oid			t3[3] = {UUIDOID, UUIDOID, TEXTOID};
+	Datum		args[3];
+
+	rs_get_caller(&caller);
+	if (strcmp(role, "owner") == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("an organization has exactly one owner"),
+				errhint("Add the member, then transfer ownership with set_member_role."));
+	SPI_connect();
+	rs_become_owner(&sw);
+	prepare_org_plans();
+	lock_org(&org);
+	actor = actor_role(&caller, &org, "add members to this organization");
+	if (strcmp(actor, "member") == 0 ||
+		(strcmp(role, "admin") == 0 && strcmp(actor, "owner") != 0))
+		denied(strcmp(actor, "member") == 0 ?
+			   "add members to this organization" : "make admins");
+	require_user(&user);
+	if (role_of(&org, &user) != NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_UNIQUE_VIOLATION),
+				errmsg("user %s is already a member of organization %s",
+					   rs_uuid_to_cstring(&user), rs_uuid_to_cstring(&org)));
+	args[0] = UUIDPGetDatum(&org);
+	args[1] = UUIDPGetDatum(&user);
+	args[2] = CStringGetTextDatum(role);
+	run(kept(&ins, "INSERT INTO roastr_state.organization_members (org_id, user_id, role) "
+			 "VALUES ($1, $2, $3)", 3, t3), args, NULL, SPI_OK_INSERT);
+	adopt_if_none(&org, &user);
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_set_member_role);
+
+/*
+ * roastr_state.set_member_role(org uuid, user_id uuid, role text) -> void
+ *		Only the owner makes or unmakes admins.  Role "owner" transfers
+ *		ownership: the new owner is set and the old one becomes an admin.
+ */
+Datum
+roastr_state_set_member_role(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	org = *uuid_arg(fcinfo, 0, "org");
+	pg_uuid_t	user = *uuid_arg(fcinfo, 1, "user_id");
+	char	   *role = role_arg(fcinfo, 2);
+	const char *actor;
+	char	   *current;
+	RsUserSwitch sw;
+	static SPIPlanPtr set = NULL;
+	static SPIPlanPtr demote_owner = NULL;
+	Oid			t3[3] = {UUIDOID, UUIDOID, TEXTOID};
+	Oid			t1[1] = {UUIDOID};
+	Datum		args[3];
+
+	rs_get_caller(&caller);
+	SPI_connect();
+	rs_become_owner(&sw);
+	prepare_org_plans();
+	lock_org(&org);
+	actor = actor_role(&caller, &org, "change roles in this organization");
+	current = role_of(&org, &user);
+	if (current == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_ROASTR_NOT_FOUND),
+				errmsg("user %s is not a member of organization %s",
+					   rs_uuid_to_cstring(&user), rs_uuid_to_cstring(&org)));
+	if (strcmp(current, role) != 0)
+	{
+		if (strcmp(actor, "owner") != 0)
+			denied("change roles in this organization");
+		if (strcmp(current, "owner") == 0)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("an organization has exactly one owner"),
+					errhint("Transfer ownership by making another member the owner."));
+		args[0] = UUIDPGetDatum(&org);
+		args[1] = UUIDPGetDatum(&user);
+		args[2] = CStringGetTextDatum(role);
+		if (strcmp(role, "owner") == 0)
+		{
+			static SPIPlanPtr old_owner = NULL;
+			bool		isnull;
+			pg_uuid_t	prev;
+
+			/* the previous owner, to bump; then demote, then promote */
+			run(kept(&old_owner, "SELECT user_id FROM roastr_state.organization_members "
+					 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+					 1, t1), args, NULL, SPI_OK_SELECT);
+			if (SPI_processed != 1)
+				elog(ERROR, "organization %s has no owner", rs_uuid_to_cstring(&org));
+			prev = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+			run(kept(&demote_owner, "UPDATE roastr_state.organization_members SET role = 'admin' "
+					 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+					 1, t1), args, NULL, SPI_OK_UPDATE);
+			touch(&org, &prev);
+		}
+		run(kept(&set, "UPDATE roastr_state.organization_members SET role = $3 "
+				 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+				 3, t3), args, NULL, SPI_OK_UPDATE);
+		touch(&org, &user);
+	}
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_remove_member);
+
+/*
+ * roastr_state.remove_member(org uuid, user_id uuid) -> void
+ *		Owner or admin removes a member (only the owner removes an admin);
+ *		a member may remove themselves (leave).  The owner cannot be removed:
+ *		ownership must be transferred first.  A removed member whose current
+ *		organization it was has none afterwards.
+ */
+Datum
+roastr_state_remove_member(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	org = *uuid_arg(fcinfo, 0, "org");
+	pg_uuid_t	user = *uuid_arg(fcinfo, 1, "user_id");
+	char	   *target;
+	RsUserSwitch sw;
+	static SPIPlanPtr del = NULL;
+	static SPIPlanPtr unset = NULL;
+	Oid			t2[2] = {UUIDOID, UUIDOID};
+	Datum		args[2];
+	bool		self;
+
+	rs_get_caller(&caller);
+	self = caller.has_user && memcmp(caller.user_id.data, user.data, UUID_LEN) == 0;
+	SPI_connect();
+	rs_become_owner(&sw);
+	prepare_org_plans();
+	lock_org(&org);
+	target = role_of(&org, &user);
+	if (!self || caller.is_service)
+	{
+		const char *actor = actor_role(&caller, &org, "remove members from this organization");
+
+		if (target != NULL &&
+			!(strcmp(actor, "owner") == 0 ||
+			  (strcmp(actor, "admin") == 0 && strcmp(target, "member") == 0)))
+			denied("remove this member");
+	}
+	if (target == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_ROASTR_NOT_FOUND),
+				errmsg("user %s is not a member of organization %s",
+					   rs_uuid_to_cstring(&user), rs_uuid_to_cstring(&org)));
+	if (strcmp(target, "owner") == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("an organization has exactly one owner"),
+				errhint("Transfer ownership before the owner leaves."));
+	args[0] = UUIDPGetDatum(&org);
+	args[1] = UUIDPGetDatum(&user);
+	run(kept(&del, "DELETE FROM roastr_state.organization_members "
+			 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+			 2, t2), args, NULL, SPI_OK_DELETE);
+	run(kept(&unset, "UPDATE roastr_state.state SET organization_id = NULL "
+			 "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id OPERATOR(pg_catalog.=) $1",
+			 2, t2), args, NULL, SPI_OK_UPDATE);
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_rename_organization);
+
+/*
+ * roastr_state.rename_organization(org uuid, name text) -> void
+ *		Owner or admin.  Every member whose current organization it is gets
+ *		a new version.
+ */
+Datum
+roastr_state_rename_organization(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	org = *uuid_arg(fcinfo, 0, "org");
+	const char *actor;
+	RsUserSwitch sw;
+	static SPIPlanPtr ren = NULL;
+	static SPIPlanPtr touch_all = NULL;
+	Oid			t2[2] = {UUIDOID, TEXTOID};
+	Datum		args[2];
+
+	rs_get_caller(&caller);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("name must not be null"));
+	check_name(PG_GETARG_TEXT_PP(1));
+	SPI_connect();
+	rs_become_owner(&sw);
+	prepare_org_plans();
+	lock_org(&org);
+	actor = actor_role(&caller, &org, "rename this organization");
+	if (strcmp(actor, "member") == 0)
+		denied("rename this organization");
+	args[0] = UUIDPGetDatum(&org);
+	args[1] = PG_GETARG_DATUM(1);
+	run(kept(&ren, "UPDATE roastr_state.organizations SET name = $2 "
+			 "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
+			 2, t2), args, NULL, SPI_OK_UPDATE);
+	if (SPI_processed > 0)
+		run(kept(&touch_all, "UPDATE roastr_state.state "
+				 "SET organization_changed_at = pg_catalog.clock_timestamp() "
+				 "WHERE organization_id OPERATOR(pg_catalog.=) $1",
+				 1, t2), args, NULL, SPI_OK_UPDATE);
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_set_current_organization);
+
+/*
+ * roastr_state.set_current_organization(user_id uuid, org uuid) -> void
+ *		The organization state.organization shows; NULL for none.  The user
+ *		must be a member (42501 otherwise).
+ */
+Datum
+roastr_state_set_current_organization(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	user;
+	RsUserSwitch sw;
+	static SPIPlanPtr set = NULL;
+	Oid			t2[2] = {UUIDOID, UUIDOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+
+	rs_resolve_target(fcinfo, 0, &caller, &user);
+	SPI_connect();
+	rs_become_owner(&sw);
+	prepare_org_plans();
+	require_user(&user);
+	if (!PG_ARGISNULL(1))
+	{
+		pg_uuid_t	org = *PG_GETARG_UUID_P(1);
+
+		lock_org(&org);
+		if (role_of(&org, &user) == NULL)
+			denied("make an organization current that the user is not a member of");
+		args[1] = UUIDPGetDatum(PG_GETARG_UUID_P(1));
+	}
+	else
+	{
+		args[1] = (Datum) 0;
+		nulls[1] = 'n';
+	}
+	args[0] = UUIDPGetDatum(&user);
+	run(kept(&set, "UPDATE roastr_state.state SET organization_id = $2 "
+			 "WHERE user_id OPERATOR(pg_catalog.=) $1", 2, t2), args, nulls,
+		SPI_OK_UPDATE);
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
