@@ -32,8 +32,13 @@ BEGIN
 		UPDATE roastr_state.state
 		   SET limits_changed_at = pg_catalog.clock_timestamp()
 		 WHERE plan OPERATOR(pg_catalog.=) NEW.plan
+		    -- users whose trial or paid period is over read as free too
 		    OR (NEW.plan OPERATOR(pg_catalog.=) 'free'
-		        AND subscription_status OPERATOR(pg_catalog.=) ANY (ARRAY['trial', 'canceled']));
+		        AND ((subscription_status OPERATOR(pg_catalog.=) 'trial'
+		              AND trial_ends_at OPERATOR(pg_catalog.<=) pg_catalog.now())
+		             OR (subscription_status OPERATOR(pg_catalog.=) 'canceled'
+		                 AND (current_period_end IS NULL
+		                      OR current_period_end OPERATOR(pg_catalog.<=) pg_catalog.now()))));
 	END IF;
 	RETURN NULL;
 END
