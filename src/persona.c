@@ -121,16 +121,16 @@ wipe_text(text *t)
  * rs_persona_apply
  *		Write the persona text of a patch.  "st" is the user's row, locked
  *		and read by the caller (inside SPI, as the owner); vals/nulls hold
- *		the new texts of the fields in "mask".  Returns the persona fields
- *		whose text really changed; writing the same text is no change.
+ *		the new texts of the fields in "mask"; "dek" is the user's data key
+ *		(rs_user_dek), wiped here.  Returns the persona fields whose text
+ *		really changed; writing the same text is no change.
  *		persona.tolerance needs the pro or plus plan (PT402).
  */
 uint32
 rs_persona_apply(const pg_uuid_t *user, const UserState *st, uint32 mask,
-				 Datum *vals, bool *nulls)
+				 Datum *vals, bool *nulls, RsDataKey *dek)
 {
 	RsEffective eff;
-	RsDataKey  *dek;
 	uint32		changed = 0;
 	Datum		args[4];
 	char		argnulls[4] = {' ', ' ', ' ', ' '};
@@ -147,7 +147,6 @@ rs_persona_apply(const pg_uuid_t *user, const UserState *st, uint32 mask,
 				errdetail("The current plan is \"%s\".", eff.plan),
 				errhidestmt(true));
 
-	dek = rs_user_dek(user, st, true);
 	args[0] = UUIDPGetDatum(user);
 	for (int i = 0; i < 3; i++)
 	{

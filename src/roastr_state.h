@@ -328,7 +328,8 @@ extern struct RsDataKey *rs_user_dek(const pg_uuid_t *user, const UserState *st,
 extern text *rs_persona_plaintext(const pg_uuid_t *user, const UserState *st,
 								  struct RsDataKey *dek, RsFieldId f);
 extern uint32 rs_persona_apply(const pg_uuid_t *user, const UserState *st,
-							   uint32 mask, Datum *vals, bool *nulls);
+							   uint32 mask, Datum *vals, bool *nulls,
+							   struct RsDataKey *dek);
 
 #define RS_PERSONA_TEXT_MASK	((1U << F_PERSONA_IDENTITY) | \
 								 (1U << F_PERSONA_INTOLERANCE) | \

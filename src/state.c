@@ -982,10 +982,11 @@ get_update_plan(uint32 mask)
 /*
  * request_hash
  *		BLAKE2b-256 of the canonical patch (jsonb's normalized text) and
- *		the base version: a retry must be the same request.
+ *		the base version: a retry must be the same request.  Keyed by the
+ *		user's data key when the patch carries persona text.
  */
 static bytea *
-request_hash(Jsonb *changes, bool base_null, int64 base)
+request_hash(Jsonb *changes, bool base_null, int64 base, const RsDataKey *dek)
 {
 	char	   *txt = JsonbToCString(NULL, &changes->root, VARSIZE(changes));
 	bytea	   *h = palloc(VARHDRSZ + crypto_generichash_BYTES);
@@ -994,7 +995,16 @@ request_hash(Jsonb *changes, bool base_null, int64 base)
 
 	snprintf(basebuf, sizeof(basebuf), "|%s" INT64_FORMAT,
 			 base_null ? "n" : "b", base_null ? (int64) 0 : base);
-	crypto_generichash_init(&s, NULL, 0, crypto_generichash_BYTES);
+	/*
+	 * A patch with persona text is hashed under the user's data key: an
+	 * unkeyed hash of a short text would let anyone who reads the row (or a
+	 * backup) confirm a guess of it.  The data key goes with delete_user.
+	 */
+	if (dek != NULL)
+		crypto_generichash_init(&s, dek->key, sizeof(dek->key),
+								crypto_generichash_BYTES);
+	else
+		crypto_generichash_init(&s, NULL, 0, crypto_generichash_BYTES);
 	crypto_generichash_update(&s, (const unsigned char *) txt, strlen(txt));
 	crypto_generichash_update(&s, (const unsigned char *) basebuf,
 							  strlen(basebuf));
@@ -1202,6 +1212,30 @@ execute_update(SPIPlanPtr plan, Datum *args, char *argnulls,
 }
 
 /*
+ * mentions_persona
+ *		Whether a patch names a persona field at its top level (jsonb sorts
+ *		keys, so other keys may fail validation first).
+ */
+static bool
+mentions_persona(Jsonb *changes)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(changes) || JB_ROOT_IS_SCALAR(changes))
+		return false;
+	it = JsonbIteratorInit(&changes->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY && v.val.string.len >= 8 &&
+			memcmp(v.val.string.val, "persona.", 8) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * hide_statement_callback
  *		Error context callback of patch(): once the patch is known to carry
  *		persona text, no error it raises may copy the statement (and so the
@@ -1245,11 +1279,17 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 	ErrorContextCallback errcb;
 	uint32		requested;
 	uint32		persona_changed = 0;
+	UserState	pst;
+	RsDataKey  *dek = NULL;
 
 	errcb.callback = hide_statement_callback;
 	errcb.arg = &carries_persona;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
+
+	/* before any check that could fail: does the patch carry persona text? */
+	if (!PG_ARGISNULL(1))
+		carries_persona = mentions_persona(PG_GETARG_JSONB_P(1));
 
 	rs_resolve_target(fcinfo, 0, &caller, &user);
 	if (PG_ARGISNULL(1))
@@ -1299,10 +1339,21 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 	SPI_connect();
 	rs_become_owner(&sw);
 
+	/*
+	 * Persona text: lock and read the row and get the user's data key first
+	 * (a mutation id's request hash is keyed by it).
+	 */
+	if (mask & RS_PERSONA_TEXT_MASK)
+	{
+		if (!rs_read_state(&user, &pst, cxt, false, true))
+			rs_no_state(&user);
+		dek = rs_user_dek(&user, &pst, true);
+	}
+
 	if (!PG_ARGISNULL(3))
 	{
 		mid = *PG_GETARG_UUID_P(3);
-		hash = request_hash(changes, base_null, base);
+		hash = request_hash(changes, base_null, base, dek);
 		result = claim_mutation(&user, &mid, hash, cxt);
 	}
 
@@ -1313,17 +1364,14 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 		MemoryContext old;
 
 		/*
-		 * Persona text: lock and read the row, seal what changed, write the
-		 * ciphertext; the trigger versions those fields.  Changed text makes
-		 * the embeddings stale.
+		 * Seal what changed and write the ciphertext; the trigger versions
+		 * those fields.  Changed text makes the embeddings stale.
 		 */
 		if (mask & RS_PERSONA_TEXT_MASK)
 		{
-			UserState	st;
-
-			if (!rs_read_state(&user, &st, cxt, false, true))
-				rs_no_state(&user);
-			persona_changed = rs_persona_apply(&user, &st, mask, vals, nulls);
+			persona_changed = rs_persona_apply(&user, &pst, mask, vals, nulls,
+											   dek);
+			dek = NULL;
 			if (persona_changed)
 			{
 				mask |= (1U << F_PERSONA_EMBEDDINGS_AT) |
@@ -1387,6 +1435,8 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 		}
 	}
 
+	if (dek != NULL)
+		rs_datakey_clear(dek);
 	rs_restore_user(&sw);
 	SPI_finish();
 	error_context_stack = errcb.previous;
