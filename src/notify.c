@@ -247,11 +247,17 @@ build_payload(const char *uuid, int64 version, uint32 changed,
 	first = true;
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
-		if (!(changed & (1U << f)) || rs_fields[f].hidden)
+		if (!(changed & (1U << f)) || rs_fields[f].hidden ||
+			rs_fields[f].kind == K_ORGANIZATION)
 			continue;
 		appendStringInfo(&buf, "%s\"%s\"", first ? "" : ",", rs_fields[f].path);
 		first = false;
 	}
+	/* the organization is shown as id, name, slug and role: read by sync */
+	if (kinds & (1U << K_ORGANIZATION))
+		appendStringInfo(&buf, "%s\"organization.id\",\"organization.name\","
+						 "\"organization.slug\",\"organization.role\"",
+						 first ? "" : ",");
 	appendStringInfoString(&buf, "],\"data\":{");
 	first = true;
 	for (int s = 0; s < (int) lengthof(sections); s++)
@@ -261,7 +267,7 @@ build_payload(const char *uuid, int64 version, uint32 changed,
 		for (int f = 0; f < RS_NFIELDS; f++)
 		{
 			if (!(changed & (1U << f)) || values[f] == NULL ||
-				rs_fields[f].private ||
+				rs_fields[f].private || rs_fields[f].kind == K_ORGANIZATION ||
 				strcmp(rs_fields[f].section, sections[s]) != 0)
 				continue;
 			if (!opened)

@@ -149,6 +149,16 @@ actor_role(const RsCaller *caller, const pg_uuid_t *org, const char *what)
 	return r;
 }
 
+/* a caller who is neither the service nor a user may do nothing at all */
+static void
+require_someone(const RsCaller *caller)
+{
+	if (!caller->is_service && !caller->has_user)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied: the caller is not an authenticated user"));
+}
+
 static pg_uuid_t *
 uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
@@ -326,6 +336,7 @@ roastr_state_add_member(PG_FUNCTION_ARGS)
 	Datum		args[3];
 
 	rs_get_caller(&caller);
+	require_someone(&caller);
 	if (strcmp(role, "owner") == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -381,6 +392,7 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 	Datum		args[3];
 
 	rs_get_caller(&caller);
+	require_someone(&caller);
 	SPI_connect();
 	rs_become_owner(&sw);
 	prepare_org_plans();
@@ -426,6 +438,12 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 		run(kept(&set, "UPDATE roastr_state.organization_members SET role = $3 "
 				 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
 				 3, t3), args, NULL, SPI_OK_UPDATE);
+		/* the member may have gone while we waited (delete_user) */
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					errcode(ERRCODE_ROASTR_NOT_FOUND),
+					errmsg("user %s is not a member of organization %s",
+						   rs_uuid_to_cstring(&user), rs_uuid_to_cstring(&org)));
 		touch(&org, &user);
 	}
 	rs_restore_user(&sw);
@@ -457,6 +475,7 @@ roastr_state_remove_member(PG_FUNCTION_ARGS)
 	bool		self;
 
 	rs_get_caller(&caller);
+	require_someone(&caller);
 	self = caller.has_user && memcmp(caller.user_id.data, user.data, UUID_LEN) == 0;
 	SPI_connect();
 	rs_become_owner(&sw);
@@ -515,6 +534,7 @@ roastr_state_rename_organization(PG_FUNCTION_ARGS)
 	Datum		args[2];
 
 	rs_get_caller(&caller);
+	require_someone(&caller);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -115,6 +115,40 @@ check_status_move(Relation rel, const RsLayout *l, Datum *oldv, bool *oldn,
 }
 
 /*
+ * check_membership
+ *		A user's current organization must be one they belong to; otherwise
+ *		the state would later change (when they join) without a version.
+ */
+static void
+check_membership(Relation rel, const RsLayout *l, const pg_uuid_t *user,
+				 const pg_uuid_t *org)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {UUIDOID, UUIDOID};
+	Datum		args[2];
+	bool		member;
+
+	SPI_connect();
+	if (plan == NULL)
+		plan = rs_prepare_kept("SELECT FROM roastr_state.organization_members "
+							   "WHERE org_id OPERATOR(pg_catalog.=) $1 "
+							   "AND user_id OPERATOR(pg_catalog.=) $2",
+							   2, types);
+	args[0] = UUIDPGetDatum(org);
+	args[1] = UUIDPGetDatum(user);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not check organization membership");
+	member = SPI_processed == 1;
+	SPI_finish();
+	if (!member)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("user %s is not a member of organization %s",
+					   rs_uuid_to_cstring(user), rs_uuid_to_cstring(org)),
+				errtablecol(rel, l->att_field[F_ORG_ID]));
+}
+
+/*
  * raise_conflict
  *		PT409 with the JSON detail of the API: every conflicting field with
  *		the server's value and the version that changed it.
@@ -418,6 +452,9 @@ trigger_update(TriggerData *td, const RsLayout *l)
 
 	if (changed & (1U << F_SUB_STATUS))
 		check_status_move(rel, l, oldv, oldn, newv, newn);
+	if ((changed & (1U << F_ORG_ID)) && !newn[l->att_field[F_ORG_ID] - 1])
+		check_membership(rel, l, DatumGetUUIDP(oldv[l->att_user_id - 1]),
+						 DatumGetUUIDP(newv[l->att_field[F_ORG_ID] - 1]));
 
 	rs_last_apply.valid = true;
 	rs_last_apply.old_version = cur;
