@@ -15,16 +15,21 @@
  * How it is sent
  *	PostgreSQL's NOTIFY takes a cluster-wide lock at commit and holds it
  *	through the commit's WAL flush, so notifying transactions cannot share
- *	flushes.  Writers therefore do not NOTIFY themselves when the library is
- *	preloaded: at PRE_COMMIT they append their payloads, tagged with their
- *	top-level XID, to a per-database ring in shared memory and set the latch
- *	of that database's notifier, a background worker started on demand.
- *	The notifier takes entries in ring order, waits while an entry's XID is
- *	still running, drops entries whose transaction aborted, and sends the
- *	committed ones in one transaction of its own (synchronous_commit off),
- *	so a whole batch pays for the NOTIFY lock once.  Ring order is commit
- *	order for any one user (writers of a user serialize on its row lock), so
- *	a user's notifications arrive in version order.
+ *	flushes.  When commits wait for that flush (synchronous_commit on, the
+ *	default) and the library is preloaded, writers therefore do not NOTIFY
+ *	themselves: at PRE_COMMIT they append their payloads, tagged with their
+ *	top-level XID, to a per-database ring in shared memory, and once they
+ *	have committed they set the latch of that database's notifier, a
+ *	background worker started on demand.  The notifier takes entries in
+ *	ring order, waits while an entry's XID is still running, drops entries
+ *	whose transaction aborted, and sends the committed ones in one
+ *	transaction of its own (synchronous_commit off), so a whole batch pays
+ *	for the NOTIFY lock once.  Ring order is commit order for any one user
+ *	(writers of a user serialize on its row lock), so a user's
+ *	notifications arrive in version order.  When commits do not wait for a
+ *	flush (synchronous_commit off) the lock is held only briefly and the
+ *	hand-off would cost more than it saves, so the default mode "auto"
+ *	notifies directly then (measured: BENCHMARKS.md).
  *
  *	The notifier exits after a few idle seconds (so it does not hold up
  *	DROP DATABASE, which waits five seconds for other sessions) and the next
@@ -68,7 +73,10 @@
 
 #include "roastr_state.h"
 
-int			rs_notify_mode = RS_NOTIFY_WORKER;
+int			rs_notify_mode = RS_NOTIFY_AUTO;
+
+/* the notifier to wake once this transaction has committed */
+static Latch *wake_after_commit = NULL;
 static int	rs_notify_queue_kb = 1024;
 static int	rs_notify_max_payload = RS_MAX_PAYLOAD;
 
@@ -517,7 +525,7 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 	LWLockRelease(shared->lock);
 
 	if (latch)
-		SetLatch(latch);
+		wake_after_commit = latch;	/* woken by xact_callback at COMMIT */
 	else if (need_start && !register_notifier(slotno))
 	{
 		bool		cancelled = false;
@@ -549,17 +557,30 @@ send_pending(void)
 	int			n;
 	TransactionId xid = GetTopTransactionIdIfAny();
 
+	bool		use_worker;
+
 	out = collect_outgoing(&n);
 	if (n == 0)
 		return;
-	if (rs_notify_mode == RS_NOTIFY_WORKER && shared != NULL &&
+
+	/*
+	 * NOTIFY serializes commits only while it holds its lock through a WAL
+	 * flush.  A commit that does not wait for the flush (synchronous_commit
+	 * off) pays little for that, and less than handing the payload to the
+	 * notifier, so "auto" notifies directly then.
+	 */
+	if (rs_notify_mode == RS_NOTIFY_AUTO)
+		use_worker = synchronous_commit > SYNCHRONOUS_COMMIT_OFF;
+	else
+		use_worker = rs_notify_mode == RS_NOTIFY_WORKER;
+
+	if (use_worker && shared != NULL &&
 		TransactionIdIsValid(xid) && enqueue(out, n, xid))
 		return;
-	if (shared != NULL)
+	if (use_worker && shared != NULL)
 	{
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		if (rs_notify_mode == RS_NOTIFY_WORKER)
-			shared->fallbacks++;
+		shared->fallbacks++;
 		LWLockRelease(shared->lock);
 	}
 	send_direct(out, n);
@@ -625,6 +646,11 @@ xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
+			/* our entry is final now: the notifier will not wait for it */
+			if (wake_after_commit != NULL)
+				SetLatch(wake_after_commit);
+			wake_after_commit = NULL;
+			/* FALLTHROUGH */
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -672,6 +698,7 @@ void
 rs_notify_init(void)
 {
 	static const struct config_enum_entry mode_options[] = {
+		{"auto", RS_NOTIFY_AUTO, false},
 		{"worker", RS_NOTIFY_WORKER, false},
 		{"direct", RS_NOTIFY_DIRECT, false},
 		{NULL, 0, false}
@@ -679,10 +706,11 @@ rs_notify_init(void)
 
 	DefineCustomEnumVariable("roastr_state.notify_mode",
 							 "How committed changes are announced.",
+							 "auto: the background notifier when commits wait for a WAL flush, else direct; "
 							 "worker: a background notifier sends them in batches (needs shared_preload_libraries); "
 							 "direct: each writing transaction sends its own NOTIFY.",
 							 &rs_notify_mode,
-							 RS_NOTIFY_WORKER,
+							 RS_NOTIFY_AUTO,
 							 mode_options,
 							 PGC_SUSET,
 							 0,

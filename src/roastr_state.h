@@ -251,6 +251,7 @@ extern RsLastApply rs_last_apply;
 /* notify.c */
 typedef enum RsNotifyMode
 {
+	RS_NOTIFY_AUTO,				/* worker when commits wait for a flush */
 	RS_NOTIFY_WORKER,
 	RS_NOTIFY_DIRECT
 } RsNotifyMode;
