@@ -13,10 +13,16 @@ make -s install >/dev/null
 # shellcheck source=scripts/cluster.sh
 source scripts/cluster.sh
 probe_pid=""
+gateway_pid=""
+device_pid=""
 events=$(mktemp)
+gwlog=$(mktemp)
+devlog=$(mktemp)
 finish() {
-	[ -n "$probe_pid" ] && kill "$probe_pid" 2>/dev/null || true
-	rm -f "$events"
+	for p in "$device_pid" "$gateway_pid" "$probe_pid"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null || true
+	done
+	rm -f "$events" "$gwlog" "$devlog"
 	cluster_stop >/dev/null 2>&1 || true
 }
 trap finish EXIT
@@ -57,6 +63,19 @@ probe_pid=$!
 for _ in $(seq 100); do grep -q '^ready$' "$events" && break; sleep 0.05; done
 show "LISTEN \"user:$ANN\"   -- ready"
 
+step "2b. The reference gateway (gateway/, Node.js + Socket.IO) relays it to devices"
+[ -d gateway/node_modules ] || npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
+JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export JWT_SECRET
+PGUSER=authenticator PORT=0 HOST=127.0.0.1 node gateway/server.js >"$gwlog" 2>&1 &
+gateway_pid=$!
+for _ in $(seq 100); do grep -q '"msg":"listening"' "$gwlog" && break; sleep 0.05; done
+GWPORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$gwlog" | head -n 1)
+node gateway/examples/device.js "http://127.0.0.1:$GWPORT" "$ANN" 1 1 >"$devlog" 2>&1 &
+device_pid=$!
+for _ in $(seq 100); do grep -q '^ready$' "$devlog" && break; sleep 0.05; done
+show "gateway on 127.0.0.1:$GWPORT; the laptop's socket joined room user:$ANN with cursor 1"
+
 step "3. Phone and laptop both load the state: version 1, roasting on"
 show "phone : $(as_device "SELECT roastr_state.state_full()->'roasting' || jsonb_build_object('version', roastr_state.state_full()->'_meta'->'version')" | tr -d ' ')"
 show "laptop: $(as_device "SELECT roastr_state.state_full()->'roasting' || jsonb_build_object('version', roastr_state.state_full()->'_meta'->'version')" | tr -d ' ')"
@@ -65,9 +84,11 @@ step "4. The phone turns roasting off, based on version 1"
 show "SELECT roastr_state.patch(NULL, '{\"roasting.enabled\": false}', base_version => 1);"
 as_device "SELECT roastr_state.patch(NULL, '{\"roasting.enabled\": false}', base_version => 1)"
 
-step "5. The gateway received the commit's notification (sent by the background notifier)"
+step "5. The commit's notification (sent by the background notifier) reached the laptop live"
 for _ in $(seq 100); do [ "$(grep -c '^user:' "$events")" -ge 1 ] && break; sleep 0.05; done
-grep '^user:' "$events" | sed 's/^user:[^ ]* /   payload: /'
+grep '^user:' "$events" | sed 's/^user:[^ ]* /   NOTIFY payload : /'
+for _ in $(seq 100); do grep -q '^state_update' "$devlog" && break; sleep 0.05; done
+grep '^state_update' "$devlog" | sed 's/^/   laptop socket  : /'
 
 step "6. The laptop syncs from its cursor (1): only what changed comes back"
 show "SELECT roastr_state.state_sync(NULL, 1);"

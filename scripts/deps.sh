@@ -41,6 +41,13 @@ for pkg in "${PACKAGES[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
 done
 
+# The reference gateway's test (test/extra/gateway_e2e.sh) needs Node.js 18+
+# and npm.  Only when the commands are missing: a Node.js from NodeSource or
+# nvm already brings both (NodeSource's nodejs conflicts with Debian's npm).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "deps: all present"
     exit 0

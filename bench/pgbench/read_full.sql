@@ -1,0 +1,2 @@
+\set u random(1, :users)
+SELECT roastr_state.state_full(bench.uid(:u));

@@ -1,0 +1,451 @@
+// End-to-end test of the gateway with real processes: gateways already
+// running (one per LISTEN mode), the throwaway PostgreSQL cluster, and
+// socket.io-client devices.  Run by test/extra/gateway_e2e.sh, which sets:
+//
+//   GW_URLS        "per-user=http://127.0.0.1:P1 shared=http://127.0.0.1:P2"
+//   JWT_SECRET     the gateways' HS256 secret
+//   USER_A USER_B  two users that exist (ensure_user)
+//   PG*            the test database, as a superuser (the service)
+//   PG_RESTART_CMD shell command restarting the PostgreSQL server (-m fast -w)
+//   GW_DB_USER     the role the gateways log in as (default authenticator)
+//
+// Prints one line per check and ends with "N passed, N failed"; exits 1 on
+// any failure.
+import assert from 'node:assert/strict';
+import { execSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { SignJWT } from 'jose';
+import { io } from 'socket.io-client';
+
+const { JWT_SECRET, USER_A: A, USER_B: B, PG_RESTART_CMD } = process.env;
+const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'authenticator');
+const gateways = Object.fromEntries((process.env.GW_URLS ?? '').split(/\s+/).filter(Boolean).map((kv) => kv.split('=')));
+const KEY = Buffer.from(JWT_SECRET ?? '', 'utf8');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const started = Date.now();
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  const t = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name} (${Date.now() - t} ms)`);
+  } catch (err) {
+    failed++;
+    console.log(`not ok - ${name}: ${err.stack ?? err}`);
+  }
+}
+
+// ------------------------------------------------------------------ SQL
+let sqlClient = null;
+async function sql(text, params = []) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (!sqlClient) {
+        sqlClient = new pg.Client();
+        sqlClient.on('error', () => { sqlClient = null; });
+        await sqlClient.connect();
+      }
+      return (await sqlClient.query(text, params)).rows;
+    } catch (err) {
+      // The server may have just restarted: reconnect and try again (a
+      // socket error, or SQLSTATE class 08 or 57).
+      const transient = !(err instanceof pg.DatabaseError) || /^(08|57)/.test(err.code);
+      sqlClient?.end().catch(() => {});
+      sqlClient = null;
+      if (!transient || attempt > 50) throw err;
+      await sleep(100);
+    }
+  }
+}
+const version = async (u) => Number((await sql('SELECT (roastr_state.state_full($1)->$2->>$3)::bigint AS v', [u, '_meta', 'version']))[0].v);
+const patch = async (u, changes) => (await sql('SELECT roastr_state.patch($1, $2) AS r', [u, JSON.stringify(changes)]))[0].r;
+const stateSync = async (u, since) => (await sql('SELECT roastr_state.state_sync($1::uuid, $2::bigint) AS s', [u, since]))[0].s;
+
+// --------------------------------------------------------------- tokens
+async function token(sub, { key = KEY, exp = Math.floor(Date.now() / 1000) + 3600, role = 'authenticated' } = {}) {
+  return new SignJWT({ sub, role }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(exp).sign(key);
+}
+function unsignedToken(sub) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub, role: 'authenticated', exp: Math.floor(Date.now() / 1000) + 3600 })}.`;
+}
+
+// -------------------------------------------------------------- devices
+// A device keeps what it was told as the app would: field -> {value,
+// version}, and its cursor.  It records every violation of "never twice,
+// never backwards" in `errors`.
+const devices = new Set();
+class Device {
+  constructor(name) {
+    this.name = name;
+    this.cursor = 0;
+    this.fields = new Map();
+    this.events = [];   // {kind, msg, at}
+    this.errors = [];
+  }
+
+  // Resolves with the first state_sync (the gateway's answer to the cursor),
+  // rejects with the connect_error.  Reconnecting keeps what the device has.
+  connect(url, auth) {
+    this.cursor = Number(auth.cursor ?? 0);
+    const s = io(url, { auth, transports: ['websocket'], reconnection: false, forceNew: true, timeout: 5000 });
+    this.socket = s;
+    devices.add(this);
+    s.on('state_sync', (m) => this._sync(m));
+    s.on('state_update', (m) => this._update(m));
+    s.on('gateway_error', (m) => this.events.push({ kind: 'gateway_error', msg: m, at: Date.now() }));
+    s.on('disconnect', (reason) => this.events.push({ kind: 'disconnect', msg: reason, at: Date.now() }));
+    return new Promise((resolve, reject) => {
+      s.once('connect_error', (err) => { s.close(); reject(err); });
+      s.once('state_sync', resolve);
+    });
+  }
+
+  _sync(m) {
+    this.events.push({ kind: 'state_sync', msg: m, at: Date.now() });
+    for (const c of m.changes) {
+      if (c.version <= this.cursor) this.errors.push(`${this.name}: sync change ${c.field}@${c.version} at or below cursor ${this.cursor}`);
+      this.fields.set(c.field, { value: c.value, version: c.version });
+    }
+    this.cursor = m.cursor;
+  }
+
+  _update(m) {
+    this.events.push({ kind: 'state_update', msg: m, at: Date.now() });
+    if (m.version !== this.cursor + 1) this.errors.push(`${this.name}: update ${m.version} after cursor ${this.cursor}`);
+    for (const f of m.fields) {
+      const [section, key] = f.split('.');
+      const sec = m.data?.[section];
+      if (sec && key in sec) this.fields.set(f, { value: sec[key], version: m.version });
+    }
+    this.cursor = m.version;
+  }
+
+  updates() { return this.events.filter((e) => e.kind === 'state_update'); }
+
+  async waitFor(pred, ms, what) {
+    const until = Date.now() + ms;
+    while (!pred()) {
+      if (Date.now() > until) throw new Error(`${this.name}: timed out after ${ms} ms waiting for ${what}`);
+      await sleep(5);
+    }
+  }
+
+  waitCursor(v, ms = 5000) { return this.waitFor(() => this.cursor >= v, ms, `cursor ${v} (at ${this.cursor})`); }
+
+  close() {
+    this.socket?.close();
+    devices.delete(this);
+  }
+
+  // Every change state_sync reports after `since` is on the device, with the
+  // same value and version.
+  assertMatches(sync) {
+    assert.deepEqual(this.errors, []);
+    assert.equal(this.cursor, sync.cursor, `${this.name}: cursor`);
+    for (const c of sync.changes) {
+      assert.deepEqual(this.fields.get(c.field), { value: c.value, version: c.version }, `${this.name}: ${c.field}`);
+    }
+  }
+}
+
+async function refused(url, auth) {
+  const d = new Device('refused');
+  try {
+    await d.connect(url, auth);
+  } catch (err) {
+    return err;
+  } finally {
+    d.close();
+  }
+  throw new Error('connection was accepted');
+}
+
+const health = async (url) => (await fetch(`${url}/healthz`)).json();
+async function waitHealth(url, pred, what, ms = 3000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const h = await health(url);
+    if (pred(h)) return h;
+    if (Date.now() > until) throw new Error(`${url}/healthz: timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+// Values that always differ from the previous one, so every patch changes
+// something (a patch that changes nothing makes no version).
+let level = 3;
+const nextLevel = () => (level = (level % 5) + 1);
+let enabled = true;
+const toggle = () => (enabled = !enabled);
+const shields = ['tolerante', 'estricto', 'balanceado'];
+let shield = 2;
+const nextShield = () => shields[(shield = (shield + 1) % 3)];
+
+// ------------------------------------------------------- per-mode checks
+async function modeChecks(mode, url) {
+  const a1 = new Device(`${mode}/a1`);
+  const a2 = new Device(`${mode}/a2`);
+  const b1 = new Device(`${mode}/b1`);
+  const tA = await token(A);
+  const tB = await token(B);
+
+  await check(`${mode}: devices connect and are answered with state_sync from their cursor`, async () => {
+    const v = await version(A);
+    const s1 = await a1.connect(url, { token: tA, cursor: v });
+    const s2 = await a2.connect(url, { token: tA, cursor: String(v) });
+    assert.deepEqual(s1, { changes: [], cursor: v });
+    assert.deepEqual(s2, { changes: [], cursor: v });
+    const sb = await b1.connect(url, { token: tB });   // no cursor: everything
+    assert.equal(sb.cursor, await version(B));
+    assert.ok(sb.changes.some((c) => c.field === 'roasting.enabled'));
+    const h = await health(url);
+    assert.equal(h.devices, 3);
+    assert.equal(h.rooms, 2);
+    assert.equal(h.listen.connected, true);
+    if (mode === 'per-user') assert.equal(h.listen.channels, 2);
+  });
+
+  await check(`${mode}: a patch made through SQL reaches the other device within 1 s`, async () => {
+    const t0 = Date.now();
+    const r = await patch(A, { 'roasting.roast_level': nextLevel() });
+    await a2.waitCursor(r.version, 1000);
+    const u = a2.updates().at(-1).msg;
+    assert.deepEqual(u, { type: 'roasting_update', data: { roasting: { roast_level: level } }, version: r.version, fields: ['roasting.roast_level'] });
+    await a1.waitCursor(r.version, 1000);
+    console.log(`#   delivered in ${a2.updates().at(-1).at - t0} ms (patch sent to device received)`);
+  });
+
+  await check(`${mode}: user B's device receives nothing of A's; A's devices nothing of B's`, async () => {
+    await sleep(200);
+    assert.equal(b1.updates().length, 0);
+    const nA1 = a1.events.length;
+    const r = await patch(B, { 'roasting.enabled': false });
+    await b1.waitCursor(r.version, 1000);
+    await sleep(200);
+    assert.equal(b1.updates().length, 1);
+    assert.equal(a1.events.length, nA1);
+    b1.assertMatches(await stateSync(B, 0));
+  });
+
+  await check(`${mode}: a device offline during three changes gets all three on reconnect`, async () => {
+    a2.close();
+    const c = a2.cursor;
+    await sleep(100);
+    const r1 = await patch(A, { 'roasting.enabled': toggle() });
+    const r2 = await patch(A, { 'roasting.roast_level': nextLevel() });
+    const r3 = await patch(A, { 'roasting.shield_level': nextShield() });
+    assert.deepEqual([r2.version - r1.version, r3.version - r2.version], [1, 1]);
+    await a1.waitCursor(r3.version, 1000);           // live, on the device that stayed
+    const s = await a2.connect(url, { token: tA, cursor: c });
+    assert.deepEqual(s.changes.map((x) => x.field).sort(), ['roasting.enabled', 'roasting.roast_level', 'roasting.shield_level']);
+    assert.equal(s.cursor, r3.version);
+    const truth = await stateSync(A, c);
+    assert.deepEqual(s.changes, truth.changes);
+    a1.assertMatches(truth);
+    a2.assertMatches(truth);
+  });
+
+  await check(`${mode}: a version gap (two statements in one transaction) is caught up with state_sync`, async () => {
+    const before = a1.events.length;
+    await sql('BEGIN');
+    const r1 = await patch(A, { 'roasting.enabled': toggle() });
+    const r2 = await patch(A, { 'roasting.roast_level': nextLevel() });
+    await sql('COMMIT');
+    assert.equal(r2.version, r1.version + 1);
+    await a1.waitCursor(r2.version, 1000);
+    await a2.waitCursor(r2.version, 1000);
+    const got = a1.events.slice(before);
+    assert.deepEqual(got.map((e) => e.kind), ['state_sync']);
+    assert.deepEqual(got[0].msg.changes.map((c) => [c.field, c.version]), [['roasting.enabled', r1.version], ['roasting.roast_level', r2.version]]);
+    const truth = await stateSync(A, r1.version - 1);
+    a1.assertMatches(truth);
+    a2.assertMatches(truth);
+  });
+
+  await check(`${mode}: a field withheld from the payload (auth.name) reaches the device through state_sync`, async () => {
+    const before = a1.events.length;
+    const name = `Ann ${mode} ${Date.now()}`;
+    const r = await patch(A, { 'auth.name': name });
+    await a1.waitCursor(r.version, 1000);
+    await a2.waitCursor(r.version, 1000);
+    const got = a1.events.slice(before);
+    assert.deepEqual(got.map((e) => e.kind), ['state_sync']);
+    assert.deepEqual(got[0].msg.changes.map((c) => [c.field, c.value, c.version]), [['auth.name', name, r.version]]);
+    a2.assertMatches(await stateSync(A, r.version - 1));
+  });
+
+  await check(`${mode}: missing, forged, unsigned, expired, exp-less and malformed tokens are refused`, async () => {
+    const cases = [
+      [{}, 'unauthorized', 'missing token'],
+      [{ token: await token(A, { key: Buffer.from('another secret, 32 bytes or more..') }) }, 'unauthorized', 'invalid token'],
+      [{ token: unsignedToken(A) }, 'unauthorized', 'invalid token'],
+      [{ token: await new SignJWT({ sub: A, role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).sign(KEY) }, 'unauthorized', 'invalid token'],
+      [{ token: await token(A, { exp: Math.floor(Date.now() / 1000) - 60 }) }, 'unauthorized', 'token expired'],
+      [{ token: await token('not-a-uuid') }, 'unauthorized', 'sub is not a uuid'],
+      [{ token: tA, cursor: -1 }, 'bad_request', 'cursor must be a non-negative integer'],
+      [{ token: tA, cursor: 'abc' }, 'bad_request', 'cursor must be a non-negative integer'],
+    ];
+    for (const [auth, code, message] of cases) {
+      const err = await refused(url, auth);
+      assert.deepEqual([err.message, err.data?.code], [message, code]);
+    }
+  });
+
+  await check(`${mode}: B's token asking for A's channel is refused by authorize_channel`, async () => {
+    const err = await refused(url, { token: tB, channel: `user:${A}` });
+    assert.deepEqual([err.message, err.data?.code], ['not authorized for this channel', 'forbidden']);
+  });
+
+  await check(`${mode}: the database decides: EXECUTE on authorize_channel revoked -> refused`, async () => {
+    await sql('REVOKE EXECUTE ON FUNCTION roastr_state.authorize_channel(text) FROM authenticated');
+    try {
+      const err = await refused(url, { token: tA });
+      assert.equal(err.data?.code, 'forbidden');
+    } finally {
+      await sql('GRANT EXECUTE ON FUNCTION roastr_state.authorize_channel(text) TO authenticated');
+    }
+    const d = new Device(`${mode}/a3`);
+    await d.connect(url, { token: tA, cursor: await version(A) });
+    d.close();
+  });
+
+  await check(`${mode}: a user without state is let go with gateway_error no_state`, async () => {
+    const d = new Device(`${mode}/nobody`);
+    d.connect(url, { token: await token(randomUUID()) }).catch(() => {});
+    await d.waitFor(() => d.events.some((e) => e.kind === 'disconnect'), 2000, 'disconnect');
+    assert.deepEqual(d.events.map((e) => [e.kind, e.msg]), [['gateway_error', { code: 'no_state' }], ['disconnect', 'io server disconnect']]);
+    d.close();
+  });
+
+  if (mode === 'per-user') {
+    await check(`${mode}: a connection ends when its token expires (gateway_error token_expired)`, async () => {
+      const d = new Device(`${mode}/short`);
+      const exp = Math.floor(Date.now() / 1000) + 2;
+      await d.connect(url, { token: await token(A, { exp }), cursor: await version(A) });
+      await d.waitFor(() => d.events.some((e) => e.kind === 'disconnect'), 4000, 'disconnect');
+      assert.ok(Date.now() >= exp * 1000 - 50, 'disconnected before the token expired');
+      assert.deepEqual(d.events.map((e) => [e.kind, e.msg]).slice(-2), [['gateway_error', { code: 'token_expired' }], ['disconnect', 'io server disconnect']]);
+      d.close();
+    });
+  }
+
+  await check(`${mode}: the last device leaving frees the channel`, async () => {
+    const d = new Device(`${mode}/b2`);
+    await d.connect(url, { token: tB, cursor: await version(B) });
+    assert.equal((await health(url)).devices, 4);
+    d.close();
+    let h = await waitHealth(url, (x) => x.devices === 3, 'devices = 3');
+    assert.equal(h.rooms, 2);
+    b1.close();
+    h = await waitHealth(url, (x) => x.rooms === 1, 'rooms = 1');
+    if (mode === 'per-user') assert.equal(h.listen.channels, 1);
+    // nothing of B's is relayed any more, and nothing breaks
+    await patch(B, { 'roasting.enabled': true });
+  });
+
+  return { a1, a2 };
+}
+
+// ------------------------------------------ server restart, both modes
+async function restartCheck() {
+  await check('restart: a PostgreSQL restart mid-stream loses nothing (both modes)', async () => {
+    assert.ok(PG_RESTART_CMD, 'PG_RESTART_CMD is not set');
+    const tA = await token(A);
+    const tB = await token(B);
+    const devs = [];
+    const cA = await version(A);
+    const cB = await version(B);
+    for (const [mode, url] of Object.entries(gateways)) {
+      for (const [name, tok, c] of [['a1', tA, cA], ['a2', tA, cA], ['b1', tB, cB]]) {
+        const d = new Device(`${mode}/restart-${name}`);
+        d.user = name[0] === 'a' ? A : B;
+        await d.connect(url, { token: tok, cursor: c });
+        devs.push(d);
+      }
+    }
+    // a stream of changes, the restart in the middle of it
+    for (let i = 0; i < 3; i++) await patch(A, { 'roasting.roast_level': nextLevel() });
+    const lostBefore = {};
+    for (const [mode, url] of Object.entries(gateways)) lostBefore[mode] = (await health(url)).listen.lost;
+    // The gateways' role may not log in for a moment after the restart
+    // (sessions already open are not affected): so the changes below are
+    // certainly made while no gateway is listening, and can only arrive
+    // through the catch-up.
+    await sql(`ALTER ROLE ${GW_DB_USER} NOLOGIN`);
+    const t = Date.now();
+    let syncsBefore;
+    try {
+      execSync(PG_RESTART_CMD, { stdio: ['ignore', 'ignore', 'inherit'] });
+      console.log(`#   server restarted in ${Date.now() - t} ms`);
+      syncsBefore = devs.map((d) => d.events.filter((e) => e.kind === 'state_sync').length);
+      // right after it is back
+      await patch(A, { 'roasting.enabled': toggle() });
+      await patch(B, { 'roasting.roast_level': 2 });
+      for (let i = 0; i < 4; i++) await patch(A, { 'roasting.roast_level': nextLevel() });
+      await patch(B, { 'roasting.shield_level': 'estricto' });
+      for (const [mode, url] of Object.entries(gateways)) {
+        assert.equal((await health(url)).listen.connected, false, `${mode}: listening again too early`);
+      }
+    } finally {
+      await sql(`ALTER ROLE ${GW_DB_USER} LOGIN`);
+    }
+    const mid = { A: await version(A), B: await version(B) };
+    // the gateways reconnect (backoff), LISTEN again, and catch every device up
+    for (const url of Object.values(gateways)) await waitHealth(url, (h) => h.listen.connected, 'the LISTEN connection', 15000);
+    for (const [mode, url] of Object.entries(gateways)) {
+      assert.ok((await health(url)).listen.lost > lostBefore[mode], `${mode}: the gateway did not see the connection drop`);
+    }
+    for (const d of devs) await d.waitCursor(mid[d.user === A ? 'A' : 'B'], 10000);
+    devs.forEach((d, i) => {
+      const syncs = d.events.filter((e) => e.kind === 'state_sync');
+      assert.ok(syncs.length > syncsBefore[i] && syncs.at(-1).msg.changes.length > 0, `${d.name}: no catch-up state_sync`);
+    });
+    console.log(`#   caught up ${Date.now() - t} ms after the restart began`);
+    const live = [];
+    for (let i = 0; i < 3; i++) live.push((await patch(A, { 'roasting.roast_level': nextLevel() })).version);
+    const vA = await version(A);
+    const vB = await version(B);
+    for (const d of devs) await d.waitCursor(d.user === A ? vA : vB, 5000);
+    const truthA = await stateSync(A, cA);
+    const truthB = await stateSync(B, cB);
+    for (const d of devs) {
+      d.assertMatches(d.user === A ? truthA : truthB);
+      if (d.user === A) {
+        // the changes made after reconnection came live, one by one
+        const liveUpdates = d.updates().map((e) => e.msg.version).filter((v) => v >= live[0]);
+        assert.deepEqual(liveUpdates, live, `${d.name}: live updates after reconnection`);
+      }
+    }
+    for (const d of devs) d.close();
+  });
+}
+
+// ------------------------------------------------------------------ main
+async function main() {
+  assert.ok(JWT_SECRET && A && B, 'JWT_SECRET, USER_A and USER_B must be set');
+  assert.ok(Object.keys(gateways).length > 0, 'GW_URLS is empty');
+  for (const [mode, url] of Object.entries(gateways)) {
+    const { a1, a2 } = await modeChecks(mode, url);
+    a1.close();
+    a2.close();
+  }
+  await restartCheck();
+}
+
+try {
+  await main();
+} catch (err) {
+  failed++;
+  console.log(`not ok - setup: ${err.stack ?? err}`);
+} finally {
+  for (const d of devices) d.close();
+  await sqlClient?.end().catch(() => {});
+}
+console.log(`# e2e took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
