@@ -515,4 +515,10 @@ targets() {
 
 mkdir -p bench/results
 report | tee bench/results/latest.md
+
+# The reference gateway under 1,000 devices (issue 8): its own database and
+# gateway processes on this cluster; prints a Markdown block.
+log "gateway: 1,000 devices over 100 users, 200 writes/s (bench/gateway_load.js)"
+[ -d gateway/node_modules ] || npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
+{ echo; BENCH_SECONDS=$((T < 10 ? T : 30)) node bench/gateway_load.js; } | tee -a bench/results/latest.md
 log "done in $ELAPSED min; report also in bench/results/latest.md"

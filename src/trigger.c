@@ -549,9 +549,10 @@ PG_FUNCTION_INFO_V1(roastr_state_persona_guard);
 
 /*
  * roastr_state_persona_guard
- *		BEFORE INSERT OR UPDATE on roastr_state.persona.  This version has
- *		no persona encryption, so it refuses any persona text: nothing can
- *		store it in plain text by accident.
+ *		BEFORE INSERT OR UPDATE on roastr_state.persona in a 0.1.0 schema,
+ *		which has no persona encryption: it refuses any persona text, so
+ *		nothing can store it in plain text by accident.  0.2.0 replaces it
+ *		with persona_check (persona.c).
  */
 Datum
 roastr_state_persona_guard(PG_FUNCTION_ARGS)
@@ -580,8 +581,8 @@ roastr_state_persona_guard(PG_FUNCTION_ARGS)
 		if (!isnull)
 			ereport(ERROR,
 					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					errmsg("persona text cannot be stored by this version of roastr_state"),
-					errdetail("Persona fields are stored only encrypted, and encryption is not available yet."),
+					errmsg("persona text cannot be stored before ALTER EXTENSION roastr_state UPDATE"),
+					errdetail("Persona fields are stored only encrypted, which needs version 0.2.0 of the extension."),
 					errtable(td->tg_relation));
 	}
 	return PointerGetDatum(tup);

@@ -25,8 +25,8 @@ SELECT roastr_state.ensure_user('$u1', 'one@example.com') IS NOT NULL;
 SELECT roastr_state.ensure_user('$u2', 'two@example.com') IS NOT NULL;
 SQL
 
-# 3 announcements on user:$u1 and 4 on roastr_state are expected
-PGDATABASE=$db "$probe" -n 7 -t 15000 "user:$u1" roastr_state >"$out" &
+# 4 announcements on user:$u1, 5 on roastr_state, 1 on roastr_state_embeddings
+PGDATABASE=$db "$probe" -n 10 -t 15000 "user:$u1" roastr_state roastr_state_embeddings >"$out" &
 probe_pid=$!
 for _ in $(seq 100); do grep -q '^ready$' "$out" && break; sleep 0.05; done
 
@@ -51,6 +51,9 @@ SELECT roastr_state.patch('$u2', '{"roasting.enabled": false}');
 -- 4: a payload over the limit becomes a resync hint
 SET roastr_state.notify_max_payload = 100;
 SELECT roastr_state.patch('$u1', '{"roasting.enabled": true, "roasting.roast_level": 4, "roasting.shield_level": "estricto"}');
+RESET roastr_state.notify_max_payload;
+-- 5: persona text: named, never sent; the embedding worker's channel too
+SELECT roastr_state.patch('$u1', '{"persona.identity": "SECRET-PERSONA-TEXT"}');
 SQL
 
 status=0
@@ -63,7 +66,10 @@ user:$u1 {\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\
 roastr_state {\"user_id\":\"$u1\",\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"roasting\":{\"roast_level\":2}}}
 roastr_state {\"user_id\":\"$u2\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
 user:$u1 {\"type\":\"resync\",\"version\":5}
-roastr_state {\"user_id\":\"$u1\",\"type\":\"resync\",\"version\":5}"
+roastr_state {\"user_id\":\"$u1\",\"type\":\"resync\",\"version\":5}
+user:$u1 {\"type\":\"persona_update\",\"version\":6,\"fields\":[\"persona.identity\"],\"data\":{}}
+roastr_state {\"user_id\":\"$u1\",\"type\":\"persona_update\",\"version\":6,\"fields\":[\"persona.identity\"],\"data\":{}}
+roastr_state_embeddings {\"user_id\":\"$u1\",\"version\":6,\"fields\":[\"persona.identity\"]}"
 
 fail=0
 if [ "$status" -ne 0 ]; then
@@ -88,5 +94,5 @@ if ! psql -X -q -d postgres -c "DROP DATABASE $db" 2>&1; then
 	echo "DROP DATABASE failed: the notifier held the database"; fail=1
 fi
 
-if [ "$fail" -eq 0 ]; then echo "notify_worker: ok (7 notifications, $stats)"; fi
+if [ "$fail" -eq 0 ]; then echo "notify_worker: ok (10 notifications, $stats)"; fi
 exit "$fail"
