@@ -6,19 +6,7 @@ SELECT plan(34);
 
 -- Supabase's roles (the test cluster has them; create them if this cluster
 -- does not), then reinstall so the install script grants to them.
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN
-		CREATE ROLE anon NOLOGIN NOINHERIT;
-	END IF;
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN
-		CREATE ROLE authenticated NOLOGIN NOINHERIT;
-	END IF;
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
-		CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-	END IF;
-END
-$$;
+\i test/helpers/supabase_roles.psql
 CREATE ROLE rs_test_backend NOLOGIN NOBYPASSRLS IN ROLE service_role;
 CREATE ROLE rs_test_stranger NOLOGIN;
 DROP EXTENSION roastr_state;

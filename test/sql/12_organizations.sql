@@ -21,19 +21,7 @@ SELECT plan(165);
 
 -- Supabase's roles (the test cluster has them), then reinstall so the
 -- install script grants to them.
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN
-		CREATE ROLE anon NOLOGIN NOINHERIT;
-	END IF;
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN
-		CREATE ROLE authenticated NOLOGIN NOINHERIT;
-	END IF;
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
-		CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-	END IF;
-END
-$$;
+\i test/helpers/supabase_roles.psql
 DROP EXTENSION roastr_state;
 CREATE EXTENSION roastr_state;
 GRANT USAGE ON SCHEMA public TO authenticated, service_role;

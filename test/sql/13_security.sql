@@ -13,19 +13,7 @@ SELECT plan(348);
 
 -- Supabase's roles (the test cluster has them), then reinstall so the
 -- install script grants to them.
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN
-		CREATE ROLE anon NOLOGIN NOINHERIT;
-	END IF;
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN
-		CREATE ROLE authenticated NOLOGIN NOINHERIT;
-	END IF;
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
-		CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-	END IF;
-END
-$$;
+\i test/helpers/supabase_roles.psql
 CREATE ROLE rs_sec_stranger NOLOGIN;		-- no grants at all
 CREATE ROLE rs_sec_granted NOLOGIN;			-- EXECUTE on everything (below), not the service
 CREATE ROLE rs_sec_backend NOLOGIN NOBYPASSRLS IN ROLE service_role;
