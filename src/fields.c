@@ -412,6 +412,7 @@ rs_parse_timestamptz(const char *str, TimestampTz *result)
 	int			dterr;
 	struct pg_tm tt;
 	fsec_t		fsec;
+
 	RS_DTERR_EXTRA_DECL;
 
 	if (strlen(str) >= MAXDATELEN)

@@ -82,7 +82,8 @@ static int	rs_notify_max_payload = RS_MAX_PAYLOAD;
 
 #define RS_NOTIFY_SLOTS			4
 #define RS_IDLE_EXIT_MS			3000
-#define RS_START_RETRY_MS		1000	/* a start not confirmed by then failed */
+#define RS_START_RETRY_MS		1000	/* a start not confirmed by then
+										 * failed */
 #define RS_BATCH_BYTES			(256 * 1024)
 #define RS_ENTRY_ALIGN			16
 #define RS_ENTRY_PAD			1	/* flag: filler up to the ring's end */
@@ -461,13 +462,13 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 	{
 		RsNotifySlot *s = &shared->slots[i];
 		bool		idle = s->worker_latch == NULL &&
-			(s->start_requested == 0 ||
-			 TimestampDifferenceExceeds(s->start_requested, now,
-										RS_START_RETRY_MS));
+		(s->start_requested == 0 ||
+		 TimestampDifferenceExceeds(s->start_requested, now,
+									RS_START_RETRY_MS));
 
 		/*
-		 * A free slot, an idle empty one, or one whose database is gone
-		 * (its queued hints have nobody to go to).
+		 * A free slot, an idle empty one, or one whose database is gone (its
+		 * queued hints have nobody to go to).
 		 */
 		if (s->dboid == InvalidOid ||
 			(idle && (s->head == s->tail ||

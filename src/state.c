@@ -120,7 +120,7 @@ rs_prepare_kept(const char *sql, int nargs, Oid *argtypes)
 static SPIPlanPtr read_plans[2] = {NULL, NULL};
 static Oid	read_plans_relid = InvalidOid;
 static int	read_plans_natts = 0;
-static bool schema_settles = false;	/* the schema has 0.2.0's usage columns */
+static bool schema_settles = false; /* the schema has 0.2.0's usage columns */
 static bool schema_has_keys = false;	/* ... and roastr_state.user_keys */
 static bool schema_has_orgs = false;	/* ... and the organization tables */
 
@@ -247,8 +247,8 @@ rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 	MemoryContext old;
 
 	/*
-	 * To lock, take the row lock with a statement of its own, then read in
-	 * a fresh snapshot.  Locking inside the joined read would let READ
+	 * To lock, take the row lock with a statement of its own, then read in a
+	 * fresh snapshot.  Locking inside the joined read would let READ
 	 * COMMITTED's recheck pair the new state row with the plan rows of the
 	 * old snapshot after waiting (a consumption racing an upgrade would see
 	 * no limit).
@@ -448,7 +448,7 @@ build_items(const UserState *st, OutItem *items)
 		{
 			/* below pro, tolerance reads as null; the text is kept */
 			text	   *t = (f == F_PERSONA_TOLERANCE && !tolerance_allowed) ? NULL :
-				rs_persona_plaintext(&st->user_id, st, dek, f);
+			rs_persona_plaintext(&st->user_id, st, dek, f);
 
 			val = PointerGetDatum(t);
 			isnull = (t == NULL);
@@ -881,17 +881,17 @@ roastr_state_ensure_user(PG_FUNCTION_ARGS)
 		SPIPlanPtr	ins;
 
 		ins = rs_prepare_kept(
-										"INSERT INTO roastr_state.state (user_id, email, name) "
-										"VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
-										3, types);
+							  "INSERT INTO roastr_state.state (user_id, email, name) "
+							  "VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
+							  3, types);
 		insert_user_plan = ins;
 		refresh_user_plan = rs_prepare_kept(
 											"UPDATE roastr_state.state SET email = $2, "
-										 "name = COALESCE($3, name) "
-										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-										 "AND (email IS DISTINCT FROM $2 "
-										 "OR ($3 IS NOT NULL AND name IS DISTINCT FROM $3))",
-										 3, types);
+											"name = COALESCE($3, name) "
+											"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+											"AND (email IS DISTINCT FROM $2 "
+											"OR ($3 IS NOT NULL AND name IS DISTINCT FROM $3))",
+											3, types);
 	}
 	rc = SPI_execute_plan(insert_user_plan, args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -995,6 +995,7 @@ request_hash(Jsonb *changes, bool base_null, int64 base, const RsDataKey *dek)
 
 	snprintf(basebuf, sizeof(basebuf), "|%s" INT64_FORMAT,
 			 base_null ? "n" : "b", base_null ? (int64) 0 : base);
+
 	/*
 	 * A patch with persona text is hashed under the user's data key: an
 	 * unkeyed hash of a short text would let anyone who reads the row (or a
@@ -1025,31 +1026,31 @@ prepare_mutation_plans(void)
 	if (mut_result_plan != NULL)
 		return;
 	mut_lock_plan = rs_prepare_kept(
-								 "SELECT FROM roastr_state.state "
-								 "WHERE user_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
-								 1, t1);
+									"SELECT FROM roastr_state.state "
+									"WHERE user_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+									1, t1);
 	mut_prune_plan = rs_prepare_kept(
-								  "DELETE FROM roastr_state.mutations "
-								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								  "AND mutation_id OPERATOR(pg_catalog.<>) $2 "
-								  "AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now() "
-								  "OPERATOR(pg_catalog.-) interval '" MUTATION_RETENTION "')",
-								  2, t2);
+									 "DELETE FROM roastr_state.mutations "
+									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									 "AND mutation_id OPERATOR(pg_catalog.<>) $2 "
+									 "AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now() "
+									 "OPERATOR(pg_catalog.-) interval '" MUTATION_RETENTION "')",
+									 2, t2);
 	mut_insert_plan = rs_prepare_kept(
-								   "INSERT INTO roastr_state.mutations (user_id, mutation_id, request_hash) "
-								   "VALUES ($1, $2, $3) "
-								   "ON CONFLICT (user_id, mutation_id) DO NOTHING",
-								   3, t3);
+									  "INSERT INTO roastr_state.mutations (user_id, mutation_id, request_hash) "
+									  "VALUES ($1, $2, $3) "
+									  "ON CONFLICT (user_id, mutation_id) DO NOTHING",
+									  3, t3);
 	mut_select_plan = rs_prepare_kept(
-								   "SELECT request_hash, result FROM roastr_state.mutations "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								   "AND mutation_id OPERATOR(pg_catalog.=) $2",
-								   2, t2);
+									  "SELECT request_hash, result FROM roastr_state.mutations "
+									  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									  "AND mutation_id OPERATOR(pg_catalog.=) $2",
+									  2, t2);
 	mut_result_plan = rs_prepare_kept(
-								   "UPDATE roastr_state.mutations SET result = $3 "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								   "AND mutation_id OPERATOR(pg_catalog.=) $2",
-								   3, t3j);
+									  "UPDATE roastr_state.mutations SET result = $3 "
+									  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									  "AND mutation_id OPERATOR(pg_catalog.=) $2",
+									  3, t3j);
 }
 
 /*

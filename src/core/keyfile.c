@@ -153,7 +153,7 @@ rs_keyfile_parse(const char *text, size_t len, RsKeyRing *ring, int *bad_line)
 
 	while (pos < len)
 	{
-		const char *start = text + pos;
+		const char *start = text +pos;
 		const char *nl = memchr(start, '\n', len - pos);
 		size_t		linelen = nl ? (size_t) (nl - start) : len - pos;
 
@@ -183,7 +183,7 @@ rs_keyfile_parse(const char *text, size_t len, RsKeyRing *ring, int *bad_line)
  *
  * A linear search: a ring holds at most RS_KEYRING_MAX keys.
  */
-const uint8_t *
+const		uint8_t *
 rs_keyring_find(const RsKeyRing *ring, uint32_t id)
 {
 	int			n;
