@@ -718,6 +718,27 @@ wrapped_alloc(void)
 }
 
 /*
+ * current_master_key
+ *		The newest master key of a usable ring, and its id.  ERROR if no ring
+ *		is usable.
+ */
+static const uint8 *
+current_master_key(uint32 *id)
+{
+	const uint8 *mk;
+
+	rs_keyring_require();
+	*id = keyring->current_id;
+	mk = rs_keyring_find(keyring, *id);
+	if (mk == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INTERNAL_ERROR),
+				errhidestmt(true),
+				errmsg_internal("current master key %u is missing from the key ring", *id));
+	return mk;
+}
+
+/*
  * rs_dek_create
  *		Make a new random data key for a user and wrap it under the current
  *		master key.
@@ -736,14 +757,7 @@ rs_dek_create(const pg_uuid_t *user, uint32 keygen, uint32 *master_id,
 	uint32		id;
 	int			rc;
 
-	rs_keyring_require();
-	id = keyring->current_id;
-	mk = rs_keyring_find(keyring, id);
-	if (mk == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_INTERNAL_ERROR),
-				errhidestmt(true),
-				errmsg_internal("current master key %u is missing from the key ring", id));
+	mk = current_master_key(&id);
 
 	wrapped = wrapped_alloc();
 	dek = rs_datakey_alloc(keygen);
@@ -855,14 +869,7 @@ rs_dek_rewrap(const pg_uuid_t *user, uint32 keygen, uint32 master_id,
 	uint32		id;
 	int			rc;
 
-	rs_keyring_require();
-	id = keyring->current_id;
-	mk = rs_keyring_find(keyring, id);
-	if (mk == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_INTERNAL_ERROR),
-				errhidestmt(true),
-				errmsg_internal("current master key %u is missing from the key ring", id));
+	mk = current_master_key(&id);
 
 	result = wrapped_alloc();
 	dek = rs_datakey_alloc(keygen);

@@ -122,6 +122,15 @@ touch(const pg_uuid_t *org, const pg_uuid_t *user)
 }
 
 static void
+not_member(const pg_uuid_t *org, const pg_uuid_t *user)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_ROASTR_NOT_FOUND),
+			errmsg("user %s is not a member of organization %s",
+				   rs_uuid_to_cstring(user), rs_uuid_to_cstring(org)));
+}
+
+static void
 denied(const char *what)
 {
 	ereport(ERROR,
@@ -400,10 +409,7 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 	actor = actor_role(&caller, &org, "change roles in this organization");
 	current = role_of(&org, &user);
 	if (current == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_ROASTR_NOT_FOUND),
-				errmsg("user %s is not a member of organization %s",
-					   rs_uuid_to_cstring(&user), rs_uuid_to_cstring(&org)));
+		not_member(&org, &user);
 	if (strcmp(current, role) != 0)
 	{
 		if (strcmp(actor, "owner") != 0)
@@ -492,10 +498,7 @@ roastr_state_remove_member(PG_FUNCTION_ARGS)
 			denied("remove this member");
 	}
 	if (target == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_ROASTR_NOT_FOUND),
-				errmsg("user %s is not a member of organization %s",
-					   rs_uuid_to_cstring(&user), rs_uuid_to_cstring(&org)));
+		not_member(&org, &user);
 	if (strcmp(target, "owner") == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -248,6 +248,11 @@ typedef struct RsLastApply
 
 extern RsLastApply rs_last_apply;
 
+struct TriggerData;
+extern HeapTuple rs_persona_trigger_row(FunctionCallInfo fcinfo,
+										const char *name,
+										struct TriggerData **tdp);
+
 /* notify.c */
 typedef enum RsNotifyMode
 {

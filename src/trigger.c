@@ -545,6 +545,27 @@ roastr_state_trigger(PG_FUNCTION_ARGS)
 	return (Datum) 0;			/* keep compiler quiet */
 }
 
+/*
+ * rs_persona_trigger_row
+ *		For the triggers of roastr_state.persona: check they are fired
+ *		BEFORE ... FOR EACH ROW, and return the row being written.
+ */
+HeapTuple
+rs_persona_trigger_row(FunctionCallInfo fcinfo, const char *name,
+					   TriggerData **tdp)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("function \"%s\" must be fired BEFORE ... FOR EACH ROW", name));
+	*tdp = td;
+	return TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple :
+		td->tg_trigtuple;
+}
+
 PG_FUNCTION_INFO_V1(roastr_state_persona_guard);
 
 /*
@@ -557,19 +578,9 @@ PG_FUNCTION_INFO_V1(roastr_state_persona_guard);
 Datum
 roastr_state_persona_guard(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	HeapTuple	tup;
-	TupleDesc	desc;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!TRIGGER_FIRED_BEFORE(td->tg_event))
-		ereport(ERROR,
-				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("function \"persona_guard\" must be fired BEFORE ... FOR EACH ROW"));
-
-	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple :
-		td->tg_trigtuple;
-	desc = RelationGetDescr(td->tg_relation);
+	TriggerData *td;
+	HeapTuple	tup = rs_persona_trigger_row(fcinfo, "persona_guard", &td);
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
