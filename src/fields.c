@@ -29,107 +29,6 @@
 
 #include "roastr_state.h"
 
-static const char *const plan_values[] = {"free", "starter", "pro", "plus", NULL};
-static const char *const status_values[] = {"active", "trial", "past_due", "canceled", NULL};
-static const char *const shield_values[] = {"tolerante", "balanceado", "estricto", NULL};
-
-/*
- * The registry.  Order must match RsFieldId.
- */
-const RsField rs_fields[RS_NFIELDS] = {
-	{F_AUTH_EMAIL, "auth.email", "auth", "email", "email",
-	FT_TEXT, W_SERVICE, K_AUTH, false, 3, 320, NULL, false, true},
-	{F_AUTH_NAME, "auth.name", "auth", "name", "name",
-	FT_TEXT, W_USER, K_AUTH, true, 0, 200, NULL, false, true},
-	{F_SUB_PLAN, "subscription.plan", "subscription", "plan", "plan",
-	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, false, 0, 0, plan_values},
-	{F_SUB_STATUS, "subscription.status", "subscription", "status",
-		"subscription_status",
-	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, false, 0, 0, status_values},
-	{F_SUB_TRIAL_ENDS_AT, "subscription.trial_ends_at", "subscription",
-		"trial_ends_at", "trial_ends_at",
-	FT_TSTZ, W_SERVICE, K_SUBSCRIPTION, true, 0, 0, NULL},
-	{F_SUB_PERIOD_START, "subscription.current_period_start", "subscription",
-		"current_period_start", "current_period_start",
-	FT_TSTZ, W_SERVICE, K_SUBSCRIPTION, true, 0, 0, NULL},
-	{F_SUB_PERIOD_END, "subscription.current_period_end", "subscription",
-		"current_period_end", "current_period_end",
-	FT_TSTZ, W_SERVICE, K_SUBSCRIPTION, true, 0, 0, NULL},
-	{F_SUB_POLAR_SUBSCRIPTION_ID, "subscription.polar_subscription_id",
-		"subscription", "polar_subscription_id", "polar_subscription_id",
-	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL, false, true},
-	{F_SUB_POLAR_CUSTOMER_ID, "subscription.polar_customer_id",
-		"subscription", "polar_customer_id", "polar_customer_id",
-	FT_TEXT, W_SERVICE, K_SUBSCRIPTION, true, 1, 200, NULL, false, true},
-	{F_PERSONA_IDENTITY, "persona.identity", "persona", "identity", NULL,
-	FT_SECRET, W_USER, K_PERSONA, true, 0, 0, NULL},
-	{F_PERSONA_INTOLERANCE, "persona.intolerance", "persona", "intolerance",
-		NULL,
-	FT_SECRET, W_USER, K_PERSONA, true, 0, 0, NULL},
-	{F_PERSONA_TOLERANCE, "persona.tolerance", "persona", "tolerance", NULL,
-	FT_SECRET, W_USER, K_PERSONA, true, 0, 0, NULL},
-	{F_PERSONA_EMBEDDINGS_AT, "persona.embeddings_generated_at", "persona",
-		"embeddings_generated_at", "embeddings_generated_at",
-	FT_TSTZ, W_SERVICE, K_PERSONA, true, 0, 0, NULL},
-	{F_PERSONA_EMBEDDINGS_MODEL, "persona.embeddings_model", "persona",
-		"embeddings_model", "embeddings_model",
-	FT_TEXT, W_SERVICE, K_PERSONA, true, 1, 200, NULL},
-	{F_ROASTING_ENABLED, "roasting.enabled", "roasting", "enabled",
-		"roasting_enabled",
-	FT_BOOL, W_USER, K_ROASTING_TOGGLE, false, 0, 0, NULL},
-	{F_ROASTING_LEVEL, "roasting.roast_level", "roasting", "roast_level",
-		"roast_level",
-	FT_INT2, W_USER, K_ROASTING, false, 1, 5, NULL},
-	{F_ROASTING_SHIELD, "roasting.shield_level", "roasting", "shield_level",
-		"shield_level",
-	FT_TEXT, W_USER, K_ROASTING, false, 0, 0, shield_values},
-	{F_USAGE_USED, "usage.monthly_roasts_used", "usage",
-		"monthly_roasts_used", "monthly_roasts_used",
-	FT_INT4, W_SYSTEM, K_USAGE, false, 0, PG_INT32_MAX, NULL},
-	{F_USAGE_PERIOD_START, "usage.period_start", "usage", "period_start",
-		"usage_period_start",
-	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL},
-	{F_ORG_ID, "organization.id", "organization", "id", "organization_id",
-	FT_UUID, W_SYSTEM, K_ORGANIZATION, true, 0, 0, NULL},
-	{F_USAGE_PERIOD_END, "usage.period_end", "usage", "period_end",
-		"usage_period_end",
-	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL, true},
-	{F_LIMITS_CHANGED_AT, "usage.limits_changed_at", "usage",
-		"limits_changed_at", "limits_changed_at",
-	FT_TSTZ, W_SYSTEM, K_USAGE, true, 0, 0, NULL, true},
-	{F_ORG_CHANGED_AT, "organization.changed_at", "organization",
-		"changed_at", "organization_changed_at",
-	FT_TSTZ, W_SYSTEM, K_ORGANIZATION, true, 0, 0, NULL, true},
-};
-
-const char *const rs_kind_names[RS_NKINDS] = {
-	"auth_update",
-	"subscription_update",
-	"persona_update",
-	"roasting_toggle",
-	"roasting_update",
-	"usage_update",
-	"organization_update",
-};
-
-/*
- * rs_field_by_path
- *		Look up a field by its dotted path (not NUL-terminated); NULL when
- *		unknown.  Linear: there are twenty fields.
- */
-const RsField *
-rs_field_by_path(const char *path, int len)
-{
-	for (int i = 0; i < RS_NFIELDS; i++)
-	{
-		const char *p = rs_fields[i].path;
-
-		if ((int) strlen(p) == len && memcmp(p, path, len) == 0)
-			return &rs_fields[i];
-	}
-	return NULL;
-}
-
 Oid
 rs_field_typoid(const RsField *f)
 {
@@ -221,79 +120,47 @@ invalid_value(const RsField *f)
 void
 rs_validate_value(const RsField *f, Datum value, bool isnull)
 {
+	RsValueCheck check = RS_VAL_OK;
+
 	if (isnull)
+		check = rs_check_null(f);
+	else
 	{
-		if (!f->nullable)
-			invalid_value(f);
-		return;
-	}
-
-	switch (f->type)
-	{
-		case FT_INT2:
-			{
-				int32		v = DatumGetInt16(value);
-
-				if (v < f->minval || v > f->maxval)
-					invalid_value(f);
+		switch (f->type)
+		{
+			case FT_INT2:
+				check = rs_check_int(f, DatumGetInt16(value));
 				break;
-			}
-		case FT_INT4:
-			{
-				int32		v = DatumGetInt32(value);
-
-				if (v < f->minval || v > f->maxval)
-					invalid_value(f);
+			case FT_INT4:
+				check = rs_check_int(f, DatumGetInt32(value));
 				break;
-			}
-		case FT_TEXT:
-			{
-				text	   *t = DatumGetTextPP(value);
-				const char *s = VARDATA_ANY(t);
-				int			len = VARSIZE_ANY_EXHDR(t);
-
-				if (f->allowed)
+			case FT_TEXT:
 				{
-					bool		found = false;
+					text	   *t = DatumGetTextPP(value);
+					const char *s = VARDATA_ANY(t);
+					int			len = VARSIZE_ANY_EXHDR(t);
 
-					for (int i = 0; f->allowed[i]; i++)
-					{
-						if ((int) strlen(f->allowed[i]) == len &&
-							memcmp(f->allowed[i], s, len) == 0)
-						{
-							found = true;
-							break;
-						}
-					}
-					if (!found)
-						invalid_value(f);
+					/*
+					 * The core counts UTF-8 itself; in another server
+					 * encoding the server counts the characters.
+					 */
+					check = rs_check_text(f, s, len,
+										  GetDatabaseEncoding() == PG_UTF8 ? -1 :
+										  pg_mbstrlen_with_len(s, len));
+					break;
 				}
-				else
-				{
-					int			nchars = pg_mbstrlen_with_len(s, len);
-
-					if (nchars < f->minval || nchars > f->maxval)
-						invalid_value(f);
-					/* no control characters in names, ids and e-mails */
-					for (int i = 0; i < len; i++)
-					{
-						if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
-							invalid_value(f);
-					}
-					if (f->id == F_AUTH_EMAIL && memchr(s, '@', len) == NULL)
-						invalid_value(f);
-				}
+			case FT_TSTZ:
+				if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(value)))
+					check = RS_VAL_RANGE;
 				break;
-			}
-		case FT_TSTZ:
-			if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(value)))
-				invalid_value(f);
-			break;
-		case FT_BOOL:
-		case FT_UUID:
-		case FT_SECRET:
-			break;
+			case FT_BOOL:
+			case FT_UUID:
+			case FT_SECRET:
+				break;
+		}
 	}
+	if (check != RS_VAL_OK)
+		invalid_value(f);
 }
 
 /*
@@ -341,7 +208,7 @@ rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull)
 																		  Int32GetDatum(0)))))
 					invalid_value(f);
 				i = numeric_int4_opt_error(n, &have_error);
-				if (have_error || i < f->minval || i > f->maxval)
+				if (have_error || rs_check_int(f, i) != RS_VAL_OK)
 					invalid_value(f);
 				result = (f->type == FT_INT2) ? Int16GetDatum((int16) i) :
 					Int32GetDatum(i);
@@ -429,18 +296,6 @@ rs_parse_timestamptz(const char *str, TimestampTz *result)
 	return IS_VALID_TIMESTAMP(*result);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * rs_parse_uuid
  *		Parse a UUID in its canonical 8-4-4-4-12 form (either case) without
@@ -450,30 +305,13 @@ pg_uuid_t *
 rs_parse_uuid(const char *s)
 {
 	pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
-	int			j = 0;
 
-	for (int i = 0; i < 36; i++)
+	StaticAssertStmt(UUID_LEN == RS_UUID_BYTES, "UUID size mismatch");
+	if (!rs_parse_uuid_text(s, strnlen(s, RS_UUID_CHARS + 1), u->data))
 	{
-		int			hi,
-					lo;
-
-		if (i == 8 || i == 13 || i == 18 || i == 23)
-		{
-			if (s[i] != '-')
-				return NULL;
-			continue;
-		}
-		hi = hexval(s[i]);
-		if (hi < 0)
-			return NULL;
-		i++;
-		lo = hexval(s[i]);
-		if (lo < 0)
-			return NULL;
-		u->data[j++] = (unsigned char) (hi << 4 | lo);
-	}
-	if (s[36] != '\0')
+		pfree(u);
 		return NULL;
+	}
 	return u;
 }
 

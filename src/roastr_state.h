@@ -23,6 +23,8 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "core/rs_fields_core.h"
+
 /* Version shims: only here (see STYLE.md). */
 #if PG_VERSION_NUM < 150000
 #error "roastr_state requires PostgreSQL 15 or later"
@@ -65,99 +67,7 @@
 #define ROASTR_SCHEMA		"roastr_state"
 #define ROASTR_STATE_TABLE	"state"
 
-/*
- * Fields.  A field id is its index in state.field_versions and
- * state.field_times; ids are never reused or renumbered, new fields are
- * appended.  Arrays shorter than RS_NFIELDS (rows written by an older
- * version) read as zero for the missing ids.
- */
-typedef enum RsFieldId
-{
-	F_AUTH_EMAIL = 0,
-	F_AUTH_NAME,
-	F_SUB_PLAN,
-	F_SUB_STATUS,
-	F_SUB_TRIAL_ENDS_AT,
-	F_SUB_PERIOD_START,
-	F_SUB_PERIOD_END,
-	F_SUB_POLAR_SUBSCRIPTION_ID,
-	F_SUB_POLAR_CUSTOMER_ID,
-	F_PERSONA_IDENTITY,
-	F_PERSONA_INTOLERANCE,
-	F_PERSONA_TOLERANCE,
-	F_PERSONA_EMBEDDINGS_AT,
-	F_PERSONA_EMBEDDINGS_MODEL,
-	F_ROASTING_ENABLED,
-	F_ROASTING_LEVEL,
-	F_ROASTING_SHIELD,
-	F_USAGE_USED,
-	F_USAGE_PERIOD_START,
-	F_ORG_ID,
-	/* 0.2.0 */
-	F_USAGE_PERIOD_END,			/* hidden: end of the period "used" counts */
-	F_LIMITS_CHANGED_AT,		/* hidden: an operator changed plan limits */
-	F_ORG_CHANGED_AT,			/* hidden: the current organization changed */
-	RS_NFIELDS
-} RsFieldId;
-
-/* Fields that exist in 0.1.0 rows (their arrays have this many entries). */
-#define RS_NFIELDS_0_1	20
-
-typedef enum RsFieldType
-{
-	FT_BOOL,
-	FT_INT2,
-	FT_INT4,
-	FT_TEXT,
-	FT_TSTZ,
-	FT_UUID,
-	FT_SECRET					/* persona text: stored encrypted elsewhere */
-} RsFieldType;
-
-/* Who may write a field through patch(). */
-typedef enum RsWriter
-{
-	W_USER,						/* the user or the service */
-	W_SERVICE,					/* the service only */
-	W_SYSTEM					/* only a dedicated function */
-} RsWriter;
-
-/* Notification kinds; a payload's "type" lists the kinds it carries. */
-typedef enum RsKind
-{
-	K_AUTH = 0,
-	K_SUBSCRIPTION,
-	K_PERSONA,
-	K_ROASTING_TOGGLE,
-	K_ROASTING,
-	K_USAGE,
-	K_ORGANIZATION,
-	RS_NKINDS
-} RsKind;
-
-typedef struct RsField
-{
-	RsFieldId	id;
-	const char *path;			/* "roasting.enabled" */
-	const char *section;		/* "roasting" */
-	const char *key;			/* "enabled" */
-	const char *column;			/* column of roastr_state.state, or NULL */
-	RsFieldType type;
-	RsWriter	writer;
-	RsKind		kind;
-	bool		nullable;
-	int32		minval;			/* FT_INT*: range; FT_TEXT: min length */
-	int32		maxval;			/* FT_INT*: range; FT_TEXT: max length */
-	const char *const *allowed; /* FT_TEXT enumerations, NULL-terminated */
-	bool		hidden;			/* versioned, but never shown to clients */
-	bool		private;		/* personal: never in a notification payload */
-} RsField;
-
-extern const RsField rs_fields[RS_NFIELDS];
-extern const char *const rs_kind_names[RS_NKINDS];
-
 /* fields.c */
-extern const RsField *rs_field_by_path(const char *path, int len);
 extern void rs_validate_value(const RsField *f, Datum value, bool isnull);
 extern Datum rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull);
 extern void rs_value_to_json(StringInfo buf, const RsField *f, Datum value,

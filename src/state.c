@@ -915,12 +915,6 @@ roastr_state_ensure_user(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-static const char *const derived_paths[] = {
-	"subscription.trial_days_remaining", "usage.monthly_roasts_limit",
-	"usage.remaining_roasts", "usage.reset_date", "auth.userId",
-	"organization.name", "organization.slug", "organization.role", NULL
-};
-
 /*
  * get_update_plan
  *		The kept UPDATE for one set of patched fields:
@@ -1143,32 +1137,40 @@ parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls,
 		if (tok == WJB_KEY)
 		{
 			char	   *path = pnstrdup(v.val.string.val, v.val.string.len);
+			RsKeyCheck check = rs_check_patch_key(v.val.string.val,
+												  v.val.string.len,
+												  caller->is_service, &f);
 
-			f = rs_field_by_path(v.val.string.val, v.val.string.len);
 			if (f != NULL && f->type == FT_SECRET)
 				*carries_persona = true;
-			if (f == NULL)
+			switch (check)
 			{
-				for (int i = 0; derived_paths[i]; i++)
-					if (strcmp(derived_paths[i], path) == 0)
-						ereport(ERROR,
-								errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								errmsg("field \"%s\" is derived and cannot be written", path));
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("unknown field \"%s\"", path),
-						errhint("Field paths look like \"roasting.enabled\"; see the README for the list."));
+				case RS_KEY_OK:
+					break;
+				case RS_KEY_DERIVED:
+					ereport(ERROR,
+							errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("field \"%s\" is derived and cannot be written", path));
+					break;
+				case RS_KEY_UNKNOWN:
+					ereport(ERROR,
+							errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("unknown field \"%s\"", path),
+							errhint("Field paths look like \"roasting.enabled\"; see the README for the list."));
+					break;
+				case RS_KEY_SYSTEM:
+					ereport(ERROR,
+							errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("field \"%s\" cannot be written by patch", path),
+							errhint("It is maintained by a dedicated function of roastr_state."));
+					break;
+				case RS_KEY_SERVICE_ONLY:
+					ereport(ERROR,
+							errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							errmsg("permission denied to write field \"%s\"", path),
+							errhint("Only the service role may change it."));
+					break;
 			}
-			if (f->writer == W_SYSTEM)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("field \"%s\" cannot be written by patch", path),
-						errhint("It is maintained by a dedicated function of roastr_state."));
-			if (f->writer == W_SERVICE && !caller->is_service)
-				ereport(ERROR,
-						errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						errmsg("permission denied to write field \"%s\"", path),
-						errhint("Only the service role may change it."));
 			if (f->type == FT_SECRET && !schema_has_keys)
 				ereport(ERROR,
 						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
