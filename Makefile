@@ -20,7 +20,7 @@ PG_CONFIG     ?= pg_config
 PGXS          := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench deps
+.PHONY: test demo bench deps fuzz
 
 # The one test command: installs what is missing, builds, runs every test
 # against a throwaway cluster and prints "N passed, N failed".
@@ -35,6 +35,11 @@ bench:
 
 deps:
 	@bash scripts/deps.sh
+
+# libFuzzer harnesses of the pure-C core, FUZZ_SECONDS each (default 60)
+fuzz:
+	@bash scripts/deps.sh
+	@bash scripts/fuzz.sh
 
 # PGXS has no header dependencies: rebuild everything when a header changes
 $(OBJS): $(wildcard src/*.h src/core/*.h)

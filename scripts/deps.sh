@@ -20,6 +20,9 @@ PACKAGES=(
     pkg-config                  # the Makefile asks it for libsodium's flags
     make
     gcc
+    valgrind                    # the C unit tests run under memcheck (test/unit/run.sh)
+    clang                       # libFuzzer harnesses (make fuzz, test/fuzz/)
+    libclang-rt-14-dev          # libFuzzer and the sanitizer runtimes for clang 14
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -8,7 +8,8 @@
 #   5. isolation suite       test/specs/*.spec (expected: test/expected/)
 #   6. shell tests           test/extra/*.sh   (executable ones; exit 0 = pass)
 #   7. TAP tests             test/t/*.pl       (prove, own clusters)
-#   8. prints diffs + server log on failure, then a summary whose very last
+#   8. libFuzzer harnesses   test/fuzz/*.c     (scripts/fuzz.sh, as make fuzz)
+#   9. prints diffs + server log on failure, then a summary whose very last
 #      line is "N passed, N failed".  Exit status 1 if anything failed.
 #
 # Logs of every step are kept in tmp_check/harness/ (removed by make clean).
@@ -20,6 +21,7 @@
 #   PROVE_FLAGS           extra prove switches, e.g. --verbose
 #   ROASTR_EXTRA_TIMEOUT  seconds one test/extra script may run (default 900)
 #   ROASTR_PRELOAD        see scripts/cluster.sh
+#   ROASTR_FUZZ_SECONDS   seconds per fuzz harness (default 60; 0 skips fuzzing)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -383,7 +385,24 @@ if [[ ${#TAP_TESTS[@]} -gt 0 ]]; then
     fi
 fi
 
-# ------------------------------------------------------ 8. failure details
+# ------------------------------------------------------------ 8. fuzzing
+FUZZ_SECONDS_EACH=${ROASTR_FUZZ_SECONDS:-60}
+if [[ "$FUZZ_SECONDS_EACH" != 0 && -d test/fuzz ]]; then
+    section "fuzz (${FUZZ_SECONDS_EACH}s per harness)"
+    LOG=$LOGDIR/fuzz.log
+    run_logged env FUZZ_SECONDS="$FUZZ_SECONDS_EACH" bash scripts/fuzz.sh
+    # one test per harness: its line in fuzz.sh's table
+    fuzz_ok=$(grep -cE '^[a-z]+ +ok +[0-9]' "$LOG" || true)
+    fuzz_bad=$(grep -cE '^[a-z]+ +FAILED +' "$LOG" || true)
+    note_pass "$fuzz_ok"
+    if [[ $fuzz_bad -gt 0 ]]; then
+        note_fail "fuzz: $fuzz_bad harness(es) failed (see $LOG)" "$fuzz_bad"
+    elif [[ $rc -ne 0 ]]; then
+        note_fail "fuzz: scripts/fuzz.sh exited $rc (see $LOG)"
+    fi
+fi
+
+# ------------------------------------------------------ 9. failure details
 if [[ $failed -gt 0 ]]; then
     for f in "${diff_files[@]}"; do
         section "diffs: $f"
