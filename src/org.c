@@ -193,7 +193,7 @@ role_arg(FunctionCallInfo fcinfo, int n)
 			return r;
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			errmsg("invalid organization role \"%s\"", r),
+			errmsg("invalid organization role"),
 			errdetail("Expected \"owner\", \"admin\" or \"member\"."));
 	return NULL;				/* keep compiler quiet */
 }

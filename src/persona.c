@@ -308,7 +308,7 @@ roastr_state_rotate_master_key(PG_FUNCTION_ARGS)
 {
 	RsCaller	caller;
 	RsUserSwitch sw;
-	int32		batch = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	int32		batch;
 	uint32		current;
 	static SPIPlanPtr pick = NULL;
 	static SPIPlanPtr store = NULL;
@@ -324,6 +324,11 @@ roastr_state_rotate_master_key(PG_FUNCTION_ARGS)
 
 	rs_get_caller(&caller);
 	rs_require_service(&caller, "rotate_master_key");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("batch_size must not be null"));
+	batch = PG_GETARG_INT32(0);
 	if (batch < 1 || batch > 100000)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The upgrade path equals a fresh install.  Database A gets CREATE EXTENSION
-# roastr_state (0.2.0); database B gets VERSION '0.1.0', is used through the
-# 0.1.0 API -- served by the installed library, which is the newest one --
-# and is then taken to 0.2.0 with ALTER EXTENSION UPDATE.  Then:
+# roastr_state (the default version, read from roastr_state.control); database
+# B gets VERSION '0.1.0', is used through the 0.1.0 API -- served by the
+# installed library, which is the newest one -- and is then taken to the
+# default version with ALTER EXTENSION UPDATE (0.1.0 -> 0.2.0 -> 0.3.0 ...).
+# Then:
 #   1. every object of the extension is compared between A and B through the
 #      catalogs, strictly (see catalog_sql);
 #   2. B's data survived the upgrade (see the rule at compare_snapshots);
-#   3. 0.2.0's features work on users created before the upgrade;
+#   3. 0.2.0's features work on users created before the upgrade, and
+#      0.3.0's mark_embeddings refuses NULLs there;
 #   4. PUBLIC, anon, authenticated and service_role have the same privileges
 #      on every function, table and the schema in A and B.
 # This needs two databases, and sessions on both sides of an ALTER EXTENSION,
@@ -35,6 +38,8 @@ u3=f3333333-3333-4333-8333-333333333333
 u4=f4444444-4444-4444-8444-444444444444
 mid=f9999999-9999-4999-8999-999999999999
 fail=0
+# the version CREATE EXTENSION installs, and the upgrade's target
+target=$(sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" roastr_state.control)
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 	-c "DROP DATABASE IF EXISTS $fresh" -c "DROP DATABASE IF EXISTS $old" \
@@ -133,7 +138,7 @@ run_sql() {
 	shift
 	{ cat "$tmp/helpers.sql"; cat; } |
 		psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -v u1="$u1" -v u2="$u2" -v u3="$u3" \
-			-v u4="$u4" -v mid="$mid" -v tmp="$tmp" "$@" 2>&1
+			-v u4="$u4" -v mid="$mid" -v tmp="$tmp" -v target="$target" "$@" 2>&1
 }
 # report LABEL OUTPUT STATUS: a non-empty output or a failed psql is a failure
 report() {
@@ -235,8 +240,8 @@ SELECT pg_temp.expect('deleted on 0.1.0', (SELECT last_version FROM roastr_state
 \o :tmp/before.json
 SELECT pg_temp.snapshot();
 \o
-ALTER EXTENSION roastr_state UPDATE TO '0.2.0';
-SELECT pg_temp.expect('version after the update', (SELECT extversion FROM pg_extension WHERE extname = 'roastr_state'), '0.2.0');
+ALTER EXTENSION roastr_state UPDATE;
+SELECT pg_temp.expect('version after the update', (SELECT extversion FROM pg_extension WHERE extname = 'roastr_state'), :'target');
 \o :tmp/after_same_session.json
 SELECT pg_temp.snapshot();
 \o
@@ -254,8 +259,8 @@ SQL
 ) && st=0 || st=$?
 report "0.1.0 use and upgrade in $old" "$out" "$st"
 # without the upgrade, what follows would only repeat that failure
-if [ "$(psql -X -At -d "$old" -c "SELECT extversion FROM pg_extension WHERE extname = 'roastr_state'")" != 0.2.0 ]; then
-	echo "$old was not upgraded to 0.2.0; stopping"
+if [ "$(psql -X -At -d "$old" -c "SELECT extversion FROM pg_extension WHERE extname = 'roastr_state'")" != "$target" ]; then
+	echo "$old was not upgraded to $target; stopping"
 	exit 1
 fi
 
@@ -311,7 +316,7 @@ else
 	echo "no record of $old to compare"; fail=1
 fi
 
-# ------------------------------------- B: 0.2.0 on pre-upgrade users
+# ------------------------------- B: 0.2.0 and 0.3.0 on pre-upgrade users
 out=$(run_sql "$old" <<'SQL'
 -- the mutation recorded on 0.1.0 still replays, and is still bound to its request
 SELECT pg_temp.expect('mutation replay after the upgrade',
@@ -374,6 +379,17 @@ SELECT pg_temp.ver(:'u2') AS v2 \gset
 SELECT pg_temp.expect('delete_user', roastr_state.delete_user(:'u2')::text, 'true');
 SELECT pg_temp.expect('remembered', (SELECT last_version FROM roastr_state.deleted_users WHERE user_id = :'u2')::text, :'v2');
 
+-- mark_embeddings (0.3.0) refuses NULLs and records a real embedding
+SELECT pg_temp.ver(:'u1') AS v1 \gset
+SELECT pg_temp.expect('mark_embeddings with a NULL model',
+	pg_temp.outcome(format($$SELECT roastr_state.mark_embeddings(%L, NULL, now())$$, :'u1')), '22023');
+SELECT pg_temp.expect('mark_embeddings with a NULL time',
+	pg_temp.outcome(format($$SELECT roastr_state.mark_embeddings(%L, 'm', NULL)$$, :'u1')), '22023');
+SELECT pg_temp.expect('nothing written', pg_temp.ver(:'u1'), :'v1');
+SELECT pg_temp.expect('mark_embeddings', roastr_state.mark_embeddings(:'u1', 'emb-1', now()) -> 'applied' ->> 0,
+	'persona.embeddings_generated_at');
+SELECT pg_temp.expect('recorded', roastr_state.state_full(:'u1') -> 'persona' ->> 'embeddings_model', 'emb-1');
+
 -- the user, after the upgrade
 SET ROLE authenticated;
 SELECT set_config('request.jwt.claims', format('{"sub": "%s", "role": "authenticated"}', :'u1'), false) \g /dev/null
@@ -382,16 +398,16 @@ SELECT pg_temp.expect('and reads', roastr_state.state_full(NULL) -> 'persona' ->
 RESET ROLE;
 SQL
 ) && st=0 || st=$?
-report "0.2.0 on pre-upgrade users in $old" "$out" "$st"
+report "0.2.0 and 0.3.0 on pre-upgrade users in $old" "$out" "$st"
 
 # ------------------------------------------------ A and B: the catalogs
 # Every member of the extension (pg_depend deptype 'e'), and everything
 # that hangs off a member table, one property per line.  No OIDs appear:
 # foreign keys' internal triggers and TOAST tables are described by what
 # they are.  The comparison is strict, column order included: a fresh
-# install has no script of its own for 0.2.0, so CREATE EXTENSION runs the
-# very same two scripts (0.1.0, then 0.1.0--0.2.0) that B ran, and nothing
-# may differ.
+# install has no script of its own for 0.2.0 or later, so CREATE EXTENSION
+# runs the very same chain of scripts (0.1.0, 0.1.0--0.2.0, 0.2.0--0.3.0)
+# that B ran, and nothing may differ.
 catalog_sql=$(cat <<'SQL'
 WITH ext AS (SELECT * FROM pg_extension WHERE extname = 'roastr_state'),
 mem AS (SELECT d.classid, d.objid, d.objsubid
@@ -641,7 +657,7 @@ compare_dbs privileges "$privileges_sql"
 
 # Guard against comparing two empty or broken listings: the fresh install
 # must show 0.2.0, its members, and the grants the README promises.
-for want in 'extension|roastr_state|version=0.2.0|' 'member|table|roastr_state.user_keys' \
+for want in "extension|roastr_state|version=$target|" 'member|table|roastr_state.user_keys' \
 	'member|function|roastr_state.consume_roasts(' '|limits_changed_at|timestamp with time zone|'; do
 	grep -qF "$want" "$tmp/catalog.fresh" 2>/dev/null || { echo "catalog of $fresh lacks: $want"; fail=1; }
 done

@@ -754,12 +754,8 @@ INSERT INTO attempts (label, r, claims, sub, cmd) VALUES
 	('no claims: set a role in org-a', 'authenticated', NULL, NULL, format('SELECT roastr_state.set_member_role(%L, %L, ''admin'')', :'orga', :uC)),
 	('no claims: remove from org-a', 'authenticated', NULL, NULL, format('SELECT roastr_state.remove_member(%L, %L)', :'orga', :uC)),
 	('no claims: rename org-a', 'authenticated', NULL, NULL, format('SELECT roastr_state.rename_organization(%L, ''pwned'')', :'orga')),
-	-- Known failure at the time of writing: these four give PT404, because
-	-- add_member, set_member_role, remove_member and rename_organization
-	-- look the organization up (lock_org in src/org.c) before they check
-	-- that there is a caller at all; a caller without claims thus learns
-	-- whether an organization exists.  Expected: 42501 first, like every
-	-- other function.
+	-- a caller without claims learns nothing about which organizations
+	-- exist: 42501 before any lookup
 	('no claims: add to an unknown organization', 'authenticated', NULL, NULL, format('SELECT roastr_state.add_member(%L, %L, ''member'')', :nobody, :uE)),
 	('no claims: set a role in an unknown organization', 'authenticated', NULL, NULL, format('SELECT roastr_state.set_member_role(%L, %L, ''admin'')', :nobody, :uC)),
 	('no claims: remove from an unknown organization', 'authenticated', NULL, NULL, format('SELECT roastr_state.remove_member(%L, %L)', :nobody, :uC)),

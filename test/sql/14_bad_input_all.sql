@@ -288,6 +288,8 @@ INSERT INTO cases (label, who, sql, code) VALUES
 	('set_product_plan: product of 201 characters', 'service', format('SELECT roastr_state.set_product_plan(%L, ''pro'')', repeat('p', 201)), '22023'),
 	('set_product_plan: product of 1 MB', 'service', format('SELECT roastr_state.set_product_plan(%s, ''pro'')', :'mb'), '22023'),
 	('set_product_plan: product with a newline', 'service', format('SELECT roastr_state.set_product_plan(%L, ''pro'')', E'p\nq'), '22023'),
+	('set_product_plan: product with DEL', 'service', format('SELECT roastr_state.set_product_plan(%L, ''pro'')', E'p\x7fq'), '22023'),
+	('set_product_plan: product of 201 two-byte characters', 'service', format('SELECT roastr_state.set_product_plan(%L, ''pro'')', repeat('é', 201)), '22023'),
 	('set_product_plan: product with invalid UTF-8', 'service', format('SELECT roastr_state.set_product_plan(%s, ''pro'')', :'bad_utf8'), '22021'),
 	('set_product_plan: product as a number', 'service', 'SELECT roastr_state.set_product_plan(7, ''pro'')', '42883'),
 	('set_product_plan: empty plan', 'service', 'SELECT roastr_state.set_product_plan(''prod_pro'', '''')', '22023'),
@@ -301,8 +303,10 @@ INSERT INTO cases (label, who, sql, code) VALUES
 	('set_product_plan: removing a mapping, as a user', :u1, 'SELECT roastr_state.set_product_plan(''prod_pro'', NULL)', '42501'),
 
 	-- mark_embeddings(user_id uuid, model text, generated_at timestamptz)
-	-- (NULL model / NULL generated_at: see the known bugs below)
 	('mark_embeddings: NULL user (service)', 'service', 'SELECT roastr_state.mark_embeddings(NULL, ''m'', now())', '22023'),
+	('mark_embeddings: NULL model', 'service', format('SELECT roastr_state.mark_embeddings(%L, NULL, now())', :u1), '22023'),
+	('mark_embeddings: NULL generated_at', 'service', format('SELECT roastr_state.mark_embeddings(%L, ''m'', NULL)', :u1), '22023'),
+	('mark_embeddings: NULL model and generated_at', 'service', format('SELECT roastr_state.mark_embeddings(%L, NULL, NULL)', :u1), '22023'),
 	('mark_embeddings: empty model', 'service', format('SELECT roastr_state.mark_embeddings(%L, '''', now())', :u1), '22023'),
 	('mark_embeddings: model of 201 characters', 'service', format('SELECT roastr_state.mark_embeddings(%L, %L, now())', :u1, repeat('m', 201)), '22023'),
 	('mark_embeddings: model of 1 MB', 'service', format('SELECT roastr_state.mark_embeddings(%L, %s, now())', :u1, :'mb'), '22023'),
@@ -334,7 +338,8 @@ INSERT INTO cases (label, who, sql, code) VALUES
 	('delete_user: no claims', 'noclaims', 'SELECT roastr_state.delete_user(NULL)', '42501'),
 	('delete_user: anon', 'anon', 'SELECT roastr_state.delete_user(NULL)', '42501'),
 
-	-- rotate_master_key(batch_size int DEFAULT 1000)  (NULL: see the known bugs)
+	-- rotate_master_key(batch_size int DEFAULT 1000)
+	('rotate_master_key: NULL batch', 'service', 'SELECT roastr_state.rotate_master_key(NULL)', '22023'),
 	('rotate_master_key: batch 0', 'service', 'SELECT roastr_state.rotate_master_key(0)', '22023'),
 	('rotate_master_key: batch -1', 'service', 'SELECT roastr_state.rotate_master_key(-1)', '22023'),
 	('rotate_master_key: batch 100001 (max + 1)', 'service', 'SELECT roastr_state.rotate_master_key(100001)', '22023'),
@@ -535,25 +540,7 @@ INSERT INTO cases (label, who, sql, code) VALUES
 	('_apply_polar_event: by the service (unverified events)', 'service', format('SELECT roastr_state._apply_polar_event(''w'', %L)', :'event'), '42501'),
 	('_apply_polar_event: by a user', :u1, format('SELECT roastr_state._apply_polar_event(''w'', %L)', :'event'), '42501');
 
--- ===========================================================================
--- Known bugs: each asserts what the README documents and is marked TODO,
--- so it shows as "not ok ... # TODO" until the C code is fixed (then this
--- file's expected output must be updated, and the case moved up into
--- cases).  They run in a subtransaction that is always rolled back: today
--- some of them succeed and write.
--- ===========================================================================
-CREATE TEMP TABLE bugs (id serial, label text, who text, sql text, code text);
-INSERT INTO bugs (label, who, sql, code) VALUES
-	-- README: 22023 for a NULL argument.  Today: accepted; a new version
-	-- with persona.embeddings_model / _generated_at set to null.
-	('mark_embeddings: NULL model', 'service', format('SELECT roastr_state.mark_embeddings(%L, NULL, now())', :u1), '22023'),
-	('mark_embeddings: NULL generated_at', 'service', format('SELECT roastr_state.mark_embeddings(%L, ''m'', NULL)', :u1), '22023'),
-	('mark_embeddings: NULL model and generated_at', 'service', format('SELECT roastr_state.mark_embeddings(%L, NULL, NULL)', :u1), '22023'),
-	-- README: 22023 for a NULL argument (consume_roasts' n, which also has a
-	-- default, is 22023 when NULL).  Today: NULL is taken as 1000.
-	('rotate_master_key: NULL batch', 'service', 'SELECT roastr_state.rotate_master_key(NULL)', '22023');
-
-SELECT plan((SELECT count(*)::int FROM cases) + (SELECT count(*)::int FROM bugs) + 19);
+SELECT plan((SELECT count(*)::int FROM cases) + 19);
 
 -- the fixture: every table holds rows
 SELECT is((SELECT array_agg(t ORDER BY t) FROM jsonb_each(pg_temp.snapshot()) s(t, v) WHERE (v->>'rows')::int = 0),
@@ -586,25 +573,6 @@ SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
                                                       AND split_part(c.who, ' ', 1) NOT IN ('super', 'service'))),
 	NULL, 'every function is also called by someone who is not the service');
 
--- known bugs, rolled back whatever they do
-CREATE FUNCTION pg_temp.run_undone(who text, cmd text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-	res text;
-BEGIN
-	BEGIN
-		res := pg_temp.run(who, cmd);
-		RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'undo';
-	EXCEPTION WHEN SQLSTATE 'P0001' THEN
-		RETURN res;
-	END;
-END
-$$;
-SELECT todo_start('known bug');
-SELECT is(pg_temp.run_undone(who, sql), code, label) FROM bugs ORDER BY id;
-SELECT todo_end();
-SELECT is(pg_temp.snapshot(), :'before'::jsonb, 'the known bugs were undone');
-
 -- boundaries that are valid (these write)
 SELECT is(roastr_state.consume_roasts(:u1, 99)->>'allowed', 'true', 'consume_roasts: n = remaining is allowed');
 SELECT is(roastr_state.consume_roasts(:u4, 99999)->>'monthly_roasts_used', '2147483647',
@@ -621,6 +589,8 @@ SELECT isnt(roastr_state.create_organization(:u3, repeat('é', 200), repeat('s',
 SELECT isnt(roastr_state.create_organization(:u3, 'C', 'abc'), NULL, 'create_organization: a slug of 3');
 SELECT lives_ok(format('SELECT roastr_state.set_product_plan(%L, ''plus'')', repeat('p', 200)),
 	'set_product_plan: a product id of 200 characters');
+SELECT lives_ok(format('SELECT roastr_state.set_product_plan(%L, ''plus'')', repeat('é', 200)),
+	'set_product_plan: a product id of 200 two-byte characters');
 SELECT is(roastr_state.mark_embeddings(:u1, repeat('m', 200), now())->'applied',
 	'["persona.embeddings_generated_at", "persona.embeddings_model"]', 'mark_embeddings: a model of 200 characters');
 
