@@ -749,7 +749,13 @@ for my $cycle (1 .. $CYCLES)
 			my $k = 1 + int(rand($NUSERS));
 			($victim, $what) = ($pids{$k}, "u${k}'s backend (pid $pids{$k})");
 		}
-		kill('KILL', $victim) or die "kill -9 $victim: $!";
+		if (!kill('KILL', $victim))
+		{
+			# the notifier had just exited (idle): a client's backend then
+			my $k = 1 + int(rand($NUSERS));
+			($victim, $what) = ($pids{$k}, "u${k}'s backend (pid $pids{$k})");
+			kill('KILL', $victim) or die "kill -9 $victim: $!";
+		}
 	}
 	else
 	{
@@ -776,6 +782,10 @@ for my $cycle (1 .. $CYCLES)
 			|| ($log =~ /\(PID $victim\) was terminated by signal 9/
 				&& $log =~ /all server processes terminated; reinitializing/)),
 		"cycle $cycle: $what, then crash recovery");
+	my $killed = defined $victim ? qr/\(PID $victim\) was terminated by signal 9/ : qr/(?!)/;
+	my @crashes = grep { !/$killed/ }
+	  $log =~ /^.*(?:terminated by signal|exited with exit code|PANIC|TRAP:).*$/mg;
+	is_deeply(\@crashes, [], "cycle $cycle: no other process crashed, no PANIC");
 
 	# Resolve the operations that were in flight, by their records.
 	my $obs = observe();
