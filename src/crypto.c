@@ -32,6 +32,16 @@
  * ring.  Nothing ever falls back to plaintext: without a usable ring every
  * call that needs a key raises an error naming the setting.
  *
+ * Checking a key against the data.  A file can be valid and still wrong: a
+ * regenerated or mixed-up file may hold other bytes under an id that
+ * already wrapped data keys.  Before the first new wrapping under a master
+ * key, and when a stored data key does not open, up to three data keys
+ * stored under that id are tried with it: if none opens, the file is wrong
+ * (F0000 naming it), and nothing is wrapped under the wrong key -- otherwise
+ * a user's first persona text would be acknowledged under a key that the
+ * right file no longer opens.  A success is remembered per key id until
+ * the ring changes.
+ *
  * Data keys and envelopes.  Each user has a random 32-byte data key, stored
  * only wrapped by a master key (core/envelope.c has both formats).  Data
  * keys in the clear live in palloc'd chunks wiped by a memory context reset
@@ -58,6 +68,8 @@
 #include <sodium.h>
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -120,6 +132,10 @@ static KeyFileSig failed_sig;
 
 /* The last reload problem warned about while keeping an older ring. */
 static KeyFileError warned_error;
+
+/* Ids of the ring in use whose key opened the data keys stored under them. */
+static uint32 verified_ids[RS_KEYRING_MAX];
+static int	n_verified = 0;
 
 /* Whether this transaction has already checked the file. */
 static bool keyring_checked = false;
@@ -519,6 +535,7 @@ keyring_drop(void)
 		sodium_free(keyring);
 	keyring = NULL;
 	memset(&keyring_sig, 0, sizeof(keyring_sig));
+	n_verified = 0;
 }
 
 /*
@@ -650,15 +667,20 @@ rs_keyring_require(void)
 	}
 }
 
+static const uint8 *current_master_key(uint32 *id);
+
 /*
  * rs_keyring_current_id
- *		Id of the current master key, the highest id in the file.
+ *		Id of the current master key, the highest id in the file, once it
+ *		has been checked against the data keys stored under it.
  */
 uint32
 rs_keyring_current_id(void)
 {
-	rs_keyring_require();
-	return keyring->current_id;
+	uint32		id;
+
+	(void) current_master_key(&id);
+	return id;
 }
 
 /* Reset callback of a data key: wipe it before its memory goes. */
@@ -718,6 +740,106 @@ wrapped_alloc(void)
 }
 
 /*
+ * stored_keys_open
+ *		Try master key id (mk) on up to three data keys stored under it,
+ *		other than except's (NULL: any).  Returns how many opened; *tried
+ *		receives how many were tried.
+ */
+static int
+stored_keys_open(uint32 id, const uint8 *mk, const pg_uuid_t *except,
+				 int *tried)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	uint8		dek[RS_KEY_BYTES];
+	int			opened = 0;
+	int			rc;
+	RsUserSwitch sw;
+
+	*tried = 0;
+	rs_become_owner(&sw);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (plan == NULL)
+	{
+		Oid			types[2] = {INT4OID, UUIDOID};
+
+		plan = rs_prepare_kept("SELECT user_id, keygen, wrapped FROM roastr_state.user_keys "
+							   "WHERE master_key_id OPERATOR(pg_catalog.=) $1 "
+							   "AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.<>) $2) "
+							   "LIMIT 3", 2, types);
+	}
+	args[0] = Int32GetDatum((int32) id);
+	args[1] = except ? UUIDPGetDatum(except) : (Datum) 0;
+	nulls[1] = except ? ' ' : 'n';
+	rc = SPI_execute_plan(plan, args, nulls, true, 3);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the stored data keys: %s",
+			 SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		n1,
+					n2,
+					n3;
+		Datum		u = SPI_getbinval(tup, desc, 1, &n1);
+		Datum		g = SPI_getbinval(tup, desc, 2, &n2);
+		Datum		w = SPI_getbinval(tup, desc, 3, &n3);
+		struct varlena *raw;
+
+		if (n1 || n2 || n3)
+			continue;
+		raw = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(w));
+		(*tried)++;
+		if (rs_dek_unwrap(mk, id, DatumGetUUIDP(u)->data,
+						  (uint32) DatumGetInt32(g),
+						  (const uint8 *) VARDATA_ANY(raw),
+						  VARSIZE_ANY_EXHDR(raw), dek) == RS_OK)
+			opened++;
+		sodium_memzero(dek, sizeof(dek));
+	}
+	SPI_finish();
+	rs_restore_user(&sw);
+	return opened;
+}
+
+/* ERROR: the file holds other bytes under an id that wrapped data keys. */
+static void
+report_wrong_master_key(uint32 id, int tried)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_CONFIG_FILE_ERROR),
+			errhidestmt(true),
+			errmsg("master key %u in file \"%s\" does not open the data keys wrapped with it",
+				   id, rs_master_key_file),
+			errdetail("None of the %d data keys stored under master key %u opened.",
+					  tried, id),
+			errhint("The file named by roastr_state.master_key_file holds another key under id %u. "
+					"Put the original key back; a new key needs a new id.", id));
+}
+
+/*
+ * verify_master_key
+ *		Before wrapping under master key id: ERROR unless it opens the data
+ *		keys already stored under it (or there are none).
+ */
+static void
+verify_master_key(uint32 id, const uint8 *mk)
+{
+	int			tried;
+
+	for (int i = 0; i < n_verified; i++)
+		if (verified_ids[i] == id)
+			return;
+	if (stored_keys_open(id, mk, NULL, &tried) == 0 && tried > 0)
+		report_wrong_master_key(id, tried);
+	if (n_verified < RS_KEYRING_MAX)
+		verified_ids[n_verified++] = id;
+}
+
+/*
  * current_master_key
  *		The newest master key of a usable ring, and its id.  ERROR if no ring
  *		is usable.
@@ -735,6 +857,7 @@ current_master_key(uint32 *id)
 				errcode(ERRCODE_INTERNAL_ERROR),
 				errhidestmt(true),
 				errmsg_internal("current master key %u is missing from the key ring", *id));
+	verify_master_key(*id, mk);
 	return mk;
 }
 
@@ -817,7 +940,12 @@ unwrap_into(RsDataKey *dek, const pg_uuid_t *user, uint32 keygen,
 					   VARSIZE_ANY_EXHDR(raw), dek->key);
 	if (rc != RS_OK)
 	{
+		int			tried;
+
 		rs_datakey_clear(dek);
+		/* the row, or the key?  The key, if it opens none of the others. */
+		if (stored_keys_open(master_id, mk, user, &tried) == 0 && tried > 0)
+			report_wrong_master_key(master_id, tried + 1);
 		ereport(ERROR,
 				errcode(ERRCODE_DATA_CORRUPTED),
 				errhidestmt(true),

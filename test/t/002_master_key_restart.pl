@@ -22,11 +22,11 @@
 # persona writes and rotate_master_key work again.  No key's hex digits
 # appear in any error or in the server log.
 #
-# Known gap, recorded as TODO tests: in case (b) the error is XX001 "could
-# not unwrap the data key" (as for a tampered row), which does not point at
-# the key file; and a user's FIRST persona write under the changed key
-# succeeds, wrapping their new data key under the wrong key, so that their
-# persona text no longer opens once the right file is back.
+# In case (b) the file is valid, so only the data can tell: the key under
+# id 1 opens none of the data keys stored under id 1, which is F0000
+# naming the file (not XX001, as for one tampered row); and a user's FIRST
+# persona write is refused (b'), so nothing is acknowledged under a key
+# that the right file would not open.
 
 use strict;
 use warnings;
@@ -291,24 +291,17 @@ $log = restart_with('(b)', "# roastr_state TAP test, a different key\n1 $K1_chan
 unlike($log, qr/master key file/, '(b) the file itself is valid: nothing logged at start');
 $st0 = state_rows($u2, $u3);
 my $unwrap_offset = -s $node->logfile;
-for my $c (@needs_key)
+my $wrong_key = [ qr/ERROR:  F0000: master key 1 in file "\Q$keyfile\E" does not open the data keys wrapped with it/,
+	'names the key id and the file' ];
+my $wrong_key_hint = [ qr/HINT:  The file named by roastr_state\.master_key_file holds another key under id 1\./,
+	'says the file holds another key under that id' ];
+for my $c (@needs_key, [ 'rotate_master_key', 'SELECT roastr_state.rotate_master_key()' ])
 {
-	my $who = $c->[1] =~ /'($u2|$u3)'/ ? $1 : die;
-	my $err = check_error("(b) $c->[0]", $c->[1], 'XX001',
-		[ qr/ERROR:  XX001: could not unwrap the data key of user \Q$who\E/, 'names the user' ]);
-	next unless $c == $needs_key[0];
-  TODO:
-	{
-		local $TODO = 'a master key that does not open the data keys it should is reported like a tampered row';
-		like($err, $setting->[0], "(b) $c->[0]: the error points at roastr_state.master_key_file");
-	}
+	check_error("(b) $c->[0]", $c->[1], 'F0000', $wrong_key, $wrong_key_hint, $setting);
 }
 like(slurp_file($node->logfile, $unwrap_offset),
-	qr/DETAIL:  Wrapped data key rejected: authentication tag mismatch \(master key 1, data key generation \d+\)/,
-	'(b) the server log says which master key failed to unwrap');
-my ($state, $out) = call('SELECT roastr_state.rotate_master_key()::text');
-is("$state $out", '00000 {"key_id": 1, "remaining": 0, "rewrapped": 0}',
-	'(b) rotate_master_key has nothing to do (every data key is under key 1)');
+	qr/DETAIL:  None of the \d data keys stored under master key 1 opened\./,
+	'(b) the server log says how many stored data keys were tried');
 keyless_calls_work('(b)');
 is(key_rows(), $rows0, '(b) no data key or persona row was rewritten');
 is(state_rows($u2, $u3), $st0, "(b) u2's and u3's state rows are untouched");
@@ -336,7 +329,7 @@ is(personas(), $want_personas, '(d) without a restart, every persona decrypts ag
 $node->restart;
 is(personas(), $want_personas, '(d) after a restart too');
 is(key_rows(), $rows0, '(d) the key and persona rows are the ones of before (a)');
-($state, $out) = call('SELECT roastr_state.rotate_master_key()::text');
+my ($state, $out) = call('SELECT roastr_state.rotate_master_key()::text');
 is("$state $out", '00000 {"key_id": 1, "remaining": 0, "rewrapped": 0}', '(d) rotate_master_key works');
 ($state, $out) = call("SELECT roastr_state.patch('$u3', '{\"persona.identity\": \"u3 again\"}')->'applied'");
 is("$state $out", '00000 ["persona.identity"]', '(d) a persona write works');
@@ -351,19 +344,15 @@ restart_with("(b')", "1 $K1_changed\n");
 my $u_new = $U[8];
 $node->safe_psql('postgres', "SELECT roastr_state.ensure_user('$u_new', 'first\@example.com')");
 ($state) = call("SELECT roastr_state.patch('$u_new', '{\"persona.identity\": \"written under the changed key\"}')");
-TODO:
-{
-	local $TODO = 'a data key is wrapped under a master key id 1 that is not the one the existing data keys use';
-	isnt($state, '00000', "(b') a first persona write under the changed key is refused");
-}
+is($state, 'F0000', "(b') a first persona write under the changed key is refused");
+is($node->safe_psql('postgres', "SELECT count(*) FROM roastr_state.user_keys WHERE user_id = '$u_new'"),
+	'0', "(b') and no data key was wrapped under the changed key");
 restart_with("(b')", $right_file);
 is(personas(), $want_personas =~ s/^(\Q$u3\E)\|[^|]*/$1|u3 again/mr, "(b') with the right file, u1..u3 decrypt");
-($state) = call("SELECT roastr_state.state_full('$u_new')->'persona'->>'identity'");
-TODO:
-{
-	local $TODO = 'the text acknowledged under the changed key does not open with the right one';
-	is($state, '00000', "(b') with the right file, that user's persona text opens");
-}
+($state) = call("SELECT roastr_state.patch('$u_new', '{\"persona.identity\": \"written under the right key\"}')");
+is($state, '00000', "(b') with the right file, that user's first persona write works");
+is($node->safe_psql('postgres', "SELECT roastr_state.state_full('$u_new')->'persona'->>'identity'"),
+	'written under the right key', "(b') and reads back");
 
 # ------------------------------------------------ no key material leaks
 my $server_log = slurp_file($node->logfile);
