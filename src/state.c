@@ -411,6 +411,16 @@ build_items(const UserState *st, OutItem *items)
 		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
 		F_USAGE_USED, F_USAGE_PERIOD_START, F_USAGE_PERIOD_END,
 	F_LIMITS_CHANGED_AT};
+	/* fields shown with their effective value: versioned by what it uses */
+	static const RsFieldId plan_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
+	F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_END};
+	static const RsFieldId status_deps[] = {F_SUB_STATUS, F_SUB_TRIAL_ENDS_AT};
+	static const RsFieldId used_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
+		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
+	F_USAGE_USED, F_USAGE_PERIOD_START, F_USAGE_PERIOD_END};
+	static const RsFieldId period_start_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
+		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
+	F_USAGE_PERIOD_START};
 	int64		v;
 	TimestampTz t;
 
@@ -431,18 +441,30 @@ build_items(const UserState *st, OutItem *items)
 		Datum		val = st->vals[f];
 		bool		isnull = st->nulls[f];
 
+		v = st->log.version[f];
+		t = st->log.time[f];
 		if (fd->hidden || f == F_ORG_ID)
 			continue;			/* organization: shown as its own object */
 		if (f == F_SUB_PLAN)
+		{
 			val = CStringGetTextDatum(eff.plan);
+			v = maxv(st, lengthof(plan_deps), plan_deps, &t);
+		}
 		else if (f == F_SUB_STATUS)
+		{
 			val = CStringGetTextDatum(eff.status);
+			v = maxv(st, lengthof(status_deps), status_deps, &t);
+		}
 		else if (f == F_USAGE_USED)
+		{
 			val = Int32GetDatum(eff.used);
+			v = maxv(st, lengthof(used_deps), used_deps, &t);
+		}
 		else if (f == F_USAGE_PERIOD_START)
 		{
 			val = TimestampTzGetDatum(eff.period_start);
 			isnull = false;
+			v = maxv(st, lengthof(period_start_deps), period_start_deps, &t);
 		}
 		else if (fd->type == FT_SECRET)
 		{
@@ -454,8 +476,7 @@ build_items(const UserState *st, OutItem *items)
 			isnull = (t == NULL);
 		}
 		add_item(items, &n, fd->path, fd->section, fd->key, fd,
-				 rs_field_typoid(fd), val, isnull,
-				 st->log.version[f], st->log.time[f]);
+				 rs_field_typoid(fd), val, isnull, v, t);
 	}
 
 	{

@@ -4,7 +4,7 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(30);
+SELECT plan(35);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
 SELECT roastr_state.ensure_user(:u2, 'bob@example.com') IS NOT NULL;
@@ -42,7 +42,7 @@ SELECT pg_temp.ver(:u1) AS v \gset
 SELECT is(pg_temp.sub(:u1), 'free/canceled', 'then it is the free plan');
 SELECT is((SELECT plan FROM roastr_state.state WHERE user_id = :u1), 'free', 'written down by the read');
 SELECT is(jsonb_path_query_array(roastr_state.state_sync(:u1, :v), '$.changes[*].field'),
-	'["subscription.plan", "usage.monthly_roasts_limit", "usage.remaining_roasts", "usage.reset_date"]',
+	'["subscription.plan", "usage.monthly_roasts_limit", "usage.monthly_roasts_used", "usage.period_start", "usage.remaining_roasts", "usage.reset_date"]',
 	'and syncs see it');
 
 -- an expired trial that no webhook ended reads as free everywhere
@@ -62,6 +62,31 @@ SELECT is(pg_temp.outcome($$SELECT roastr_state.set_product_plan('prod_1', 'gold
 SELECT is(pg_temp.outcome($$SELECT roastr_state.set_product_plan('', 'pro')$$)->>'sqlstate', '22023', 'not an empty product');
 SELECT is(pg_temp.outcome($$SELECT roastr_state.set_product_plan('prod_1', NULL)$$)->>'sqlstate', '00000', 'NULL removes it');
 SELECT is((SELECT count(*)::int FROM roastr_state.product_plans), 0, 'removed');
+
+-- A value shown as computed (usage.period_start, usage.monthly_roasts_used,
+-- subscription.plan/status) carries the newest version of what it is
+-- computed from, so a device syncing from its cursor gets every change
+-- (found by make soak: period_start kept its column's version).
+\set ud '\'a9999999-9999-4999-8999-999999999999\''
+SELECT roastr_state.ensure_user(:ud, 'dv@example.com') IS NOT NULL;
+SELECT is(roastr_state.consume_roasts(:ud, 3)->'allowed', 'true', 'derived versions: three roasts on the free plan');
+SELECT pg_temp.ver(:ud) AS v0 \gset
+SELECT roastr_state.patch(:ud, jsonb_build_object('subscription.plan', 'pro', 'subscription.status', 'active',
+	'subscription.current_period_start', now() - interval '1 day',
+	'subscription.current_period_end', now() + interval '29 days')) IS NOT NULL;
+CREATE TEMP TABLE dv AS
+	SELECT c->>'field' AS field, c->>'value' AS value, (c->>'version')::bigint AS version
+	  FROM jsonb_array_elements(roastr_state.state_sync(:ud, :v0) -> 'changes') c;
+SELECT is((SELECT value::timestamptz FROM dv WHERE field = 'usage.period_start'), now() - interval '1 day',
+	'derived versions: the new billing period start is synced from the old cursor');
+SELECT is((SELECT version FROM dv WHERE field = 'usage.period_start'), pg_temp.ver(:ud),
+	'at the version that changed it');
+SELECT is((SELECT count(*)::int FROM dv
+			WHERE value IS DISTINCT FROM roastr_state.state_full(:ud) -> split_part(field, '.', 1) ->> split_part(field, '.', 2)),
+	0, 'and every synced value is the one state_full shows');
+SELECT is((SELECT count(*)::int FROM jsonb_array_elements(roastr_state.state_sync(:ud, 0) -> 'changes') c
+			WHERE (c->>'version')::bigint > :v0 AND NOT EXISTS (SELECT FROM dv WHERE dv.field = c->>'field')),
+	0, 'derived versions: no field newer than the cursor is missing from the sync');
 
 -- last, as it makes this transaction read-only: the expiry of u2's trial is
 -- computed by reads that cannot write, and written by none
