@@ -59,7 +59,7 @@ for t in "${TARGETS[@]}"; do
     # shellcheck disable=SC2086   # word lists
     "$CC" -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-        -Isrc/core $sodium_cflags -o "$OUT/bin/fuzz_$t" \
+        -Isrc/core -Itest/unit $sodium_cflags -o "$OUT/bin/fuzz_$t" \
         "test/fuzz/fuzz_$t.c" $srcs $sodium_libs
 done
 

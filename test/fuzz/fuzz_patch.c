@@ -30,48 +30,11 @@
 
 #include "rs_fields_core.h"
 
+#include "ref_utf8.h"
+
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define PROMISE(cond) do { if (!(cond)) abort(); } while (0)
-
-/* Independent UTF-8 decoder: characters, or -1 when malformed. */
-static long
-ref_chars(const uint8_t *p, size_t len)
-{
-	long		chars = 0;
-
-	while (len > 0)
-	{
-		int			n;
-		uint32_t	cp;
-
-		if (p[0] < 0x80)
-			n = 1, cp = p[0];
-		else if ((p[0] & 0xE0) == 0xC0)
-			n = 2, cp = p[0] & 0x1F;
-		else if ((p[0] & 0xF0) == 0xE0)
-			n = 3, cp = p[0] & 0x0F;
-		else if ((p[0] & 0xF8) == 0xF0)
-			n = 4, cp = p[0] & 0x07;
-		else
-			return -1;
-		if ((size_t) n > len)
-			return -1;
-		for (int k = 1; k < n; k++)
-		{
-			if ((p[k] & 0xC0) != 0x80)
-				return -1;
-			cp = (cp << 6) | (p[k] & 0x3F);
-		}
-		if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
-			(cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4) != n)
-			return -1;
-		p += n;
-		len -= n;
-		chars++;
-	}
-	return chars;
-}
 
 static void
 check_key(const char *key, size_t klen, bool service)
@@ -125,7 +88,7 @@ hexval(char c)
 static void
 check_value(const uint8_t *v, size_t vlen)
 {
-	long		ref = ref_chars(v, vlen);
+	long		ref = ref_utf8_chars(v, vlen);
 	long		got = rs_utf8_chars((const char *) v, vlen);
 	uint8_t		uuid[RS_UUID_BYTES];
 

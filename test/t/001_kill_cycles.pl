@@ -59,6 +59,8 @@ use MIME::Base64 qw(encode_base64);
 use POSIX qw(strftime);
 use Time::HiRes qw(usleep time);
 
+use RoastrNode qw(random_bytes roastr_node);
+
 my $CYCLES = $ENV{ROASTR_TAP_CYCLES} // 24;
 my $SEED = $ENV{ROASTR_TAP_SEED} // int(rand(2**31));
 srand($SEED);
@@ -77,52 +79,14 @@ my %LIMIT = (free => 100, starter => 500, pro => 1000, plus => undef);
 my %PRODUCT = (prod_pro => 'pro', prod_plus => 'plus');
 
 # -------------------------------------------------------------- the node
-sub random_bytes
-{
-	my ($n) = @_;
-	open my $fh, '<:raw', '/dev/urandom' or die "urandom: $!";
-	read($fh, my $b, $n) == $n or die "short read from /dev/urandom";
-	close $fh;
-	return $b;
-}
-
-# Write a file readable by its owner only (the extension refuses others).
-sub write_private
-{
-	my ($path, $content) = @_;
-	my $old = umask(077);
-	open my $fh, '>', $path or die "$path: $!";
-	print $fh $content;
-	close $fh or die "$path: $!";
-	umask($old);
-	chmod 0600, $path or die "chmod $path: $!";
-	return;
-}
-
-my $node = PostgreSQL::Test::Cluster->new('kill_cycles');
-$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
-my $base = $node->basedir;
-my $master_hex = unpack('H*', random_bytes(32));
-write_private("$base/master.keys", "# roastr_state TAP test\n1 $master_hex\n");
-my $wh_secret = random_bytes(32);
-write_private("$base/polar_webhook_secret", 'whsec_' . encode_base64($wh_secret, '') . "\n");
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'roastr_state'
-roastr_state.master_key_file = '$base/master.keys'
-roastr_state.webhook_secret_file = '$base/polar_webhook_secret'
+my ($node, undef, $wh_secret) = roastr_node('kill_cycles',
+	"# roastr_state TAP test\n1 " . unpack('H*', random_bytes(32)) . "\n", q{
 # acknowledged must mean durable
 synchronous_commit = on
 # a killed backend makes the postmaster reset and run crash recovery
 restart_after_crash = on
-# persona text is inlined in this test's SQL; keep it out of the log
-log_statement = none
 });
-$node->start;
-
-my $testdir = $ENV{TESTDIR} // '.';
-$node->safe_psql('postgres', slurp_file("$testdir/test/helpers/supabase_roles.psql"));
-$node->safe_psql('postgres', 'CREATE EXTENSION roastr_state; CREATE EXTENSION amcheck;');
+$node->safe_psql('postgres', 'CREATE EXTENSION amcheck;');
 $node->safe_psql('postgres',
 	"SELECT roastr_state.set_product_plan('prod_pro', 'pro'), roastr_state.set_product_plan('prod_plus', 'plus')");
 

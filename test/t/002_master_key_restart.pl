@@ -38,54 +38,16 @@ use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64);
 use JSON::PP;
 
+use RoastrNode qw(random_bytes write_private roastr_node);
+
 $ENV{PGCLIENTENCODING} = 'UTF8';
 my $json = JSON::PP->new->utf8->canonical;
 
-sub random_bytes
-{
-	my ($n) = @_;
-	open my $fh, '<:raw', '/dev/urandom' or die "urandom: $!";
-	read($fh, my $b, $n) == $n or die "short read from /dev/urandom";
-	close $fh;
-	return $b;
-}
-
-sub write_private
-{
-	my ($path, $content) = @_;
-	my $old = umask(077);
-	open my $fh, '>', "$path.tmp" or die "$path.tmp: $!";
-	print $fh $content;
-	close $fh or die "$path.tmp: $!";
-	umask($old);
-	chmod 0600, "$path.tmp" or die "chmod $path.tmp: $!";
-	rename "$path.tmp", $path or die "rename $path: $!";    # as a secret manager would
-	return;
-}
-
-my $node = PostgreSQL::Test::Cluster->new('master_key_restart');
-$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
-my $base = $node->basedir;
-my $keyfile = "$base/master.keys";
 my $K1 = unpack('H*', random_bytes(32));
 my $K1_changed = unpack('H*', random_bytes(32));
 my $K2 = unpack('H*', random_bytes(32));
 my $right_file = "# roastr_state TAP test\n1 $K1\n";
-write_private($keyfile, $right_file);
-my $wh_secret = random_bytes(32);
-write_private("$base/polar_webhook_secret", 'whsec_' . encode_base64($wh_secret, '') . "\n");
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'roastr_state'
-roastr_state.master_key_file = '$keyfile'
-roastr_state.webhook_secret_file = '$base/polar_webhook_secret'
-log_statement = none
-});
-$node->start;
-
-my $testdir = $ENV{TESTDIR} // '.';
-$node->safe_psql('postgres', slurp_file("$testdir/test/helpers/supabase_roles.psql"));
-$node->safe_psql('postgres', 'CREATE EXTENSION roastr_state;');
+my ($node, $keyfile, $wh_secret) = roastr_node('master_key_restart', $right_file);
 $node->safe_psql('postgres', "SELECT roastr_state.set_product_plan('prod_pro', 'pro')");
 
 # u1..u3: pro, all three persona fields (tolerance needs pro or plus);

@@ -22,24 +22,8 @@
 
 #include "rs_crypto_core.h"
 
-static int	n_passed;
-static int	n_failed;
+#include "unit_check.h"
 
-/* Record one test result; detail says what was wrong. */
-static void
-check(int ok, const char *name, const char *detail)
-{
-	if (ok)
-	{
-		n_passed++;
-		printf("ok     %s\n", name);
-	}
-	else
-	{
-		n_failed++;
-		printf("FAILED %s%s%s\n", name, detail ? ": " : "", detail ? detail : "");
-	}
-}
 
 static const uint8_t user_a[RS_USER_BYTES] = {
 	0xa1, 0x11, 0x11, 0x11, 0x11, 0x11, 0x41, 0x11,
@@ -792,6 +776,5 @@ main(void)
 	test_keyfile();
 	test_strerror();
 
-	printf("%d passed, %d failed\n", n_passed, n_failed);
-	return n_failed == 0 ? 0 : 1;
+	return unit_summary();
 }

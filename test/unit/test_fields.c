@@ -9,8 +9,8 @@
  * status is 1 if anything failed.
  *
  * The UTF-8 validator is checked against the RFC 3629 table by hand-picked
- * sequences at every boundary, and against an independent decoder (decode,
- * then re-encode minimally and compare) over every 1- and 2-byte string,
+ * sequences at every boundary, and against an independent decoder
+ * (ref_utf8.h) over every 1- and 2-byte string,
  * every 3-byte string and a lattice of 4-byte ones.
  *
  * Copyright (c) 2026, the roastr_state authors
@@ -27,23 +27,9 @@
 
 #include "rs_fields_core.h"
 
-static int	n_passed;
-static int	n_failed;
+#include "ref_utf8.h"
+#include "unit_check.h"
 
-static void
-check(int ok, const char *name, const char *detail)
-{
-	if (ok)
-	{
-		n_passed++;
-		printf("ok     %s\n", name);
-	}
-	else
-	{
-		n_failed++;
-		printf("FAILED %s%s%s\n", name, detail ? ": " : "", detail ? detail : "");
-	}
-}
 
 static const RsField *
 field(const char *path)
@@ -205,60 +191,6 @@ static const Utf8Case utf8_cases[] = {
 	U("5-byte form", "\xf8\x88\x80\x80\x80", -1),
 };
 
-/*
- * An independent reference: decode one sequence by its lead byte's length
- * (2 to 4), then accept only if the code point is a scalar value that needs
- * exactly that many bytes.  Returns the sequence's length, or 0.
- */
-static int
-ref_one(const unsigned char *p, size_t len)
-{
-	int			n;
-	uint32_t	cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xE0) == 0xC0)
-		n = 2, cp = p[0] & 0x1F;
-	else if ((p[0] & 0xF0) == 0xE0)
-		n = 3, cp = p[0] & 0x0F;
-	else if ((p[0] & 0xF8) == 0xF0)
-		n = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if ((size_t) n > len)
-		return 0;
-	for (int k = 1; k < n; k++)
-	{
-		if ((p[k] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[k] & 0x3F);
-	}
-	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	if ((cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4) != n)
-		return 0;
-	return n;
-}
-
-static long
-ref_chars(const unsigned char *p, size_t len)
-{
-	long		chars = 0;
-
-	while (len > 0)
-	{
-		int			n = ref_one(p, len);
-
-		if (n == 0)
-			return -1;
-		p += n;
-		len -= n;
-		chars++;
-	}
-	return chars;
-}
-
 static void
 test_utf8(void)
 {
@@ -277,7 +209,7 @@ test_utf8(void)
 
 		snprintf(name, sizeof(name), "utf8: %s", c->name);
 		snprintf(detail, sizeof(detail), "got %ld, want %ld", got, c->want);
-		check(got == c->want && ref_chars((const unsigned char *) c->bytes, c->len) == c->want,
+		check(got == c->want && ref_utf8_chars((const unsigned char *) c->bytes, c->len) == c->want,
 			  name, detail);
 	}
 
@@ -287,11 +219,11 @@ test_utf8(void)
 		b[0] = v >> 16;
 		b[1] = (v >> 8) & 0xFF;
 		b[2] = v & 0xFF;
-		if (v < 256 && rs_utf8_chars((char *) b + 2, 1) != ref_chars(b + 2, 1))
+		if (v < 256 && rs_utf8_chars((char *) b + 2, 1) != ref_utf8_chars(b + 2, 1))
 			mismatches++;
-		if (v < 65536 && rs_utf8_chars((char *) b + 1, 2) != ref_chars(b + 1, 2))
+		if (v < 65536 && rs_utf8_chars((char *) b + 1, 2) != ref_utf8_chars(b + 1, 2))
 			mismatches++;
-		if (rs_utf8_chars((char *) b, 3) != ref_chars(b, 3))
+		if (rs_utf8_chars((char *) b, 3) != ref_utf8_chars(b, 3))
 			mismatches++;
 		tried++;
 	}
@@ -305,7 +237,7 @@ test_utf8(void)
 					b[1] = s;
 					b[2] = lattice[t];
 					b[3] = lattice[u];
-					if (rs_utf8_chars((char *) b, 4) != ref_chars(b, 4))
+					if (rs_utf8_chars((char *) b, 4) != ref_utf8_chars(b, 4))
 						mismatches++;
 					tried++;
 				}
@@ -498,6 +430,5 @@ main(void)
 	test_text();
 	test_int();
 	test_uuid();
-	printf("%d passed, %d failed\n", n_passed, n_failed);
-	return n_failed ? 1 : 0;
+	return unit_summary();
 }

@@ -27,24 +27,8 @@
 
 #include "rs_webhook_core.h"
 
-static int	n_passed;
-static int	n_failed;
+#include "unit_check.h"
 
-/* Record one test result; detail says what was wrong. */
-static void
-check(int ok, const char *name, const char *detail)
-{
-	if (ok)
-	{
-		n_passed++;
-		printf("ok     %s\n", name);
-	}
-	else
-	{
-		n_failed++;
-		printf("FAILED %s%s%s\n", name, detail ? ": " : "", detail ? detail : "");
-	}
-}
 
 static const char *
 rname(RsWebhookResult r)
@@ -708,6 +692,5 @@ main(void)
 	test_timestamp();
 	test_single_byte_changes();
 	test_result_text();
-	printf("%d passed, %d failed\n", n_passed, n_failed);
-	return n_failed == 0 ? 0 : 1;
+	return unit_summary();
 }
