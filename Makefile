@@ -20,7 +20,7 @@ PG_CONFIG     ?= pg_config
 PGXS          := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench deps fuzz
+.PHONY: test demo bench soak deps fuzz
 
 # The one test command: installs what is missing, builds, runs every test
 # against a throwaway cluster and prints "N passed, N failed".
@@ -32,6 +32,12 @@ demo:
 
 bench:
 	@bash scripts/bench.sh
+
+# Not part of `make test`: 64 clients for 10 minutes of mixed writes, syncs,
+# consumption and webhooks, then checks for overdrafts, lost updates, cursor
+# gaps and the notification queue (SOAK_CLIENTS, SOAK_SECONDS to change).
+soak:
+	@bash scripts/soak.sh
 
 deps:
 	@bash scripts/deps.sh
