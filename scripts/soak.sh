@@ -258,10 +258,10 @@ WAL_BYTES=$(q -c "SELECT pg_wal_lsn_diff('$wal1', '$wal0')::bigint")
 while read -r num name _; do
 	printf '%s\t%s\t%s\n' "$((num - 1))" "$name" "$(grep -c '^SELECT soak\.' "bench/soak/$name.sql")"
 done <"$work/scripts.txt" >"$work/scripts.tsv"
-cat "$work"/pgbench_log.* 2>/dev/null | awk '{ print $1 "\t" $2 "\t" $4 }' >"$work/pgbench_log.tsv"
+cat "$work"/pgbench_log.* 2>/dev/null | awk '{ print $1 "\t" $2 "\t" $4 }' >"$work/pgbench_tx.tsv"
 awk 'NF == 2 { print $1 "\t" $2 }' "$work/queue.txt" >"$work/queue.tsv"
 q -c "\\copy soak.pgbench_scripts FROM '$work/scripts.tsv'" \
-	-c "\\copy soak.pgbench_log FROM '$work/pgbench_log.tsv'" \
+	-c "\\copy soak.pgbench_log FROM '$work/pgbench_tx.tsv'" \
 	-c "\\copy soak.queue_samples FROM '$work/queue.tsv'" \
 	-c "\\copy soak.notified FROM '$work/notified.tsv'" >/dev/null
 
