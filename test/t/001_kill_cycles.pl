@@ -243,14 +243,13 @@ sub apply_op
 	else
 	{
 		$u->{webhooks}{ $op->{wh_id} } = 1;
-		my $plan = $PRODUCT{ $op->{product} };
-		if ($plan ne $u->{fields}{'subscription.plan'})
-		{
-			$u->{fields}{'subscription.plan'} = $plan;
-			$u->{fver}{'subscription.plan'} = $v;
-		}
+		$u->{fields}{'subscription.plan'} = $PRODUCT{ $op->{product} };
 		$u->{fields}{'subscription.status'} = $op->{status};
-		$u->{fver}{'subscription.status'} = $v;
+		# An applied event writes the status (and the period), which the
+		# effective plan and the count of the period are computed from: all
+		# three are shown at the event's version, whatever their values.
+		$u->{fver}{$_} = $v
+		  for ('subscription.plan', 'subscription.status', 'usage.monthly_roasts_used');
 	}
 	$u->{version} = $v;
 	return;
