@@ -117,6 +117,44 @@ invalid_value(const RsField *f)
  *		the field) when it does not fit.  Used by patch() and by the trigger
  *		for direct UPDATEs, so both paths reject the same values.
  */
+/*
+ * server_nchars
+ *		For the core's checks: -1 in a UTF-8 database (the core counts, and
+ *		validates, itself), else the characters as the server counts them.
+ */
+static long
+server_nchars(const char *s, int len)
+{
+	return GetDatabaseEncoding() == PG_UTF8 ? -1 : pg_mbstrlen_with_len(s, len);
+}
+
+/*
+ * rs_require_label
+ *		ERROR (22023) unless t is 1 to maxchars characters without control
+ *		characters; what names the argument in the message.
+ */
+void
+rs_require_label(text *t, const char *what, int maxchars)
+{
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	switch (rs_check_label(s, len, server_nchars(s, len), 1, maxchars))
+	{
+		case RS_VAL_OK:
+			return;
+		case RS_VAL_CONTROL:
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("%s must not contain control characters", what));
+			break;
+		default:
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("%s must have 1 to %d characters", what, maxchars));
+	}
+}
+
 void
 rs_validate_value(const RsField *f, Datum value, bool isnull)
 {
@@ -140,13 +178,7 @@ rs_validate_value(const RsField *f, Datum value, bool isnull)
 					const char *s = VARDATA_ANY(t);
 					int			len = VARSIZE_ANY_EXHDR(t);
 
-					/*
-					 * The core counts UTF-8 itself; in another server
-					 * encoding the server counts the characters.
-					 */
-					check = rs_check_text(f, s, len,
-										  GetDatabaseEncoding() == PG_UTF8 ? -1 :
-										  pg_mbstrlen_with_len(s, len));
+					check = rs_check_text(f, s, len, server_nchars(s, len));
 					break;
 				}
 			case FT_TSTZ:

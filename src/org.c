@@ -30,7 +30,6 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/uuid.h"
 
@@ -199,24 +198,6 @@ role_arg(FunctionCallInfo fcinfo, int n)
 }
 
 static void
-check_name(text *t)
-{
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
-	int			n = pg_mbstrlen_with_len(s, len);
-
-	if (n < 1 || n > 200)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("organization name must have 1 to 200 characters"));
-	for (int i = 0; i < len; i++)
-		if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("organization name must not contain control characters"));
-}
-
-static void
 check_slug(text *t)
 {
 	const char *s = VARDATA_ANY(t);
@@ -290,7 +271,7 @@ roastr_state_create_organization(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("name and slug must not be null"));
-	check_name(PG_GETARG_TEXT_PP(1));
+	rs_require_label(PG_GETARG_TEXT_PP(1), "organization name", 200);
 	check_slug(PG_GETARG_TEXT_PP(2));
 
 	SPI_connect();
@@ -542,7 +523,7 @@ roastr_state_rename_organization(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("name must not be null"));
-	check_name(PG_GETARG_TEXT_PP(1));
+	rs_require_label(PG_GETARG_TEXT_PP(1), "organization name", 200);
 	SPI_connect();
 	rs_become_owner(&sw);
 	prepare_org_plans();

@@ -29,7 +29,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -104,25 +103,6 @@ build_result(bool allowed, int32 used, const RsEffective *eff)
 	return JsonbValueToJsonb(res);
 }
 
-static void
-check_key(text *key)
-{
-	const char *s = VARDATA_ANY(key);
-	int			len = VARSIZE_ANY_EXHDR(key);
-	int			nchars = pg_mbstrlen_with_len(s, len);
-
-	if (nchars < 1 || nchars > RS_MAX_KEY_CHARS)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("idempotency_key must have 1 to %d characters",
-					   RS_MAX_KEY_CHARS));
-	for (int i = 0; i < len; i++)
-		if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("idempotency_key must not contain control characters"));
-}
-
 PG_FUNCTION_INFO_V1(roastr_state_consume_roasts);
 
 /*
@@ -161,7 +141,7 @@ roastr_state_consume_roasts(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 	{
 		key = PG_GETARG_TEXT_PP(2);
-		check_key(key);
+		rs_require_label(key, "idempotency_key", RS_MAX_KEY_CHARS);
 	}
 
 	SPI_connect();

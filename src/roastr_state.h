@@ -69,6 +69,7 @@
 
 /* fields.c */
 extern void rs_validate_value(const RsField *f, Datum value, bool isnull);
+extern void rs_require_label(text *t, const char *what, int maxchars);
 extern Datum rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull);
 extern void rs_value_to_json(StringInfo buf, const RsField *f, Datum value,
 							 bool isnull);

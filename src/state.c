@@ -352,18 +352,36 @@ rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 	return true;
 }
 
+/*
+ * What a shown value is computed from, as masks of field ids.  A value that
+ * is computed carries the newest version among its inputs, so a sync from an
+ * older cursor brings it whenever one of them changed.
+ */
+#define DEP(f)				(UINT32_C(1) << (f))
+#define DEPS_STATUS			(DEP(F_SUB_STATUS) | DEP(F_SUB_TRIAL_ENDS_AT))
+#define DEPS_PLAN			(DEPS_STATUS | DEP(F_SUB_PLAN) | DEP(F_SUB_PERIOD_END))
+#define DEPS_PERIOD			(DEPS_PLAN | DEP(F_SUB_PERIOD_START))
+#define DEPS_LIMIT			(DEPS_PLAN | DEP(F_LIMITS_CHANGED_AT))
+#define DEPS_PERIOD_START	(DEPS_PERIOD | DEP(F_USAGE_PERIOD_START))
+#define DEPS_USED			(DEPS_PERIOD_START | DEP(F_USAGE_USED) | DEP(F_USAGE_PERIOD_END))
+#define DEPS_REMAINING		(DEPS_USED | DEP(F_LIMITS_CHANGED_AT))
+#define DEPS_ORG			(DEP(F_ORG_ID) | DEP(F_ORG_CHANGED_AT))
+
+StaticAssertDecl(RS_NFIELDS <= 32, "field masks are 32 bits");
+
+/* The newest version (and its time) among the fields of a mask. */
 static int64
-maxv(const UserState *st, int n, const RsFieldId *ids, TimestampTz *time)
+maxv(const UserState *st, uint32 deps, TimestampTz *time)
 {
 	int64		v = 0;
 
 	*time = 0;
-	for (int i = 0; i < n; i++)
+	for (int f = 0; f < RS_NFIELDS; f++)
 	{
-		if (st->log.version[ids[i]] > v)
+		if ((deps & DEP(f)) && st->log.version[f] > v)
 		{
-			v = st->log.version[ids[i]];
-			*time = st->log.time[ids[i]];
+			v = st->log.version[f];
+			*time = st->log.time[f];
 		}
 	}
 	return v;
@@ -401,26 +419,6 @@ build_items(const UserState *st, OutItem *items)
 {
 	int			n = 0;
 	RsEffective eff;
-	static const RsFieldId trial_deps[] = {F_SUB_STATUS, F_SUB_TRIAL_ENDS_AT};
-	static const RsFieldId limit_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
-	F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_END, F_LIMITS_CHANGED_AT};
-	static const RsFieldId period_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
-		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START,
-	F_SUB_PERIOD_END};
-	static const RsFieldId remaining_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
-		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
-		F_USAGE_USED, F_USAGE_PERIOD_START, F_USAGE_PERIOD_END,
-	F_LIMITS_CHANGED_AT};
-	/* fields shown with their effective value: versioned by what it uses */
-	static const RsFieldId plan_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
-	F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_END};
-	static const RsFieldId status_deps[] = {F_SUB_STATUS, F_SUB_TRIAL_ENDS_AT};
-	static const RsFieldId used_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
-		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
-	F_USAGE_USED, F_USAGE_PERIOD_START, F_USAGE_PERIOD_END};
-	static const RsFieldId period_start_deps[] = {F_SUB_PLAN, F_SUB_STATUS,
-		F_SUB_TRIAL_ENDS_AT, F_SUB_PERIOD_START, F_SUB_PERIOD_END,
-	F_USAGE_PERIOD_START};
 	int64		v;
 	TimestampTz t;
 
@@ -448,23 +446,23 @@ build_items(const UserState *st, OutItem *items)
 		if (f == F_SUB_PLAN)
 		{
 			val = CStringGetTextDatum(eff.plan);
-			v = maxv(st, lengthof(plan_deps), plan_deps, &t);
+			v = maxv(st, DEPS_PLAN, &t);
 		}
 		else if (f == F_SUB_STATUS)
 		{
 			val = CStringGetTextDatum(eff.status);
-			v = maxv(st, lengthof(status_deps), status_deps, &t);
+			v = maxv(st, DEPS_STATUS, &t);
 		}
 		else if (f == F_USAGE_USED)
 		{
 			val = Int32GetDatum(eff.used);
-			v = maxv(st, lengthof(used_deps), used_deps, &t);
+			v = maxv(st, DEPS_USED, &t);
 		}
 		else if (f == F_USAGE_PERIOD_START)
 		{
 			val = TimestampTzGetDatum(eff.period_start);
 			isnull = false;
-			v = maxv(st, lengthof(period_start_deps), period_start_deps, &t);
+			v = maxv(st, DEPS_PERIOD_START, &t);
 		}
 		else if (fd->type == FT_SECRET)
 		{
@@ -480,9 +478,7 @@ build_items(const UserState *st, OutItem *items)
 	}
 
 	{
-		static const RsFieldId org_deps[] = {F_ORG_ID, F_ORG_CHANGED_AT};
-
-		v = maxv(st, lengthof(org_deps), org_deps, &t);
+		v = maxv(st, DEPS_ORG, &t);
 		add_item(items, &n, "organization.id", "organization", "id",
 				 &rs_fields[F_ORG_ID], UUIDOID, st->vals[F_ORG_ID], st->org_null,
 				 v, t);
@@ -500,22 +496,22 @@ build_items(const UserState *st, OutItem *items)
 	if (dek != NULL)
 		rs_datakey_clear(dek);
 
-	v = maxv(st, lengthof(trial_deps), trial_deps, &t);
+	v = maxv(st, DEPS_STATUS, &t);
 	add_item(items, &n, "subscription.trial_days_remaining", "subscription",
 			 "trial_days_remaining", NULL, INT4OID,
 			 Int32GetDatum(eff.trial_days), eff.trial_days_null, v, t);
 
-	v = maxv(st, lengthof(limit_deps), limit_deps, &t);
+	v = maxv(st, DEPS_LIMIT, &t);
 	add_item(items, &n, "usage.monthly_roasts_limit", "usage",
 			 "monthly_roasts_limit", NULL, INT4OID, Int32GetDatum(eff.limit),
 			 eff.limit_null, v, t);
 
-	v = maxv(st, lengthof(remaining_deps), remaining_deps, &t);
+	v = maxv(st, DEPS_REMAINING, &t);
 	add_item(items, &n, "usage.remaining_roasts", "usage", "remaining_roasts",
 			 NULL, INT4OID, Int32GetDatum(Max(eff.limit - eff.used, 0)),
 			 eff.limit_null, v, t);
 
-	v = maxv(st, lengthof(period_deps), period_deps, &t);
+	v = maxv(st, DEPS_PERIOD, &t);
 	add_item(items, &n, "usage.reset_date", "usage", "reset_date", NULL,
 			 TIMESTAMPTZOID, TimestampTzGetDatum(eff.period_end), false, v, t);
 

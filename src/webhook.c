@@ -35,7 +35,6 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -250,22 +249,7 @@ roastr_state_set_product_plan(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("product_id must not be null"));
 	args[0] = PG_GETARG_DATUM(0);
-	{
-		text	   *p = PG_GETARG_TEXT_PP(0);
-		const char *s = VARDATA_ANY(p);
-		int			len = VARSIZE_ANY_EXHDR(p);
-		int			n = pg_mbstrlen_with_len(s, len);
-
-		if (n < 1 || n > 200)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("product_id must have 1 to 200 characters"));
-		for (int i = 0; i < len; i++)
-			if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("product_id must not contain control characters"));
-	}
+	rs_require_label(PG_GETARG_TEXT_PP(0), "product_id", 200);
 	if (!PG_ARGISNULL(1))
 	{
 		rs_validate_value(&rs_fields[F_SUB_PLAN], PG_GETARG_DATUM(1), false);

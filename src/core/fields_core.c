@@ -251,22 +251,42 @@ rs_check_text(const RsField *f, const char *s, size_t len, long nchars)
 		return RS_VAL_NOT_ALLOWED;
 	}
 
+	{
+		RsValueCheck r = rs_check_label(s, len, nchars, f->minval, f->maxval);
+
+		if (r != RS_VAL_OK)
+			return r;
+	}
+	if (f->id == F_AUTH_EMAIL && memchr(s, '@', len) == NULL)
+		return RS_VAL_NOT_EMAIL;
+	return RS_VAL_OK;
+}
+
+/*
+ * rs_check_label
+ *		The rule for every short free text (names, ids, e-mail addresses,
+ *		keys): minchars to maxchars characters, no control characters.
+ *		nchars as for rs_check_text.
+ */
+RsValueCheck
+rs_check_label(const char *s, size_t len, long nchars, long minchars,
+			   long maxchars)
+{
+	if (s == NULL && len > 0)
+		return RS_VAL_TYPE;
 	if (nchars < 0)
 	{
 		nchars = rs_utf8_chars(s, len);
 		if (nchars < 0)
 			return RS_VAL_ENCODING;
 	}
-	if (nchars < f->minval || nchars > f->maxval)
+	if (nchars < minchars || nchars > maxchars)
 		return RS_VAL_LENGTH;
-	/* no control characters in names, ids and e-mail addresses */
 	for (size_t i = 0; i < len; i++)
 	{
 		if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
 			return RS_VAL_CONTROL;
 	}
-	if (f->id == F_AUTH_EMAIL && memchr(s, '@', len) == NULL)
-		return RS_VAL_NOT_EMAIL;
 	return RS_VAL_OK;
 }
 

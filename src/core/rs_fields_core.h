@@ -153,6 +153,8 @@ extern RsKeyCheck rs_check_patch_key(const char *path, size_t len,
 extern RsValueCheck rs_check_null(const RsField *f);
 extern RsValueCheck rs_check_text(const RsField *f, const char *s, size_t len,
 								  long nchars);
+extern RsValueCheck rs_check_label(const char *s, size_t len, long nchars,
+								   long minchars, long maxchars);
 extern RsValueCheck rs_check_int(const RsField *f, int64_t v);
 extern long rs_utf8_chars(const char *s, size_t len);
 extern bool rs_parse_uuid_text(const char *s, size_t len,

@@ -331,6 +331,12 @@ test_text(void)
 		  "text: NULL pointer with length 0 is the empty string", NULL);
 	check(rs_check_text(field("auth.name"), NULL, 5, -1) == RS_VAL_TYPE,
 		  "text: NULL pointer with a length is refused", NULL);
+	/* the label rule the SQL functions' free-text arguments use */
+	check(rs_check_label("", 0, -1, 1, 200) == RS_VAL_LENGTH, "label: empty is too short", NULL);
+	check(rs_check_label("k", 1, -1, 1, 200) == RS_VAL_OK, "label: one character", NULL);
+	check(rs_check_label("a\x7f", 2, -1, 1, 200) == RS_VAL_CONTROL, "label: DEL", NULL);
+	check(rs_check_label("\xc3\xa9\xc3\xa9", 4, -1, 1, 2) == RS_VAL_OK, "label: counts characters, not bytes", NULL);
+	check(rs_check_label("\xff", 1, -1, 1, 2) == RS_VAL_ENCODING, "label: invalid UTF-8", NULL);
 }
 
 typedef struct IntCase
