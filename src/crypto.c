@@ -39,8 +39,9 @@
  * stored under that id are tried with it: if none opens, the file is wrong
  * (F0000 naming it), and nothing is wrapped under the wrong key -- otherwise
  * a user's first persona text would be acknowledged under a key that the
- * right file no longer opens.  A success is remembered per key id until
- * the ring changes.
+ * right file no longer opens.  What is learnt (a data key opened, or
+ * none did) is remembered per key id until the ring changes, so the check
+ * costs one query per backend and key at most.
  *
  * Data keys and envelopes.  Each user has a random 32-byte data key, stored
  * only wrapped by a master key (core/envelope.c has both formats).  Data
@@ -133,9 +134,20 @@ static KeyFileSig failed_sig;
 /* The last reload problem warned about while keeping an older ring. */
 static KeyFileError warned_error;
 
-/* Ids of the ring in use whose key opened the data keys stored under them. */
-static uint32 verified_ids[RS_KEYRING_MAX];
-static int	n_verified = 0;
+/*
+ * What this backend knows of the ring in use's keys against the stored data
+ * keys, by id: 1 = a data key stored under it opened, -1 = none of those
+ * tried did (the count in wrong_tried), 0 = not known yet.  Forgotten when
+ * the ring changes.
+ */
+typedef struct KeyCheck
+{
+	uint32		id;
+	int			state;
+	int			tried;
+} KeyCheck;
+static KeyCheck key_checks[RS_KEYRING_MAX];
+static int	n_key_checks = 0;
 
 /* Whether this transaction has already checked the file. */
 static bool keyring_checked = false;
@@ -535,7 +547,7 @@ keyring_drop(void)
 		sodium_free(keyring);
 	keyring = NULL;
 	memset(&keyring_sig, 0, sizeof(keyring_sig));
-	n_verified = 0;
+	n_key_checks = 0;
 }
 
 /*
@@ -805,15 +817,46 @@ stored_keys_open(uint32 id, const uint8 *mk, const pg_uuid_t *except,
 	return opened;
 }
 
-/* ERROR: the file holds other bytes under an id that wrapped data keys. */
+/* The check of key id, or NULL when none is recorded. */
+static KeyCheck *
+key_check(uint32 id)
+{
+	for (int i = 0; i < n_key_checks; i++)
+		if (key_checks[i].id == id)
+			return &key_checks[i];
+	return NULL;
+}
+
+/* Record what is known of key id (state 1 or -1, see KeyCheck). */
+static void
+key_check_set(uint32 id, int state, int tried)
+{
+	KeyCheck   *k = key_check(id);
+
+	if (k == NULL)
+	{
+		if (n_key_checks >= RS_KEYRING_MAX)
+			return;
+		k = &key_checks[n_key_checks++];
+		k->id = id;
+	}
+	k->state = state;
+	k->tried = tried;
+}
+
+/*
+ * ERROR: the file holds other bytes under an id that wrapped data keys.
+ * Remembered until the ring changes, so later calls fail without a query.
+ */
 static void
 report_wrong_master_key(uint32 id, int tried)
 {
+	key_check_set(id, -1, tried);
 	ereport(ERROR,
 			errcode(ERRCODE_CONFIG_FILE_ERROR),
 			errhidestmt(true),
 			errmsg("master key %u in file \"%s\" does not open the data keys wrapped with it",
-				   id, rs_master_key_file),
+				   id, keyring_sig.path),
 			errdetail("None of the %d data keys stored under master key %u opened.",
 					  tried, id),
 			errhint("The file named by roastr_state.master_key_file holds another key under id %u. "
@@ -823,20 +866,22 @@ report_wrong_master_key(uint32 id, int tried)
 /*
  * verify_master_key
  *		Before wrapping under master key id: ERROR unless it opens the data
- *		keys already stored under it (or there are none).
+ *		keys already stored under it (or there are none).  A data key this
+ *		backend opened under the id already proved it.
  */
 static void
 verify_master_key(uint32 id, const uint8 *mk)
 {
+	KeyCheck   *k = key_check(id);
 	int			tried;
 
-	for (int i = 0; i < n_verified; i++)
-		if (verified_ids[i] == id)
-			return;
+	if (k != NULL && k->state > 0)
+		return;
+	if (k != NULL && k->state < 0)
+		report_wrong_master_key(id, k->tried);
 	if (stored_keys_open(id, mk, NULL, &tried) == 0 && tried > 0)
 		report_wrong_master_key(id, tried);
-	if (n_verified < RS_KEYRING_MAX)
-		verified_ids[n_verified++] = id;
+	key_check_set(id, 1, tried);
 }
 
 /*
@@ -938,13 +983,23 @@ unwrap_into(RsDataKey *dek, const pg_uuid_t *user, uint32 keygen,
 	rc = rs_dek_unwrap(mk, master_id, user->data, keygen,
 					   (const uint8 *) VARDATA_ANY(raw),
 					   VARSIZE_ANY_EXHDR(raw), dek->key);
-	if (rc != RS_OK)
+	if (rc == RS_OK)
+		key_check_set(master_id, 1, 1);	/* the key is the right one */
+	else
 	{
+		KeyCheck   *k = key_check(master_id);
 		int			tried;
 
 		rs_datakey_clear(dek);
-		/* the row, or the key?  The key, if it opens none of the others. */
-		if (stored_keys_open(master_id, mk, user, &tried) == 0 && tried > 0)
+
+		/*
+		 * The row, or the key?  The key, if it opens none of the others;
+		 * not if it opened one before.
+		 */
+		if (k != NULL && k->state < 0)
+			report_wrong_master_key(master_id, k->tried);
+		if ((k == NULL || k->state == 0) &&
+			stored_keys_open(master_id, mk, user, &tried) == 0 && tried > 0)
 			report_wrong_master_key(master_id, tried + 1);
 		ereport(ERROR,
 				errcode(ERRCODE_DATA_CORRUPTED),

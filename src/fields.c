@@ -23,6 +23,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datum.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/numeric.h"
@@ -112,12 +113,6 @@ invalid_value(const RsField *f)
 }
 
 /*
- * rs_validate_value
- *		Check a typed value against the field's rules; ERROR (22023, naming
- *		the field) when it does not fit.  Used by patch() and by the trigger
- *		for direct UPDATEs, so both paths reject the same values.
- */
-/*
  * server_nchars
  *		For the core's checks: -1 in a UTF-8 database (the core counts, and
  *		validates, itself), else the characters as the server counts them.
@@ -155,6 +150,12 @@ rs_require_label(text *t, const char *what, int maxchars)
 	}
 }
 
+/*
+ * rs_validate_value
+ *		Check a typed value against the field's rules; ERROR (22023, naming
+ *		the field) when it does not fit.  Used by patch() and by the trigger
+ *		for direct UPDATEs, so both paths reject the same values.
+ */
 void
 rs_validate_value(const RsField *f, Datum value, bool isnull)
 {
@@ -479,14 +480,7 @@ rs_values_equal(const RsField *f, Datum a, bool anull, Datum b, bool bnull)
 			return memcmp(DatumGetUUIDP(a), DatumGetUUIDP(b), UUID_LEN) == 0;
 		case FT_TEXT:
 		case FT_SECRET:
-			{
-				struct varlena *va = PG_DETOAST_DATUM_PACKED(a);
-				struct varlena *vb = PG_DETOAST_DATUM_PACKED(b);
-
-				return VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
-					memcmp(VARDATA_ANY(va), VARDATA_ANY(vb),
-						   VARSIZE_ANY_EXHDR(va)) == 0;
-			}
+			return datum_image_eq(a, b, false, -1);
 	}
 	return false;
 }

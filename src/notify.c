@@ -276,7 +276,7 @@ build_payload(const char *uuid, int64 version, uint32 changed,
 		for (int f = 0; f < RS_NFIELDS; f++)
 		{
 			if (!(changed & (1U << f)) || values[f] == NULL ||
-				rs_fields[f].private || rs_fields[f].kind == K_ORGANIZATION ||
+				!rs_field_in_payload(&rs_fields[f]) ||
 				strcmp(rs_fields[f].section, sections[s]) != 0)
 				continue;
 			if (!opened)
@@ -347,9 +347,7 @@ collect_outgoing(int *nout)
 		out[n].payload = build_payload(uuid, version, changed, values, true);
 		n++;
 
-		persona_text = changed & ((1U << F_PERSONA_IDENTITY) |
-								  (1U << F_PERSONA_INTOLERANCE) |
-								  (1U << F_PERSONA_TOLERANCE));
+		persona_text = changed & RS_PERSONA_TEXT_MASK;
 		if (persona_text)
 		{
 			StringInfoData b;

@@ -333,8 +333,7 @@ roastr_state_rotate_master_key(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("batch_size must be between 1 and 100000"));
-	rs_keyring_require();
-	current = rs_keyring_current_id();
+	current = rs_keyring_current_id();	/* requires a ring, checks the key */
 
 	SPI_connect();
 	rs_become_owner(&sw);

@@ -115,9 +115,10 @@ rs_prepare_kept(const char *sql, int nargs, Oid *argtypes)
  *		plan limits in one snapshot.  Built from the columns the installed
  *		schema has, so this library also serves a schema one version older
  *		until ALTER EXTENSION UPDATE (a missing column reads as NULL).
- *		"for_update" locks the state row (FOR NO KEY UPDATE).
+ *		It never locks: rs_read_state takes the row lock with a statement of
+ *		its own first.
  */
-static SPIPlanPtr read_plans[2] = {NULL, NULL};
+static SPIPlanPtr read_plan = NULL;
 static Oid	read_plans_relid = InvalidOid;
 static int	read_plans_natts = 0;
 static bool schema_settles = false; /* the schema has 0.2.0's usage columns */
@@ -147,7 +148,7 @@ probe_schema(Oid relid, int *natts)
 }
 
 static SPIPlanPtr
-get_read_plan(bool for_update)
+get_read_plan(void)
 {
 	Oid			relid = rs_state_relid();
 	const RsLayout *l;
@@ -156,16 +157,13 @@ get_read_plan(bool for_update)
 	l = probe_schema(relid, &natts);
 	if (relid != read_plans_relid || natts != read_plans_natts)
 	{
-		for (int i = 0; i < 2; i++)
-		{
-			if (read_plans[i])
-				SPI_freeplan(read_plans[i]);
-			read_plans[i] = NULL;
-		}
+		if (read_plan)
+			SPI_freeplan(read_plan);
+		read_plan = NULL;
 		read_plans_relid = relid;
 		read_plans_natts = natts;
 	}
-	if (read_plans[for_update] == NULL)
+	if (read_plan == NULL)
 	{
 		StringInfoData sql;
 		Oid			argtypes[1] = {UUIDOID};
@@ -219,11 +217,9 @@ get_read_plan(bool for_update)
 								   " ON o.id OPERATOR(pg_catalog.=) m.org_id");
 		appendStringInfoString(&sql,
 							   " WHERE s.user_id OPERATOR(pg_catalog.=) $1");
-		if (for_update)
-			appendStringInfoString(&sql, " FOR NO KEY UPDATE OF s");
-		read_plans[for_update] = rs_prepare_kept(sql.data, 1, argtypes);
+		read_plan = rs_prepare_kept(sql.data, 1, argtypes);
 	}
-	return read_plans[for_update];
+	return read_plan;
 }
 
 /*
@@ -274,12 +270,11 @@ rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 			elog(ERROR, "could not lock user state: %s", SPI_result_code_string(lrc));
 		if (SPI_processed == 0)
 			return false;
-		for_update = false;
 		read_only = false;
 	}
 
 	args[0] = UUIDPGetDatum(user);
-	rc = SPI_execute_plan(get_read_plan(for_update), args, NULL, read_only, 1);
+	rc = SPI_execute_plan(get_read_plan(), args, NULL, read_only, 1);
 	if (rc != SPI_OK_SELECT && rc != SPI_OK_SELINTO)
 		elog(ERROR, "could not read roastr_state.state: %s",
 			 SPI_result_code_string(rc));
@@ -1133,8 +1128,7 @@ claim_mutation(const pg_uuid_t *user, const pg_uuid_t *mid, bytea *hash,
  *		known field, writable by this caller, right type and range.
  */
 static uint32
-parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls,
-			  bool *carries_persona)
+parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -1158,8 +1152,6 @@ parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls,
 												  v.val.string.len,
 												  caller->is_service, &f);
 
-			if (f != NULL && f->type == FT_SECRET)
-				*carries_persona = true;
 			switch (check)
 			{
 				case RS_KEY_OK:
@@ -1308,15 +1300,15 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 	error_context_stack = &errcb;
 
 	/* before any check that could fail: does the patch carry persona text? */
-	if (!PG_ARGISNULL(1))
-		carries_persona = mentions_persona(PG_GETARG_JSONB_P(1));
+	changes = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	if (changes != NULL)
+		carries_persona = mentions_persona(changes);
 
 	rs_resolve_target(fcinfo, 0, &caller, &user);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("changes must not be null"));
-	changes = PG_GETARG_JSONB_P(1);
 	if (!base_null && base < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1328,7 +1320,7 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 
 		(void) probe_schema(rs_state_relid(), &natts);
 	}
-	mask = parse_changes(changes, &caller, vals, nulls, &carries_persona);
+	mask = parse_changes(changes, &caller, vals, nulls);
 	requested = mask;
 
 	/* an empty patch changes nothing: answer from a plain read */

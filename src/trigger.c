@@ -63,16 +63,8 @@ check_maintained(Relation rel, const RsLayout *l, AttrNumber attnum,
 	if (oldn[attnum - 1] || newn[attnum - 1])
 		same = oldn[attnum - 1] == newn[attnum - 1];
 	else
-		same = datumIsEqual(oldv[attnum - 1], newv[attnum - 1],
-							att->attbyval, att->attlen);
-	if (!same && att->attlen == -1 && !oldn[attnum - 1] && !newn[attnum - 1])
-	{
-		struct varlena *a = PG_DETOAST_DATUM_PACKED(oldv[attnum - 1]);
-		struct varlena *b = PG_DETOAST_DATUM_PACKED(newv[attnum - 1]);
-
-		same = VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
-			memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-	}
+		same = datum_image_eq(oldv[attnum - 1], newv[attnum - 1],
+							  att->attbyval, att->attlen);
 	if (!same)
 		ereport(ERROR,
 				errcode(ERRCODE_GENERATED_ALWAYS),
@@ -484,7 +476,7 @@ trigger_update(TriggerData *td, const RsLayout *l)
 
 			log.version[f] = newver;
 			log.time[f] = now;
-			if (fd->type != FT_SECRET && !fd->hidden)
+			if (rs_field_in_payload(fd))
 			{
 				StringInfoData vb;
 

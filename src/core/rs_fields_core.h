@@ -147,6 +147,18 @@ typedef enum RsValueCheck
 #define RS_UUID_BYTES	16
 #define RS_UUID_CHARS	36
 
+/*
+ * Whether a change of the field shows its value in a notification payload:
+ * not persona text, hidden or personal fields, nor the organization (sent
+ * as its own object).
+ */
+static inline bool
+rs_field_in_payload(const RsField *f)
+{
+	return f->type != FT_SECRET && !f->hidden && !f->private &&
+		f->kind != K_ORGANIZATION;
+}
+
 extern const RsField *rs_field_by_path(const char *path, size_t len);
 extern RsKeyCheck rs_check_patch_key(const char *path, size_t len,
 									 bool is_service, const RsField **field);
