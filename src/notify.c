@@ -72,6 +72,7 @@
 #include "utils/timestamp.h"
 
 #include "roastr_state.h"
+#include "shown.h"
 
 int			rs_notify_mode = RS_NOTIFY_AUTO;
 
@@ -97,9 +98,10 @@ typedef struct PendingChange
 	pg_uuid_t	user;
 	SubTransactionId subid;
 	int64		version;
-	uint32		changed;
+	uint32		changed;		/* stored fields (for the embeddings channel) */
+	uint32		named;			/* shown paths (shown.h) the change names */
 	int			seq;			/* recording order, for a stable sort */
-	char	   *values[RS_NFIELDS]; /* JSON text, NULL for persona text */
+	char	   *values[RS_NSHOWN];	/* JSON text; NULL when withheld */
 } PendingChange;
 
 static PendingChange *pending = NULL;
@@ -206,31 +208,26 @@ pending_cmp(const void *a, const void *b)
 	return pa->seq - pb->seq;
 }
 
-static const char *const sections[] = {
-	"auth", "subscription", "persona", "roasting", "usage", "organization"
-};
-
 /*
  * build_payload
  *		The JSON payload for one user: {type, version, fields, data} with
- *		user_id first when "with_user" (the shared channel).  "data" is the
- *		partial state, shaped like state_full, of the changed fields that
- *		may be shown; "fields" names every changed field, persona text
- *		included.  Over roastr_state.notify_max_payload bytes it becomes
- *		{type: "resync", version}.
+ *		user_id first when "with_user" (the shared channel).  "fields" names
+ *		every shown path the transaction's changes named (shown.c: exactly
+ *		what a sync from the version before reports), "data" carries the
+ *		values of those that are not withheld, shaped like state_full.
+ *		"type" lists the kinds of the named paths.  Over
+ *		roastr_state.notify_max_payload bytes it becomes {type: "resync",
+ *		version}.
  */
 static char *
-build_payload(const char *uuid, int64 version, uint32 changed,
+build_payload(const char *uuid, int64 version, uint32 named,
 			  char *const *values, bool with_user)
 {
 	StringInfoData buf;
-	uint32		kinds = 0;
+	uint32		kinds = rs_shown_kinds(named);
 	int			nkinds = 0;
 	bool		first;
 
-	for (int f = 0; f < RS_NFIELDS; f++)
-		if (changed & (1U << f))
-			kinds |= 1U << rs_fields[f].kind;
 	for (int k = 0; k < RS_NKINDS; k++)
 		if (kinds & (1U << k))
 			nkinds++;
@@ -254,41 +251,34 @@ build_payload(const char *uuid, int64 version, uint32 changed,
 		appendStringInfoChar(&buf, ']');
 	appendStringInfo(&buf, ",\"version\":" INT64_FORMAT ",\"fields\":[", version);
 	first = true;
-	for (int f = 0; f < RS_NFIELDS; f++)
+	for (int s = 0; s < RS_NSHOWN; s++)
 	{
-		if (!(changed & (1U << f)) || rs_fields[f].hidden ||
-			rs_fields[f].kind == K_ORGANIZATION)
+		if (!(named & RS_SHOWN_BIT(s)))
 			continue;
-		appendStringInfo(&buf, "%s\"%s\"", first ? "" : ",", rs_fields[f].path);
+		appendStringInfo(&buf, "%s\"%s\"", first ? "" : ",", rs_shown_path(s));
 		first = false;
 	}
-	/* the organization is shown as id, name, slug and role: read by sync */
-	if (kinds & (1U << K_ORGANIZATION))
-		appendStringInfo(&buf, "%s\"organization.id\",\"organization.name\","
-						 "\"organization.slug\",\"organization.role\"",
-						 first ? "" : ",");
 	appendStringInfoString(&buf, "],\"data\":{");
 	first = true;
-	for (int s = 0; s < (int) lengthof(sections); s++)
+	for (int sec = 0; sec < RS_NSECTIONS; sec++)
 	{
 		bool		opened = false;
 
-		for (int f = 0; f < RS_NFIELDS; f++)
+		for (int s = 0; s < RS_NSHOWN; s++)
 		{
-			if (!(changed & (1U << f)) || values[f] == NULL ||
-				!rs_field_in_payload(&rs_fields[f]) ||
-				strcmp(rs_fields[f].section, sections[s]) != 0)
+			if (!(named & RS_SHOWN_BIT(s)) || values[s] == NULL ||
+				strcmp(rs_shown_section(s), rs_sections[sec]) != 0)
 				continue;
 			if (!opened)
 			{
 				appendStringInfo(&buf, "%s\"%s\":{", first ? "" : ",",
-								 sections[s]);
+								 rs_sections[sec]);
 				first = false;
 				opened = true;
 			}
 			else
 				appendStringInfoChar(&buf, ',');
-			appendStringInfo(&buf, "\"%s\":%s", rs_fields[f].key, values[f]);
+			appendStringInfo(&buf, "\"%s\":%s", rs_shown_key(s), values[s]);
 		}
 		if (opened)
 			appendStringInfoChar(&buf, '}');
@@ -323,8 +313,9 @@ collect_outgoing(int *nout)
 	{
 		int			j = i;
 		uint32		changed = 0;
+		uint32		named = 0;
 		int64		version = 0;
-		char	   *values[RS_NFIELDS];
+		char	   *values[RS_NSHOWN];
 		char	   *uuid = rs_uuid_to_cstring(&pending[i].user);
 		uint32		persona_text;
 
@@ -334,17 +325,19 @@ collect_outgoing(int *nout)
 			 j++)
 		{
 			changed |= pending[j].changed;
+			named |= pending[j].named;
 			version = Max(version, pending[j].version);
-			for (int f = 0; f < RS_NFIELDS; f++)
-				if (pending[j].changed & (1U << f))
-					values[f] = pending[j].values[f];
+			/* a path's value changes only with its inputs: the last wins */
+			for (int s = 0; s < RS_NSHOWN; s++)
+				if (pending[j].named & RS_SHOWN_BIT(s))
+					values[s] = pending[j].values[s];
 		}
 
 		out[n].channel = psprintf("user:%s", uuid);
-		out[n].payload = build_payload(uuid, version, changed, values, false);
+		out[n].payload = build_payload(uuid, version, named, values, false);
 		n++;
 		out[n].channel = "roastr_state";
-		out[n].payload = build_payload(uuid, version, changed, values, true);
+		out[n].payload = build_payload(uuid, version, named, values, true);
 		n++;
 
 		persona_text = changed & RS_PERSONA_TEXT_MASK;
@@ -592,13 +585,14 @@ send_pending(void)
 
 /*
  * rs_notify_record
- *		Remember a change for notification at commit.  "values" holds the
- *		JSON text of each changed field (NULL for persona text); it is
- *		copied.
+ *		Remember a change for notification at commit: the stored fields it
+ *		changed, the shown paths that names (rs_shown_named) and the JSON
+ *		text of those a payload carries ("values", indexed by RsShownId,
+ *		NULL when withheld); it is copied.
  */
 void
 rs_notify_record(const pg_uuid_t *user, int64 version, uint32 changed,
-				 const char *const *values)
+				 uint32 named, char *const *values)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	PendingChange *p;
@@ -619,9 +613,11 @@ rs_notify_record(const pg_uuid_t *user, int64 version, uint32 changed,
 	p->subid = GetCurrentSubTransactionId();
 	p->version = version;
 	p->changed = changed;
+	p->named = named;
 	p->seq = npending;
-	for (int f = 0; f < RS_NFIELDS; f++)
-		p->values[f] = values[f] ? pstrdup(values[f]) : NULL;
+	for (int s = 0; s < RS_NSHOWN; s++)
+		p->values[s] = (named & RS_SHOWN_BIT(s)) && values[s] ?
+			pstrdup(values[s]) : NULL;
 	npending++;
 	MemoryContextSwitchTo(old);
 }

@@ -14,8 +14,8 @@
  * row; rs_persona_apply compares the new text with the old plaintext, seals
  * what changed and writes the ciphertext row.  The versioning (conflict
  * check, version bump, change log, notification naming the fields) is the
- * trigger's, which learns which persona fields changed from
- * rs_persona_changed.
+ * trigger's, which learns which persona fields changed from patch()
+ * through rs_trigger_apply_begin.
  *
  * delete_user deletes the state row; the DEK goes with it (ON DELETE
  * CASCADE), so every copy of the user's ciphertext, wherever it survives,
@@ -45,8 +45,6 @@
 #include "crypto.h"
 #include "roastr_state.h"
 
-uint32		rs_persona_changed = 0;
-pg_uuid_t	rs_persona_changed_user;
 
 static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr key_insert_plan = NULL;

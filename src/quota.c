@@ -201,7 +201,8 @@ roastr_state_consume_roasts(PG_FUNCTION_ARGS)
 			args[1] = Int32GetDatum(used);
 			args[2] = TimestampTzGetDatum(eff.period_start);
 			args[3] = TimestampTzGetDatum(eff.period_end);
-			rc = SPI_execute_plan(consume_plan, args, NULL, false, 0);
+			rc = rs_trigger_execute(consume_plan, args, NULL, &user, 0, &st,
+									NULL);
 			if (rc != SPI_OK_UPDATE || SPI_processed != 1)
 				elog(ERROR, "could not record consumption");
 		}

@@ -157,7 +157,6 @@ typedef struct RsLastApply
 	uint32		changed;		/* bitmask of field ids */
 } RsLastApply;
 
-extern RsLastApply rs_last_apply;
 
 struct TriggerData;
 extern HeapTuple rs_persona_trigger_row(FunctionCallInfo fcinfo,
@@ -175,7 +174,8 @@ typedef enum RsNotifyMode
 extern int	rs_notify_mode;
 extern void rs_notify_init(void);
 extern void rs_notify_record(const pg_uuid_t *user, int64 version,
-							 uint32 changed, const char *const *values);
+							 uint32 changed, uint32 named,
+							 char *const *values);
 extern void rs_notify_shmem_request(void);
 extern void rs_notify_shmem_startup(void);
 
@@ -236,10 +236,13 @@ extern bool rs_read_state(const pg_uuid_t *user, UserState *st,
 extern void rs_settle(const pg_uuid_t *user, UserState *st, MemoryContext cxt);
 extern void rs_no_state(const pg_uuid_t *user);
 
+/* trigger.c: run an UPDATE of a user's row, telling the trigger context */
+extern int	rs_trigger_execute(SPIPlanPtr plan, Datum *args, const char *nulls,
+							   const pg_uuid_t *user, uint32 persona_changed,
+							   const UserState *st, RsLastApply *applied);
+
 /* persona.c */
 struct RsDataKey;
-extern uint32 rs_persona_changed;
-extern pg_uuid_t rs_persona_changed_user;
 extern struct RsDataKey *rs_user_dek(const pg_uuid_t *user, const UserState *st,
 									 bool create);
 extern text *rs_persona_plaintext(const pg_uuid_t *user, const UserState *st,

@@ -37,6 +37,7 @@
 
 #include "crypto.h"
 #include "roastr_state.h"
+#include "shown.h"
 
 /* Mutation outcomes are kept this long for retries. */
 #define MUTATION_RETENTION	"24 hours"
@@ -61,21 +62,17 @@
 #define COL_ORG_ROLE	(COL_PLAN_LIMIT + 9)
 #define READ_NCOLS		(COL_PLAN_LIMIT + 10)
 
-/* One entry of the output: a stored field or a derived one. */
+/* One entry of the output: a shown path, its value and version. */
 typedef struct OutItem
 {
-	const char *path;
-	const char *section;
-	const char *key;
-	const RsField *field;		/* NULL for derived values */
-	Oid			type;			/* of the value: bool, int4, text... */
+	RsShownId	id;
 	Datum		value;
 	bool		isnull;
 	int64		version;
 	TimestampTz time;
 } OutItem;
 
-#define MAX_OUT (RS_NFIELDS + 8)
+
 
 static SPIPlanPtr insert_user_plan = NULL;
 static SPIPlanPtr refresh_user_plan = NULL;
@@ -348,75 +345,15 @@ rs_read_state(const pg_uuid_t *user, UserState *st, MemoryContext cxt,
 }
 
 /*
- * What a shown value is computed from, as masks of field ids.  A value that
- * is computed carries the newest version among its inputs, so a sync from an
- * older cursor brings it whenever one of them changed.
- */
-#define DEP(f)				(UINT32_C(1) << (f))
-#define DEPS_STATUS			(DEP(F_SUB_STATUS) | DEP(F_SUB_TRIAL_ENDS_AT))
-#define DEPS_PLAN			(DEPS_STATUS | DEP(F_SUB_PLAN) | DEP(F_SUB_PERIOD_END))
-#define DEPS_PERIOD			(DEPS_PLAN | DEP(F_SUB_PERIOD_START))
-#define DEPS_LIMIT			(DEPS_PLAN | DEP(F_LIMITS_CHANGED_AT))
-#define DEPS_PERIOD_START	(DEPS_PERIOD | DEP(F_USAGE_PERIOD_START))
-#define DEPS_USED			(DEPS_PERIOD_START | DEP(F_USAGE_USED) | DEP(F_USAGE_PERIOD_END))
-#define DEPS_REMAINING		(DEPS_USED | DEP(F_LIMITS_CHANGED_AT))
-#define DEPS_ORG			(DEP(F_ORG_ID) | DEP(F_ORG_CHANGED_AT))
-
-StaticAssertDecl(RS_NFIELDS <= 32, "field masks are 32 bits");
-
-/* The newest version (and its time) among the fields of a mask. */
-static int64
-maxv(const UserState *st, uint32 deps, TimestampTz *time)
-{
-	int64		v = 0;
-
-	*time = 0;
-	for (int f = 0; f < RS_NFIELDS; f++)
-	{
-		if ((deps & DEP(f)) && st->log.version[f] > v)
-		{
-			v = st->log.version[f];
-			*time = st->log.time[f];
-		}
-	}
-	return v;
-}
-
-static void
-add_item(OutItem *items, int *n, const char *path, const char *section,
-		 const char *key, const RsField *f, Oid type, Datum value,
-		 bool isnull, int64 version, TimestampTz time)
-{
-	OutItem    *it = &items[(*n)++];
-
-	Assert(*n <= MAX_OUT);
-	it->path = path;
-	it->section = section;
-	it->key = key;
-	it->field = f;
-	it->type = type;
-	it->value = value;
-	it->isnull = isnull;
-	it->version = version;
-	it->time = time;
-}
-
-/*
  * build_items
- *		Everything a client sees: stored fields (with the effective plan,
- *		status and usage of this moment, see usage.c) and the derived ones,
- *		each with the version and time of its last change.  A derived
- *		value's version is the newest version among the fields it is
- *		computed from.  Hidden fields are left out.
+ *		Every shown path (shown.c) with its value at this moment and its
+ *		version: the newest among its inputs.  Persona text is opened here
+ *		(below pro, persona.tolerance reads as null; the text is kept).
  */
-static int
+static void
 build_items(const UserState *st, OutItem *items)
 {
-	int			n = 0;
 	RsEffective eff;
-	int64		v;
-	TimestampTz t;
-
 	RsDataKey  *dek = NULL;
 	bool		tolerance_allowed;
 
@@ -428,161 +365,71 @@ build_items(const UserState *st, OutItem *items)
 						!st->nulls[F_PERSONA_TOLERANCE]))
 		dek = rs_user_dek(&st->user_id, st, false);
 
-	for (int f = 0; f < RS_NFIELDS; f++)
+	for (int s = 0; s < RS_NSHOWN; s++)
 	{
-		const RsField *fd = &rs_fields[f];
-		Datum		val = st->vals[f];
-		bool		isnull = st->nulls[f];
+		OutItem    *it = &items[s];
+		int			f = rs_shown[s].field;
 
-		v = st->log.version[f];
-		t = st->log.time[f];
-		if (fd->hidden || f == F_ORG_ID)
-			continue;			/* organization: shown as its own object */
-		if (f == F_SUB_PLAN)
+		it->id = s;
+		it->version = rs_shown_version(s, &st->log, &it->time);
+		if (f >= 0 && rs_fields[f].type == FT_SECRET)
 		{
-			val = CStringGetTextDatum(eff.plan);
-			v = maxv(st, DEPS_PLAN, &t);
-		}
-		else if (f == F_SUB_STATUS)
-		{
-			val = CStringGetTextDatum(eff.status);
-			v = maxv(st, DEPS_STATUS, &t);
-		}
-		else if (f == F_USAGE_USED)
-		{
-			val = Int32GetDatum(eff.used);
-			v = maxv(st, DEPS_USED, &t);
-		}
-		else if (f == F_USAGE_PERIOD_START)
-		{
-			val = TimestampTzGetDatum(eff.period_start);
-			isnull = false;
-			v = maxv(st, DEPS_PERIOD_START, &t);
-		}
-		else if (fd->type == FT_SECRET)
-		{
-			/* below pro, tolerance reads as null; the text is kept */
-			text	   *t = (f == F_PERSONA_TOLERANCE && !tolerance_allowed) ? NULL :
-			rs_persona_plaintext(&st->user_id, st, dek, f);
+			text	   *t = (f == F_PERSONA_TOLERANCE && !tolerance_allowed) ?
+			NULL : rs_persona_plaintext(&st->user_id, st, dek, f);
 
-			val = PointerGetDatum(t);
-			isnull = (t == NULL);
+			it->value = PointerGetDatum(t);
+			it->isnull = (t == NULL);
 		}
-		add_item(items, &n, fd->path, fd->section, fd->key, fd,
-				 rs_field_typoid(fd), val, isnull, v, t);
+		else
+			rs_shown_value(st, &eff, s, &it->value, &it->isnull);
 	}
-
-	{
-		v = maxv(st, DEPS_ORG, &t);
-		add_item(items, &n, "organization.id", "organization", "id",
-				 &rs_fields[F_ORG_ID], UUIDOID, st->vals[F_ORG_ID], st->org_null,
-				 v, t);
-		add_item(items, &n, "organization.name", "organization", "name", NULL,
-				 TEXTOID, st->org_null ? (Datum) 0 : CStringGetTextDatum(st->org_name),
-				 st->org_null, v, t);
-		add_item(items, &n, "organization.slug", "organization", "slug", NULL,
-				 TEXTOID, st->org_null ? (Datum) 0 : CStringGetTextDatum(st->org_slug),
-				 st->org_null, v, t);
-		add_item(items, &n, "organization.role", "organization", "role", NULL,
-				 TEXTOID, st->org_null ? (Datum) 0 : CStringGetTextDatum(st->org_role),
-				 st->org_null, v, t);
-	}
-
 	if (dek != NULL)
 		rs_datakey_clear(dek);
-
-	v = maxv(st, DEPS_STATUS, &t);
-	add_item(items, &n, "subscription.trial_days_remaining", "subscription",
-			 "trial_days_remaining", NULL, INT4OID,
-			 Int32GetDatum(eff.trial_days), eff.trial_days_null, v, t);
-
-	v = maxv(st, DEPS_LIMIT, &t);
-	add_item(items, &n, "usage.monthly_roasts_limit", "usage",
-			 "monthly_roasts_limit", NULL, INT4OID, Int32GetDatum(eff.limit),
-			 eff.limit_null, v, t);
-
-	v = maxv(st, DEPS_REMAINING, &t);
-	add_item(items, &n, "usage.remaining_roasts", "usage", "remaining_roasts",
-			 NULL, INT4OID, Int32GetDatum(Max(eff.limit - eff.used, 0)),
-			 eff.limit_null, v, t);
-
-	v = maxv(st, DEPS_PERIOD, &t);
-	add_item(items, &n, "usage.reset_date", "usage", "reset_date", NULL,
-			 TIMESTAMPTZOID, TimestampTzGetDatum(eff.period_end), false, v, t);
-
-	return n;
 }
 
+
+/* Push one section's paths as an object. */
 static void
-push_item_value(JsonbParseState **js, const OutItem *it)
+push_section(JsonbParseState **js, const UserState *st, const OutItem *items,
+			 const char *section)
 {
-	if (it->field)
+	pushJsonbValue(js, WJB_BEGIN_OBJECT, NULL);
+	if (strcmp(section, "auth") == 0)
 	{
-		rs_value_to_jsonb(js, it->field, it->value, it->isnull);
-		return;
+		jb_key(js, "userId");
+		jb_string(js, rs_uuid_to_cstring(&st->user_id));
 	}
-	if (it->isnull)
-		jb_null(js);
-	else if (it->type == INT4OID)
-		jb_int64(js, DatumGetInt32(it->value));
-	else if (it->type == TIMESTAMPTZOID)
-		jb_timestamptz(js, DatumGetTimestampTz(it->value));
-	else if (it->type == TEXTOID)
-		jb_string(js, TextDatumGetCString(it->value));
-	else
-		elog(ERROR, "unexpected derived type %u", it->type);
+	for (int s = 0; s < RS_NSHOWN; s++)
+	{
+		if (strcmp(rs_shown_section(s), section) != 0)
+			continue;
+		jb_key(js, rs_shown_key(s));
+		rs_shown_to_jsonb(js, s, items[s].value, items[s].isnull);
+	}
+	pushJsonbValue(js, WJB_END_OBJECT, NULL);
 }
-
-static const char *const section_order[] = {
-	"auth", "subscription", "persona", "roasting", "usage"
-};
 
 /*
  * build_full
- *		The state_full document.
+ *		The state_full document: every section in rs_sections order (the
+ *		organization is null when there is none), then _meta.
  */
 static Jsonb *
 build_full(const UserState *st)
 {
 	JsonbParseState *js = NULL;
-	OutItem		items[MAX_OUT];
-	int			n = build_items(st, items);
+	OutItem		items[RS_NSHOWN];
 	JsonbValue *res;
 
+	build_items(st, items);
 	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
-	for (int s = 0; s < (int) lengthof(section_order); s++)
+	for (int sec = 0; sec < RS_NSECTIONS; sec++)
 	{
-		jb_key(&js, section_order[s]);
-		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
-		if (s == 0)
-		{
-			jb_key(&js, "userId");
-			jb_string(&js, rs_uuid_to_cstring(&st->user_id));
-		}
-		for (int i = 0; i < n; i++)
-		{
-			if (strcmp(items[i].section, section_order[s]) != 0)
-				continue;
-			jb_key(&js, items[i].key);
-			push_item_value(&js, &items[i]);
-		}
-		pushJsonbValue(&js, WJB_END_OBJECT, NULL);
-	}
-
-	jb_key(&js, "organization");
-	if (st->org_null)
-		jb_null(&js);
-	else
-	{
-		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
-		for (int i = 0; i < n; i++)
-		{
-			if (strcmp(items[i].section, "organization") != 0)
-				continue;
-			jb_key(&js, items[i].key);
-			push_item_value(&js, &items[i]);
-		}
-		pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+		jb_key(&js, rs_sections[sec]);
+		if (strcmp(rs_sections[sec], "organization") == 0 && st->org_null)
+			jb_null(&js);
+		else
+			push_section(&js, st, items, rs_sections[sec]);
 	}
 
 	jb_key(&js, "_meta");
@@ -605,26 +452,26 @@ item_version_cmp(const void *a, const void *b)
 
 	if (ia->version != ib->version)
 		return ia->version < ib->version ? -1 : 1;
-	return strcmp(ia->path, ib->path);
+	return strcmp(rs_shown_path(ia->id), rs_shown_path(ib->id));
 }
 
 /*
  * build_sync
- *		{changes, cursor, lastSyncedAt}: every field whose last change is
- *		after the cursor (by_time: after the time), at most once, with its
- *		current value, ordered by version.
+ *		{changes, cursor, lastSyncedAt}: every shown path whose version is
+ *		after the cursor (by_time: whose change time is after the time), at
+ *		most once, with its current value, ordered by version.
  */
 static Jsonb *
 build_sync(const UserState *st, bool all, bool by_time, int64 since,
 		   TimestampTz since_at)
 {
 	JsonbParseState *js = NULL;
-	OutItem		items[MAX_OUT];
-	int			n = build_items(st, items);
+	OutItem		items[RS_NSHOWN];
 	int			m = 0;
 	JsonbValue *res;
 
-	for (int i = 0; i < n; i++)
+	build_items(st, items);
+	for (int i = 0; i < RS_NSHOWN; i++)
 	{
 		bool		keep;
 
@@ -646,9 +493,9 @@ build_sync(const UserState *st, bool all, bool by_time, int64 since,
 	{
 		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
 		jb_key(&js, "field");
-		jb_string(&js, items[i].path);
+		jb_string(&js, rs_shown_path(items[i].id));
 		jb_key(&js, "value");
-		push_item_value(&js, &items[i]);
+		rs_shown_to_jsonb(&js, items[i].id, items[i].value, items[i].isnull);
 		jb_key(&js, "version");
 		jb_int64(&js, items[i].version);
 		jb_key(&js, "updated_at");
@@ -731,7 +578,7 @@ rs_settle(const pg_uuid_t *user, UserState *st, MemoryContext cxt)
 		args[5] = st->vals[F_USAGE_PERIOD_END];
 		nulls[5] = st->nulls[F_USAGE_PERIOD_END] ? 'n' : ' ';
 	}
-	rc = SPI_execute_plan(settle_plan, args, nulls, false, 0);
+	rc = rs_trigger_execute(settle_plan, args, nulls, user, 0, st, NULL);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not settle user state: %s", SPI_result_code_string(rc));
 	if (!rs_read_state(user, st, cxt, false, false))
@@ -1197,33 +1044,6 @@ parse_changes(Jsonb *changes, const RsCaller *caller, Datum *vals, bool *nulls)
 }
 
 /*
- * execute_update
- *		Run the state UPDATE of a patch, telling the trigger which persona
- *		fields patch() has just written for this user; the hint never
- *		outlives the statement, even when it fails.
- */
-static int
-execute_update(SPIPlanPtr plan, Datum *args, char *argnulls,
-			   uint32 persona_changed, const pg_uuid_t *user)
-{
-	int			rc;
-
-	rs_last_apply.valid = false;
-	rs_persona_changed = persona_changed;
-	rs_persona_changed_user = *user;
-	PG_TRY();
-	{
-		rc = SPI_execute_plan(plan, args, argnulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		rs_persona_changed = 0;
-	}
-	PG_END_TRY();
-	return rc;
-}
-
-/*
  * mentions_persona
  *		Whether a patch names a persona field at its top level (jsonb sorts
  *		keys, so other keys may fail validation first).
@@ -1293,6 +1113,7 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 	uint32		persona_changed = 0;
 	UserState	pst;
 	RsDataKey  *dek = NULL;
+	RsLastApply applied;
 
 	errcb.callback = hide_statement_callback;
 	errcb.arg = &carries_persona;
@@ -1406,14 +1227,14 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 			nargs++;
 		}
 
-		rc = execute_update(get_update_plan(mask), args, argnulls,
-							persona_changed, &user);
+		rc = rs_trigger_execute(get_update_plan(mask), args, argnulls, &user,
+								persona_changed, NULL, &applied);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not update user state: %s",
 				 SPI_result_code_string(rc));
 		if (SPI_processed == 0)
 			rs_no_state(&user);
-		if (!rs_last_apply.valid)
+		if (!applied.valid)
 			ereport(ERROR,
 					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					errmsg("trigger \"roastr_state_version\" did not run"),
@@ -1423,7 +1244,7 @@ roastr_state_patch(PG_FUNCTION_ARGS)
 		old = MemoryContextSwitchTo(cxt);
 		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
 		jb_key(&js, "version");
-		jb_int64(&js, rs_last_apply.new_version);
+		jb_int64(&js, applied.new_version);
 		jb_key(&js, "applied");
 		pushJsonbValue(&js, WJB_BEGIN_ARRAY, NULL);
 		for (int f = 0; f < RS_NFIELDS; f++)

@@ -49,8 +49,88 @@
 #include "utils/rel.h"
 
 #include "roastr_state.h"
+#include "shown.h"
 
-RsLastApply rs_last_apply;
+/*
+ * What the caller of an UPDATE of one user's row told the trigger, and what
+ * the trigger did (rs_trigger_execute).  Valid only while that statement
+ * runs, in the transaction that set it.
+ */
+typedef struct RsApplyContext
+{
+	bool		active;
+	TransactionId xid;
+	pg_uuid_t	user;
+	uint32		persona_changed;	/* persona text patch() has written */
+	bool		has_limits;		/* the caller read the plan limits */
+	char	   *plan;			/* ... for this stored plan */
+	bool		plan_limit_null;
+	int32		plan_limit;
+	bool		free_limit_null;
+	int32		free_limit;
+} RsApplyContext;
+
+static RsApplyContext apply_cxt;
+static RsLastApply last_apply;
+
+/*
+ * rs_trigger_execute
+ *		Run "plan", an UPDATE of the row of "user", telling the trigger the
+ *		persona fields the caller has just written (their text lives in
+ *		another table, so the row shows no change of them) and the state it
+ *		read under the row lock ("st", or NULL), whose plan limits the
+ *		trigger may use instead of reading them again.  What it tells never
+ *		outlives the statement, even when it fails.  "applied" (or NULL)
+ *		gets what the trigger did to the row; its "valid" is false when the
+ *		trigger did not run.  Returns SPI_execute_plan's result.
+ */
+int
+rs_trigger_execute(SPIPlanPtr plan, Datum *args, const char *nulls,
+				   const pg_uuid_t *user, uint32 persona_changed,
+				   const UserState *st, RsLastApply *applied)
+{
+	int			rc;
+
+	memset(&last_apply, 0, sizeof(last_apply));
+	memset(&apply_cxt, 0, sizeof(apply_cxt));
+	apply_cxt.xid = GetTopTransactionId();
+	apply_cxt.user = *user;
+	apply_cxt.persona_changed = persona_changed;
+	if (st != NULL && !st->nulls[F_SUB_PLAN])
+	{
+		apply_cxt.has_limits = true;
+		apply_cxt.plan = TextDatumGetCString(st->vals[F_SUB_PLAN]);
+		apply_cxt.plan_limit_null = st->plan_limit_null;
+		apply_cxt.plan_limit = st->plan_limit;
+		apply_cxt.free_limit_null = st->free_limit_null;
+		apply_cxt.free_limit = st->free_limit;
+	}
+	apply_cxt.active = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		apply_cxt.active = false;
+		apply_cxt.persona_changed = 0;
+	}
+	PG_END_TRY();
+	if (applied != NULL)
+		*applied = last_apply;
+	return rc;
+}
+
+/* The context rs_trigger_execute set for "user", or NULL. */
+static const RsApplyContext *
+apply_context(const pg_uuid_t *user)
+{
+	if (!apply_cxt.active ||
+		apply_cxt.xid != GetTopTransactionIdIfAny() ||
+		memcmp(apply_cxt.user.data, user->data, UUID_LEN) != 0)
+		return NULL;
+	return &apply_cxt;
+}
 
 /* Columns the trigger maintains and nobody else may set. */
 static void
@@ -276,10 +356,10 @@ trigger_restore(TriggerData *td, const RsLayout *l, Datum *vals, bool *nulls)
 							  (long long) version),
 					errtable(rel));
 	}
-	rs_last_apply.valid = true;
-	rs_last_apply.old_version = 0;
-	rs_last_apply.new_version = version;
-	rs_last_apply.changed = 0;
+	last_apply.valid = true;
+	last_apply.old_version = 0;
+	last_apply.new_version = version;
+	last_apply.changed = 0;
 	return td->tg_trigtuple;
 }
 
@@ -341,12 +421,117 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 	cols[4] = l->att_created_at;
 	newvals[4] = TimestampTzGetDatum(now);
 
-	rs_last_apply.valid = true;
-	rs_last_apply.old_version = 0;
-	rs_last_apply.new_version = first;
-	rs_last_apply.changed = (1U << RS_NFIELDS) - 1;
+	last_apply.valid = true;
+	last_apply.old_version = 0;
+	last_apply.new_version = first;
+	last_apply.changed = (1U << RS_NFIELDS) - 1;
 
 	return heap_modify_tuple_by_cols(tup, desc, 5, cols, newvals, newnulls);
+}
+
+/*
+ * lookup_limits
+ *		Read the monthly limits of the plan stored in "st" and of the free
+ *		plan into it, as rs_read_state does (a missing plan row means no
+ *		roasts, never unlimited).
+ */
+static void
+lookup_limits(UserState *st)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[1];
+	RsUserSwitch sw;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	bool		found;
+	Datum		d;
+
+	SPI_connect();
+	rs_become_owner(&sw);
+	if (plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+
+		plan = rs_prepare_kept("SELECT pl.monthly_roasts_limit, pl.plan IS NOT NULL, "
+							   "fr.monthly_roasts_limit, fr.plan IS NOT NULL "
+							   "FROM (SELECT) AS one "
+							   "LEFT JOIN roastr_state.plans pl "
+							   "ON pl.plan OPERATOR(pg_catalog.=) $1 "
+							   "LEFT JOIN roastr_state.plans fr "
+							   "ON fr.plan OPERATOR(pg_catalog.=) 'free'",
+							   1, types);
+	}
+	args[0] = st->vals[F_SUB_PLAN];
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read the plan limits");
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	found = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	d = SPI_getbinval(tup, desc, 1, &isnull);
+	st->plan_limit_null = found && isnull;
+	st->plan_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
+	found = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	st->free_limit_null = found && isnull;
+	st->free_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
+	rs_restore_user(&sw);
+	SPI_finish();
+}
+
+/*
+ * payload_values
+ *		The JSON text of the shown paths "named" that a notification
+ *		carries, computed from the new row (shown.c), NULL for the others.
+ *		The plan limits come from the caller's read when it gave one for
+ *		the same stored plan (or the free plan), otherwise from the table.
+ */
+static void
+payload_values(const RsLayout *l, const pg_uuid_t *user,
+			   const RsApplyContext *cxt, Datum *newv, bool *newn,
+			   uint32 named, char **values)
+{
+	UserState	st;
+	uint32		shown = 0;
+
+	for (int s = 0; s < RS_NSHOWN; s++)
+		if ((named & RS_SHOWN_BIT(s)) && !rs_shown_withheld(s))
+			shown |= RS_SHOWN_BIT(s);
+	memset(values, 0, sizeof(char *) * RS_NSHOWN);
+	if (shown == 0)
+		return;
+
+	memset(&st, 0, sizeof(st));
+	st.user_id = *user;
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		AttrNumber	a = l->att_field[f];
+
+		st.nulls[f] = a == 0 || newn[a - 1];
+		st.vals[f] = st.nulls[f] ? (Datum) 0 : newv[a - 1];
+	}
+	st.org_null = st.nulls[F_ORG_ID];
+
+	if (shown & RS_SHOWN_NEEDS_LIMITS)
+	{
+		bool		stored_free = rs_text_equals(st.vals[F_SUB_PLAN],
+												 st.nulls[F_SUB_PLAN], "free");
+
+		if (cxt != NULL && cxt->has_limits &&
+			(stored_free || rs_text_equals(st.vals[F_SUB_PLAN],
+										   st.nulls[F_SUB_PLAN], cxt->plan)))
+		{
+			st.free_limit_null = cxt->free_limit_null;
+			st.free_limit = cxt->free_limit;
+			st.plan_limit_null = stored_free ? cxt->free_limit_null :
+				cxt->plan_limit_null;
+			st.plan_limit = stored_free ? cxt->free_limit : cxt->plan_limit;
+		}
+		else
+			lookup_limits(&st);
+	}
+	rs_shown_payload_values(&st, shown, values);
 }
 
 /*
@@ -371,7 +556,10 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	RsFieldLog	log;
 	TimestampTz now;
 	int64		newver;
-	const char *values[RS_NFIELDS];
+	uint32		named;
+	char	   *values[RS_NSHOWN];
+	const pg_uuid_t *user;
+	const RsApplyContext *cxt;
 	int			cols[4];
 	Datum		modvals[4];
 	bool		modnulls[4] = {false, false, false, false};
@@ -406,6 +594,8 @@ trigger_update(TriggerData *td, const RsLayout *l)
 
 	rs_read_field_log(oldv[l->att_fv - 1], oldn[l->att_fv - 1],
 					  oldv[l->att_ft - 1], oldn[l->att_ft - 1], &log);
+	user = DatumGetUUIDP(oldv[l->att_user_id - 1]);
+	cxt = apply_context(user);
 
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
@@ -424,19 +614,17 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	}
 
 	/* persona text that patch() has just written for this user */
-	if (rs_persona_changed != 0 &&
-		memcmp(rs_persona_changed_user.data,
-			   DatumGetUUIDP(oldv[l->att_user_id - 1])->data, UUID_LEN) == 0)
+	if (cxt != NULL && cxt->persona_changed != 0)
 	{
 		for (int f = 0; f < RS_NFIELDS; f++)
 		{
-			if (!(rs_persona_changed & (1U << f)))
+			if (!(cxt->persona_changed & (1U << f)))
 				continue;
 			changed |= 1U << f;
 			if (base != cur && log.version[f] > base)
 				conflicts |= 1U << f;
 		}
-		rs_persona_changed = 0;
+		apply_cxt.persona_changed = 0;
 	}
 
 	if (conflicts)
@@ -445,17 +633,17 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	if (changed & (1U << F_SUB_STATUS))
 		check_status_move(rel, l, oldv, oldn, newv, newn);
 	if ((changed & (1U << F_ORG_ID)) && !newn[l->att_field[F_ORG_ID] - 1])
-		check_membership(rel, l, DatumGetUUIDP(oldv[l->att_user_id - 1]),
+		check_membership(rel, l, user,
 						 DatumGetUUIDP(newv[l->att_field[F_ORG_ID] - 1]));
 
-	rs_last_apply.valid = true;
-	rs_last_apply.old_version = cur;
-	rs_last_apply.changed = changed;
+	last_apply.valid = true;
+	last_apply.old_version = cur;
+	last_apply.changed = changed;
 
 	if (changed == 0)
 	{
 		/* Nothing changed: no new version, no base or time left behind. */
-		rs_last_apply.new_version = cur;
+		last_apply.new_version = cur;
 		cols[0] = l->att_version;
 		modvals[0] = Int64GetDatum(cur);
 		cols[1] = l->att_updated_at;
@@ -468,24 +656,14 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	now = GetCurrentTransactionStartTimestamp();
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
-		values[f] = NULL;
 		if (changed & (1U << f))
 		{
-			const RsField *fd = &rs_fields[f];
-			AttrNumber	a = l->att_field[f];
-
 			log.version[f] = newver;
 			log.time[f] = now;
-			if (rs_field_in_payload(fd))
-			{
-				StringInfoData vb;
-
-				initStringInfo(&vb);
-				rs_value_to_json(&vb, fd, newv[a - 1], newn[a - 1]);
-				values[f] = vb.data;
-			}
 		}
 	}
+	named = rs_shown_named(changed);
+	payload_values(l, user, cxt, newv, newn, named, values);
 
 	cols[0] = l->att_version;
 	modvals[0] = Int64GetDatum(newver);
@@ -496,9 +674,8 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	cols[3] = l->att_ft;
 	modvals[3] = rs_build_tstz_array(log.time, RS_NFIELDS);
 
-	rs_notify_record(DatumGetUUIDP(oldv[l->att_user_id - 1]), newver,
-					 changed, values);
-	rs_last_apply.new_version = newver;
+	rs_notify_record(user, newver, changed, named, values);
+	last_apply.new_version = newver;
 
 	return heap_modify_tuple_by_cols(newtup, desc, 4, cols, modvals, modnulls);
 }

@@ -44,8 +44,8 @@ SELECT is(pg_temp.fields(roastr_state.state_sync(:u1, 1000)), pg_temp.fields(roa
 -- derived fields move with what they derive from
 SELECT roastr_state.patch(:u1, '{"subscription.plan": "pro"}') IS NOT NULL;
 SELECT is(pg_temp.fields(roastr_state.state_sync(:u1, 4)),
-	'subscription.plan,usage.monthly_roasts_limit,usage.monthly_roasts_used,usage.period_start,usage.remaining_roasts,usage.reset_date',
-	'a plan change brings the derived usage fields');
+	'persona.tolerance,subscription.plan,usage.monthly_roasts_limit,usage.monthly_roasts_used,usage.period_start,usage.remaining_roasts,usage.reset_date',
+	'a plan change brings the derived usage fields (and persona.tolerance, shown from pro on)');
 SELECT is(
 	(SELECT jsonb_object_agg(e->>'field', e->'value') FROM jsonb_array_elements(roastr_state.state_sync(:u1, 4)->'changes') e
 	  WHERE e->>'field' IN ('usage.monthly_roasts_limit', 'usage.remaining_roasts')),

@@ -42,8 +42,8 @@ SELECT pg_temp.ver(:u1) AS v \gset
 SELECT is(pg_temp.sub(:u1), 'free/canceled', 'then it is the free plan');
 SELECT is((SELECT plan FROM roastr_state.state WHERE user_id = :u1), 'free', 'written down by the read');
 SELECT is(jsonb_path_query_array(roastr_state.state_sync(:u1, :v), '$.changes[*].field'),
-	'["subscription.plan", "usage.monthly_roasts_limit", "usage.monthly_roasts_used", "usage.period_start", "usage.remaining_roasts", "usage.reset_date"]',
-	'and syncs see it');
+	'["persona.tolerance", "subscription.plan", "usage.monthly_roasts_limit", "usage.monthly_roasts_used", "usage.period_start", "usage.remaining_roasts", "usage.reset_date"]',
+	'and syncs see it (persona.tolerance too: below pro it reads as null)');
 
 -- an expired trial that no webhook ended reads as free everywhere
 SELECT roastr_state.ensure_user(:u3, 'cy@example.com') IS NOT NULL;
