@@ -69,6 +69,14 @@
 #             above its new cursor, or twice.
 #   notify    pg_notification_queue_usage() stayed under 1%; the listener
 #             received the newest version of every user written in the run.
+#   gateway   SOAK_DEVICES (default 200) socket.io devices -- the hot user,
+#             the warm users, the most written zipfian users and random ones
+#             -- follow their users through the reference gateway (shared
+#             LISTEN) for the whole run, applying state_update and
+#             state_sync as gateway/README.md says (bench/soak/devices.js):
+#             each ends equal to state_full at its user's final version, and
+#             no state_update reached a device that did not continue its
+#             cursor or lacked a value it names.
 #
 # Progress goes to stderr; the report (figures and checks) to stdout and to
 # bench/soak/results/latest.txt.
@@ -78,9 +86,11 @@ cd "$ROOT"
 
 CLIENTS=${SOAK_CLIENTS:-64}
 T=${SOAK_SECONDS:-600}
-for v in CLIENTS T; do
+NDEV=${SOAK_DEVICES:-200}
+for v in CLIENTS T NDEV; do
 	if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
-		echo "soak: SOAK_${v/T/SECONDS} must be a positive integer (got '${!v}')" >&2
+		name=${v/NDEV/DEVICES}
+		echo "soak: SOAK_${name/#T/SECONDS} must be a positive integer (got '${!v}')" >&2
 		exit 2
 	fi
 done
@@ -123,6 +133,13 @@ finish() {
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
+
+# the gateway and its devices' Node packages, exactly as locked
+stamp=gateway/node_modules/.roastr-lock-stamp
+if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
+	npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
+	cp gateway/package-lock.json "$stamp"
+fi
 
 cc -O2 -Wall -o "$work/notify_probe" test/notify_probe.c \
 	-I"$(pg_config --includedir)" -L"$(pg_config --libdir)" -lpq
@@ -180,6 +197,34 @@ sampler_pid=$!
 bg_pids+=("$sampler_pid")
 
 # ---------------------------------------------------------------------------
+# The gateway and the devices that follow it
+# ---------------------------------------------------------------------------
+jwt_secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+PGUSER=authenticator JWT_SECRET=$jwt_secret LISTEN_MODE=shared PORT=0 HOST=127.0.0.1 \
+	PG_POOL_MAX=4 node gateway/server.js >"$work/gateway.log" 2>&1 &
+gw_pid=$!
+bg_pids+=("$gw_pid")
+gw_port=""
+for _ in $(seq 200); do
+	gw_port=$(sed -n 's/.*"msg":"listening","port":\([0-9]*\).*/\1/p' "$work/gateway.log")
+	[ -n "$gw_port" ] && break
+	sleep 0.05
+done
+[ -n "$gw_port" ] || { cat "$work/gateway.log" >&2; echo "soak: the gateway did not start" >&2; exit 1; }
+# the hot user, the warm ones, the most written zipfian ones, then random
+q -c "SELECT soak.uid(u) FROM (SELECT $HOT AS u, 0 AS o UNION SELECT generate_series(1, $WARM), 1
+		UNION SELECT generate_series(1, 100), 2
+		UNION SELECT (random() * ($USERS - 1))::int + 1, 3 FROM generate_series(1, $NDEV)) d
+	   GROUP BY u ORDER BY min(o), random() LIMIT $NDEV" >"$work/device_users.txt"
+JWT_SECRET=$jwt_secret node bench/soak/devices.js "http://127.0.0.1:$gw_port" \
+	"$work/device_users.txt" "$work/devices.jsonl" >"$work/devices.log" 2>&1 &
+dev_pid=$!
+bg_pids+=("$dev_pid")
+for _ in $(seq 100); do grep -q '^ready' "$work/devices.log" && break; sleep 0.1; done
+grep -q '^ready' "$work/devices.log" || { cat "$work/devices.log" >&2; echo "soak: the devices did not start" >&2; exit 1; }
+log "gateway on port $gw_port, $(wc -l <"$work/device_users.txt") devices following it"
+
+# ---------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------
 q -c "SELECT soak.take_baseline()" >/dev/null
@@ -219,6 +264,12 @@ awk '$1 == "roastr_state" {
 		if (v > m[u]) m[u] = v
 	}
 	END { for (u in m) printf "%s\t%d\t%d\n", u, m[u], n[u] }' "$work/listen.txt" >"$work/notified.tsv"
+# the devices: once each has reached its user's final version (or 60 s),
+# they write what they hold
+q -F $'\t' -c "SELECT s.user_id, s.version FROM roastr_state.state s" >"$work/devices.jsonl.targets"
+kill -USR2 "$dev_pid"
+wait "$dev_pid" || { cat "$work/devices.log" >&2; echo "soak: the devices failed" >&2; }
+kill -TERM "$gw_pid" 2>/dev/null || true
 touch "$work/sampler.stop"
 wait "$sampler_pid" || { cat "$work/sampler.err" >&2; echo "soak: the queue sampler failed" >&2; }
 NOTIFY_STATS=$(q -c "SELECT roastr_state.notify_stats()")
@@ -263,7 +314,8 @@ awk 'NF == 2 { print $1 "\t" $2 }' "$work/queue.txt" >"$work/queue.tsv"
 q -c "\\copy soak.pgbench_scripts FROM '$work/scripts.tsv'" \
 	-c "\\copy soak.pgbench_log FROM '$work/pgbench_tx.tsv'" \
 	-c "\\copy soak.queue_samples FROM '$work/queue.tsv'" \
-	-c "\\copy soak.notified FROM '$work/notified.tsv'" >/dev/null
+	-c "\\copy soak.notified FROM '$work/notified.tsv'" \
+	-c "\\copy soak.gateway_devices (j) FROM '$work/devices.jsonl' WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')" >/dev/null
 
 log "collecting the final state of every user and checking"
 q -c "SELECT soak.collect()" >/dev/null

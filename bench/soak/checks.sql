@@ -38,6 +38,9 @@ CREATE TABLE soak.pgbench_scripts (script int PRIMARY KEY, src text NOT NULL, cm
 CREATE TABLE soak.pgbench_log (client int NOT NULL, tx int NOT NULL, script int NOT NULL);
 CREATE TABLE soak.queue_samples (at double precision NOT NULL, usage double precision NOT NULL);
 CREATE TABLE soak.notified (u uuid PRIMARY KEY, version bigint NOT NULL, payloads bigint NOT NULL);
+-- what each device that followed the gateway held at the end
+-- (bench/soak/devices.js: u, cursor, st, updates, syncs, anomalies, connects)
+CREATE TABLE soak.gateway_devices (j jsonb NOT NULL);
 
 -- field -> version of a state_sync answer's changes
 CREATE FUNCTION soak.field_versions(sync jsonb) RETURNS jsonb
@@ -336,6 +339,20 @@ BEGIN
 	name := 'written users whose newest version was not announced on roastr_state';
 	value := format('%s (of %s; %s payloads received)', x, b, a);
 	ok := x = 0 AND a > 0; RETURN NEXT;
+
+	-- devices following the gateway -------------------------------------------
+	section := 'gateway';
+	SELECT count(*), count(*) FILTER (WHERE (g.j->>'cursor')::bigint <> f.version OR g.j->'st' <> f.flat)
+	  INTO a, x
+	  FROM soak.gateway_devices g JOIN soak.final f ON soak.uid(f.u) = (g.j->>'u')::uuid;
+	name := 'devices (gateway) not at state_full and the final version'; value := format('%s (of %s)', x, a);
+	ok := x = 0 AND a > 0; RETURN NEXT;
+
+	SELECT coalesce(sum((j->>'anomalies')::int), 0), coalesce(sum((j->>'updates')::bigint), 0) INTO x, b
+	  FROM soak.gateway_devices;
+	name := 'state_update not continuing the cursor or missing a named value';
+	value := format('%s (of %s relayed)', x, b);
+	ok := x = 0 AND b > 0; RETURN NEXT;
 END
 $$;
 
@@ -374,6 +391,9 @@ LANGUAGE sql AS $$
 	('  changes delivered', (SELECT coalesce(sum(n), 0) FROM l WHERE op = 'sync')::text),
 	('  devices synced / sampled points',
 	 (SELECT format('%s / %s', (SELECT count(*) FROM soak.devices WHERE syncs > 0), (SELECT count(*) FROM soak.sync_points)))),
+	('gateway devices: state_update relayed / state_sync / connects',
+	 (SELECT format('%s / %s / %s', sum((j->>'updates')::bigint), sum((j->>'syncs')::bigint),
+					sum((j->>'connects')::bigint)) FROM soak.gateway_devices)),
 	('users written during the run',
 	 (SELECT count(*) FROM soak.final f JOIN soak.baseline b USING (u) WHERE f.version > b.version)::text),
 	('versions added (all users)',
@@ -388,6 +408,13 @@ $$;
 -- fields whose final value is not their last write.
 CREATE FUNCTION soak.diagnose() RETURNS TABLE (what text, detail text)
 LANGUAGE sql AS $$
+	(SELECT 'gateway device', format('user %s cursor %s (final version %s): %s: device %s, state_full %s; notes %s',
+							 g.j->>'u', g.j->>'cursor', f.version, e.key, e.value, f.flat->e.key, g.j->'notes')
+	   FROM soak.gateway_devices g JOIN soak.final f ON soak.uid(f.u) = (g.j->>'u')::uuid,
+			jsonb_each(g.j->'st') e
+	  WHERE e.value IS DISTINCT FROM f.flat->e.key OR (g.j->>'anomalies')::int > 0
+	  LIMIT 5)
+	UNION ALL
 	(SELECT 'differing fields', string_agg(format('%s in %s devices', key, n), ', ' ORDER BY key)
 	   FROM (SELECT e.key, count(*) AS n
 			   FROM soak.devices d JOIN soak.final f USING (u),
