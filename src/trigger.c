@@ -663,6 +663,7 @@ trigger_update(TriggerData *td, const RsLayout *l)
 		}
 	}
 	named = rs_shown_named(changed);
+	Assert(named != 0);			/* every stored field is shown somewhere */
 	payload_values(l, user, cxt, newv, newn, named, values);
 
 	cols[0] = l->att_version;
