@@ -23,6 +23,7 @@ PACKAGES=(
     valgrind                    # the C unit tests run under memcheck (test/unit/run.sh)
     clang                       # libFuzzer harnesses (make fuzz, test/fuzz/)
     libclang-rt-14-dev          # libFuzzer and the sanitizer runtimes for clang 14
+    pgbouncer                   # the transaction-pooler test (test/extra/pooler.sh)
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
