@@ -107,39 +107,29 @@ START_SECONDS=$SECONDS
 SCRIPTS=(patch:20 patch_base:15 patch_mut:5 sync:25 consume:15 consume_key:5
 	webhook:8 webhook_dup:4 webhook_redeliver:3)
 
-log() { printf '[soak %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-bash scripts/deps.sh >&2
-log "building and installing roastr_state"
-make -s >/dev/null
-make -s install >/dev/null
+HARNESS_NAME=soak
+# shellcheck source=scripts/harness.sh
+source scripts/harness.sh
+harness_build
 
 # shellcheck source=scripts/cluster.sh
 source scripts/cluster.sh
-work=$(mktemp -d /tmp/roastr_soak.XXXXXX)
-bg_pids=()
+harness_workdir
 finish() {
 	local rc=$?
-	for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	if [ "${SOAK_KEEP:-0}" = 1 ] && [ -n "${ROASTR_CLUSTER_DIR:-}" ]; then
 		echo "soak: SOAK_KEEP=1: cluster left running: PGHOST=$ROASTR_CLUSTER_DIR PGPORT=$ROASTR_PORT PGDATABASE=soak;" \
 			"files in $work; stop with: runuser -u postgres -- pg_ctl -D $ROASTR_CLUSTER_DIR/data stop;" \
 			"rm -rf $ROASTR_CLUSTER_DIR $work" >&2
 		exit "$rc"
 	fi
-	cluster_stop >/dev/null 2>&1 || true
-	rm -rf "$work"
+	harness_cleanup
 	exit "$rc"
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-# the gateway and its devices' Node packages, exactly as locked
-stamp=gateway/node_modules/.roastr-lock-stamp
-if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
-	npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
-	cp gateway/package-lock.json "$stamp"
-fi
+gateway_node_modules
 
 cc -O2 -Wall -o "$work/notify_probe" test/notify_probe.c \
 	-I"$(pg_config --includedir)" -L"$(pg_config --libdir)" -lpq
@@ -151,8 +141,6 @@ PM=$(head -n 1 "$ROASTR_CLUSTER_DIR/data/postmaster.pid")
 psql -X -q -d postgres -c "CREATE DATABASE soak"
 export PGDATABASE=soak
 
-q() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
-
 log "loading $USERS users (bench/setup.sql), the hot user and the harness (bench/soak/)"
 {
 	psql -X -q -v ON_ERROR_STOP=1 -v users=$USERS -v rounds=5 -f bench/setup.sql &&
@@ -160,19 +148,6 @@ log "loading $USERS users (bench/setup.sql), the hot user and the harness (bench
 		-f bench/soak/setup.sql &&
 	psql -X -q -v ON_ERROR_STOP=1 -f bench/soak/checks.sql
 } >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; exit 1; }
-
-# CPU ticks of the whole server: the postmaster, its live children, and the
-# children it has already reaped (as in scripts/bench.sh).
-server_ticks() {
-	local pids p
-	pids=$(ps -o pid= --ppid "$PM" || true)
-	{
-		cat "/proc/$PM/stat"
-		for p in $pids; do cat "/proc/$p/stat" 2>/dev/null || true; done
-	} | awk 'NR == 1 { sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15; next }
-			 { sub(/^.*\) /, ""); t += $12 + $13 }
-			 END { print t }'
-}
 
 # ---------------------------------------------------------------------------
 # The listener and the queue sampler

@@ -14,11 +14,9 @@ PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 if [ -z "${ROASTR_CLUSTER_DIR:-}" ] || [ ! -d "$ROASTR_CLUSTER_DIR/data" ]; then
 	echo "pooler: needs the cluster of scripts/cluster.sh (ROASTR_CLUSTER_DIR)"; exit 1
 fi
-stamp=gateway/node_modules/.roastr-lock-stamp
-if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
-	npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
-	cp gateway/package-lock.json "$stamp"
-fi
+# shellcheck source=scripts/harness.sh
+source scripts/harness.sh
+gateway_node_modules
 
 db=rs_pooler
 owner=$(stat -c %U "$ROASTR_CLUSTER_DIR")
