@@ -7,6 +7,7 @@ import { jwtVerify, errors as joseErrors } from 'jose';
 import { errFields } from './log.js';
 import { Db } from './db.js';
 import { Listener } from './listener.js';
+import { decide, CAUSES } from './device.js';
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const UUID_RE = new RegExp(`^${UUID}$`, 'i');
@@ -35,16 +36,6 @@ function limiter(n) {
   });
 }
 
-// Whether every field the notification names has its value in `data`
-// ("roasting.enabled" -> data.roasting.enabled).
-function complete(msg) {
-  return Array.isArray(msg.fields) && msg.fields.every((f) => {
-    const dot = f.indexOf('.');
-    const section = msg.data?.[f.slice(0, dot)];
-    return dot > 0 && section !== null && typeof section === 'object' && Object.hasOwn(section, f.slice(dot + 1));
-  });
-}
-
 // A connect_error for the client: err.message plus err.data.code.
 function refusal(code, message) {
   const err = new Error(message);
@@ -64,7 +55,7 @@ export function createGateway(cfg, log) {
   const listener = new Listener(cfg, log);
   const syncSlot = limiter(cfg.poolMax);
   const devices = new Map(); // user id -> Set<Device>
-  const stats = { refused: 0, relayed: 0, syncs: 0, syncFailures: 0, catchups: { gap: 0, withheld: 0, resync: 0 } };
+  const stats = { refused: 0, relayed: 0, syncs: 0, syncFailures: 0, catchups: Object.fromEntries(CAUSES.map((c) => [c, 0])) };
 
   // One connected socket.  `cursor` is the version the device is known to
   // hold: the one it connected with, then the last state_update or
@@ -80,32 +71,27 @@ export function createGateway(cfg, log) {
       this.answered = false;  // the connect-time state_sync was sent
     }
 
-    // What is relayed as it is, and what becomes a state_sync from the
-    // device's cursor instead:
-    //  - gap: the payload cannot tell a lost notification from a transaction
-    //    that wrote several statements (its one notification moves the
-    //    version by more than one), so only version == cursor + 1 is relayed;
-    //  - withheld: a field named in `fields` has no value in `data` (persona
-    //    text, personal values: the extension never puts them in a payload,
-    //    since anyone who may connect can LISTEN); the device gets the value
-    //    from state_sync, under its own claims;
-    //  - resync: the payload was too large and only says so.
-    // Versions at or below the cursor are on the device already; while a
-    // sync runs, `want` makes it go on until it has reached them.
+    // The rule is decide() (device.js): a notification is relayed only when
+    // it is all that changed at cursor + 1; anything else, including a
+    // payload that cannot be trusted, becomes a state_sync from the cursor.
+    // While a sync runs, `want` makes it go on until it has reached every
+    // version announced meanwhile, and `dirty` runs it again for an
+    // announcement without a usable version.
     notify(msg) {
-      if (this.closed || msg.version <= this.cursor) return;
-      this.want = Math.max(this.want, msg.version);
+      if (this.closed) return;
+      const d = decide(msg, this.cursor);
+      if (d.action === 'drop') return;
+      const v = msg?.version;
+      if (Number.isSafeInteger(v) && v > this.cursor) this.want = Math.max(this.want, v);
+      else this.dirty = true;   // no usable version: sync (again) all the same
       if (this.syncing) return;
-      const reason = msg.type === 'resync' ? 'resync'
-        : msg.version !== this.cursor + 1 ? 'gap'
-          : !complete(msg) ? 'withheld' : null;
-      if (reason === null) {
+      if (d.action === 'relay') {
         this.socket.emit('state_update', { type: msg.type, data: msg.data, version: msg.version, fields: msg.fields });
         this.cursor = msg.version;
         stats.relayed++;
         return;
       }
-      stats.catchups[reason]++;
+      stats.catchups[d.cause]++;
       this.sync();
     }
 

@@ -183,27 +183,40 @@ export class Listener extends EventEmitter {
 
   _onNotification({ channel, payload }) {
     this.stats.received++;
-    let msg;
-    try {
-      msg = JSON.parse(payload);
-    } catch {
-      msg = null;
-    }
-    let userId;
-    if (this.mode === 'shared') {
-      if (channel !== SHARED_CHANNEL) return;
-      userId = msg?.user_id;
-    } else {
-      if (!channel.startsWith('user:')) return;
-      userId = channel.slice(5);
-    }
-    if (!msg || typeof userId !== 'string' || !Number.isSafeInteger(msg.version)) {
+    const r = route(this.mode, channel, payload);
+    if (r === null) return;                 // not a channel of ours
+    if (r.userId === null) {
+      // shared mode: a payload without a user id cannot reach anyone
       this.stats.malformed++;
-      this.log.warn('malformed notification dropped', { channel: this.mode === 'shared' ? channel : 'user:*' });
+      this.log.warn('malformed notification dropped', { channel });
       return;
     }
-    if (!this.users.has(userId)) return; // shared mode: nobody of this user is here
+    if (!this.users.has(r.userId)) return;  // shared mode: nobody of this user is here
     this.stats.routed++;
-    this.emit('notification', userId, msg);
+    // A payload that did not parse, or lacks a usable version, still goes
+    // to the user's devices (per-user mode: the channel names the user):
+    // they catch up with state_sync rather than trust or ignore it.
+    this.emit('notification', r.userId, r.msg);
   }
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+// Which user a notification is for: {userId, msg} (msg: the parsed payload,
+// or null when it is not JSON), {userId: null} when it cannot be told (shared
+// mode, no user id), or null for a channel that is not ours.
+export function route(mode, channel, payload) {
+  let msg;
+  try {
+    msg = JSON.parse(payload);
+  } catch {
+    msg = null;
+  }
+  if (mode === 'shared') {
+    if (channel !== SHARED_CHANNEL) return null;
+    const userId = msg?.user_id;
+    return typeof userId === 'string' && UUID_RE.test(userId) ? { userId, msg } : { userId: null };
+  }
+  if (!channel.startsWith('user:')) return null;
+  return { userId: channel.slice(5), msg };
 }
