@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { SignJWT } from 'jose';
 import { io } from 'socket.io-client';
+import { applySync, applyUpdate } from '../examples/state.js';
 
 const { JWT_SECRET, USER_A: A, USER_B: B, PG_RESTART_CMD } = process.env;
 const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'authenticator');
@@ -64,6 +65,7 @@ async function sql(text, params = []) {
 const version = async (u) => Number((await sql('SELECT (roastr_state.state_full($1)->$2->>$3)::bigint AS v', [u, '_meta', 'version']))[0].v);
 const patch = async (u, changes) => (await sql('SELECT roastr_state.patch($1, $2) AS r', [u, JSON.stringify(changes)]))[0].r;
 const stateSync = async (u, since) => (await sql('SELECT roastr_state.state_sync($1::uuid, $2::bigint) AS s', [u, since]))[0].s;
+const stateFull = async (u) => (await sql('SELECT roastr_state.state_full($1::uuid) AS s', [u]))[0].s;
 
 // --------------------------------------------------------------- tokens
 async function token(sub, { key = KEY, exp = Math.floor(Date.now() / 1000) + 3600, role = 'authenticated' } = {}) {
@@ -351,6 +353,184 @@ async function modeChecks(mode, url) {
   return { a1, a2 };
 }
 
+// ------------------------------------- a device's whole state, both modes
+// A device as the gateway's README tells apps to write one: it holds
+// state_full, connects with its version as the cursor, deep-merges each
+// state_update's data and sets each state_sync change
+// (examples/state.js).  After each kind of change its whole state must
+// equal state_full, but for _meta.lastSyncedAt (the time of a read).
+function withoutSyncTime(state) {
+  const s = structuredClone(state);
+  if (s?._meta) delete s._meta.lastSyncedAt;
+  return s;
+}
+
+// "usage.remaining_roasts: device 100, state_full 99", for every difference.
+function stateDiff(got, want, prefix = '') {
+  const out = [];
+  const keys = new Set([...Object.keys(got ?? {}), ...Object.keys(want ?? {})]);
+  for (const k of [...keys].sort()) {
+    const g = got?.[k];
+    const w = want?.[k];
+    const isObj = (v) => v !== null && typeof v === 'object';
+    if (isObj(g) && isObj(w)) out.push(...stateDiff(g, w, `${prefix}${k}.`));
+    else if (JSON.stringify(g) !== JSON.stringify(w)) out.push(`${prefix}${k}: device ${JSON.stringify(g)}, state_full ${JSON.stringify(w)}`);
+  }
+  return out;
+}
+
+class StateDevice {
+  constructor(name, url, user) {
+    Object.assign(this, { name, url, user });
+    this.events = [];     // [kind, msg] since the last start or check
+  }
+
+  async start() {
+    this.socket?.close();
+    this.events = [];
+    this.state = await stateFull(this.user);
+    const tok = await token(this.user);
+    const s = io(this.url, { auth: { token: tok, cursor: this.state._meta.version }, transports: ['websocket'], reconnection: false, forceNew: true });
+    this.socket = s;
+    s.on('state_update', (m) => { this.events.push(['state_update', m]); applyUpdate(this.state, m); });
+    s.on('state_sync', (m) => { this.events.push(['state_sync', m]); applySync(this.state, m); });
+    await new Promise((resolve, reject) => {
+      s.once('connect_error', reject);
+      s.once('state_sync', resolve);
+    });
+  }
+
+  get cursor() { return this.state._meta.version; }
+
+  // The truth is state_full read as the service (a read that may itself
+  // write a time-driven change down, as a version the device must get too).
+  // Returns it, and the events that brought the device there.
+  async assertEqualsStateFull(what) {
+    const truth = await stateFull(this.user);
+    const until = Date.now() + 3000;
+    while (this.cursor < truth._meta.version && Date.now() < until) await sleep(5);
+    const diff = stateDiff(withoutSyncTime(this.state), withoutSyncTime(truth));
+    if (diff.length > 0) {
+      // Start over from state_full, so the next check stands on its own.
+      const events = this.events.map(([kind]) => kind).join(', ');
+      await this.start();
+      throw new Error(`${this.name}: after ${what} the device differs from state_full (events: ${events}):\n    ${diff.join('\n    ')}`);
+    }
+    assert.deepEqual(withoutSyncTime(this.state), withoutSyncTime(truth));
+    const { events } = this;
+    this.events = [];
+    return { truth, events };
+  }
+
+  close() { this.socket?.close(); }
+}
+
+async function stateChecks(mode, url) {
+  const u = randomUUID();
+  await sql('SELECT roastr_state.ensure_user($1, $2) IS NOT NULL', [u, `free-${mode}@example.com`]);
+  const dev = new StateDevice(`${mode}/free`, url, u);
+  const iso = (ms) => new Date(Date.now() + ms).toISOString();
+
+  await check(`${mode}: a free user's device holding state_full starts equal to it`, async () => {
+    await dev.start();
+    const { truth } = await dev.assertEqualsStateFull('connecting');
+    assert.deepEqual([truth.subscription.plan, truth.usage.monthly_roasts_limit], ['free', 100]);
+  });
+
+  // FAILS AGAINST 0.3.0, as expected until the extension's fix of issue 16:
+  // 0.3.0 announces a consumed roast as fields ["usage.monthly_roasts_used",
+  // "usage.period_start"] only, while state_sync(u, version - 1) also returns
+  // usage.remaining_roasts at that version; the gateway relays what it is
+  // given, so the device keeps the old remaining_roasts.
+  await check(`${mode}: one roast consumed in one autocommit statement: the device equals state_full`, async () => {
+    const v = dev.cursor;
+    const [{ r }] = await sql('SELECT roastr_state.consume_roasts($1, 1) AS r', [u]);
+    assert.equal(r.allowed, true);
+    const { truth } = await dev.assertEqualsStateFull('consume_roasts(u, 1)');
+    assert.deepEqual([truth._meta.version, truth.usage.monthly_roasts_used, truth.usage.remaining_roasts], [v + 1, 1, 99]);
+  });
+
+  // FAILS AGAINST 0.3.0 for the same reason: a plan change from free to a
+  // trial names subscription.plan, .status and .trial_ends_at, but not
+  // subscription.trial_days_remaining nor usage.monthly_roasts_limit and
+  // usage.remaining_roasts, which change with it.
+  await check(`${mode}: a subscription change by the service (plan, status): the device equals state_full`, async () => {
+    const v = dev.cursor;
+    await patch(u, { 'subscription.plan': 'starter', 'subscription.status': 'trial', 'subscription.trial_ends_at': iso(10 * 86400e3) });
+    const { truth } = await dev.assertEqualsStateFull('a subscription change');
+    assert.deepEqual([truth._meta.version, truth.subscription.plan, truth.subscription.status, truth.subscription.trial_days_remaining, truth.usage.monthly_roasts_limit],
+      [v + 1, 'starter', 'trial', 10, 500]);
+  });
+
+  // FAILS AGAINST 0.3.0 for the same reason: the settling write names
+  // subscription.plan and .status only (not trial_days_remaining nor the
+  // usage limit and remaining count).
+  await check(`${mode}: a trial expiring (trial_ends_at passed, then a read settles it): the device equals state_full`, async () => {
+    const v = dev.cursor;
+    await patch(u, { 'subscription.trial_ends_at': iso(-3600e3) });
+    await stateFull(u);   // the read that writes the expiry down
+    const { truth } = await dev.assertEqualsStateFull('a trial expiring');
+    assert.deepEqual([truth._meta.version, truth.subscription.plan, truth.subscription.status, truth.subscription.trial_days_remaining, truth.usage.monthly_roasts_limit],
+      [v + 2, 'free', 'canceled', null, 100]);
+  });
+
+  // 0.3.0 announces this as {"fields": [], "data": {}}: the gateway must
+  // catch up rather than relay it as complete.
+  const [{ limit }] = await sql("SELECT monthly_roasts_limit AS limit FROM roastr_state.plans WHERE plan = 'free'");
+  await check(`${mode}: an operator raising the free plan's limit: the device equals state_full`, async () => {
+    const v = dev.cursor;
+    await sql("UPDATE roastr_state.plans SET monthly_roasts_limit = $1 WHERE plan = 'free'", [limit + 50]);
+    const { truth } = await dev.assertEqualsStateFull('the free plan\'s limit raised');
+    assert.deepEqual([truth._meta.version, truth.usage.monthly_roasts_limit, truth.usage.remaining_roasts], [v + 1, limit + 50, limit + 50 - truth.usage.monthly_roasts_used]);
+  });
+
+  await check(`${mode}: ... and lowering it back: the device equals state_full`, async () => {
+    await sql("UPDATE roastr_state.plans SET monthly_roasts_limit = $1 WHERE plan = 'free'", [limit]);
+    const { truth } = await dev.assertEqualsStateFull('the free plan\'s limit lowered back');
+    assert.equal(truth.usage.monthly_roasts_limit, limit);
+  });
+
+  // The announcement 0.3.0 made of a plan limit change, whatever the
+  // installed library announces: it is NOTIFYed (on both channels) before
+  // the change commits, so the gateway gets it first.  Relayed, it would move
+  // the cursor with nothing in it and the real announcement would then be
+  // dropped as already delivered; caught up, state_sync waits for the
+  // announced version to show (the gateway retries a sync that is behind).
+  const forge = (payload) => sql('SELECT pg_notify($1, $2), pg_notify($3, $4)',
+    [`user:${u}`, typeof payload === 'string' ? payload : JSON.stringify(payload), 'roastr_state',
+      typeof payload === 'string' ? payload : JSON.stringify({ ...payload, user_id: u })]);
+  await check(`${mode}: an announcement naming no field ({"fields": [], "data": {}}) is caught up, not relayed`, async () => {
+    const v = dev.cursor;
+    await forge({ type: 'usage_update', version: v + 1, fields: [], data: {} });
+    await sql("UPDATE roastr_state.plans SET monthly_roasts_limit = $1 WHERE plan = 'free'", [limit + 7]);
+    try {
+      const { events } = await dev.assertEqualsStateFull('an announcement naming no field');
+      assert.deepEqual(events.map(([kind]) => kind), ['state_sync']);
+    } finally {
+      await sql("UPDATE roastr_state.plans SET monthly_roasts_limit = $1 WHERE plan = 'free'", [limit]);
+    }
+    await dev.assertEqualsStateFull('the free plan\'s limit lowered back');
+  });
+
+  await check(`${mode}: announcements that cannot be trusted (not JSON, bad version, fields not a list) never move the cursor`, async () => {
+    const v = dev.cursor;
+    await forge('not json');
+    await forge({ type: 'roasting_update', version: String(v + 1), fields: ['roasting.roast_level'], data: { roasting: { roast_level: 1 } } });
+    await forge({ type: 'roasting_update', version: v + 1, fields: 'roasting.roast_level', data: { roasting: { roast_level: 1 } } });
+    await forge({ type: 'roasting_update', version: v + 1, fields: ['roasting.roast_level'], data: null });
+    await patch(u, { 'roasting.roast_level': 5 });
+    const { truth, events } = await dev.assertEqualsStateFull('untrustworthy announcements');
+    // the real change only, relayed or synced; nothing of the forged ones
+    assert.equal(truth._meta.version, v + 1);
+    assert.equal(dev.state.roasting.roast_level, 5);
+    for (const [kind, m] of events) {
+      if (kind === 'state_update') assert.deepEqual(m, { type: 'roasting_update', data: { roasting: { roast_level: 5 } }, version: v + 1, fields: ['roasting.roast_level'] });
+      else assert.deepEqual(m.changes.map((c) => [c.field, c.value, c.version]), [['roasting.roast_level', 5, v + 1]]);
+    }
+  });
+  dev.close();
+}
+
 // ------------------------------------------ server restart, both modes
 async function restartCheck() {
   await check('restart: a PostgreSQL restart mid-stream loses nothing (both modes)', async () => {
@@ -433,6 +613,7 @@ async function main() {
     const { a1, a2 } = await modeChecks(mode, url);
     a1.close();
     a2.close();
+    await stateChecks(mode, url);
   }
   await restartCheck();
 }
