@@ -12,6 +12,8 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { errFields } from './log.js';
+import { backoff } from './backoff.js';
+import { isUuid } from './validate.js';
 
 const { escapeIdentifier } = pg;
 const SHARED_CHANNEL = 'roastr_state';
@@ -156,10 +158,8 @@ export class Listener extends EventEmitter {
     if (this.stopped) return;
     // 100 ms, 200 ms, ... capped (5 s by default), with ±20 % jitter so a
     // fleet of gateways does not reconnect in lockstep.
-    const base = Math.min(100 * 2 ** this.attempt, this.cfg.reconnectMaxMs);
-    this.attempt++;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this._connect(), Math.round(base * (0.8 + 0.4 * Math.random())));
+    this.timer = setTimeout(() => this._connect(), backoff(this.attempt++, this.cfg.reconnectMaxMs));
   }
 
   // A silently dead network (no RST) would otherwise go unnoticed until TCP
@@ -200,8 +200,6 @@ export class Listener extends EventEmitter {
   }
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 // Which user a notification is for: {userId, msg} (msg: the parsed payload,
 // or null when it is not JSON), {userId: null} when it cannot be told (shared
 // mode, no user id), or null for a channel that is not ours.
@@ -215,7 +213,7 @@ export function route(mode, channel, payload) {
   if (mode === 'shared') {
     if (channel !== SHARED_CHANNEL) return null;
     const userId = msg?.user_id;
-    return typeof userId === 'string' && UUID_RE.test(userId) ? { userId, msg } : { userId: null };
+    return isUuid(userId) ? { userId: userId.toLowerCase(), msg } : { userId: null };
   }
   if (!channel.startsWith('user:')) return null;
   return { userId: channel.slice(5), msg };
