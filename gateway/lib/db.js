@@ -18,9 +18,10 @@ const { escapeIdentifier } = pg;
 const SET_CLAIMS = "SELECT set_config('request.jwt.claims', $1, true)";
 
 export class Db {
-  constructor(cfg, log) {
+  // pool: for tests; by default a pg.Pool of cfg.poolMax connections.
+  constructor(cfg, log, pool = new pg.Pool({ ...cfg.pg, max: cfg.poolMax, application_name: 'roastr_state_gateway' })) {
     this.log = log;
-    this.pool = new pg.Pool({ ...cfg.pg, max: cfg.poolMax, application_name: 'roastr_state_gateway' });
+    this.pool = pool;
     // A pooled connection that dies while idle (server restart) is dropped
     // by the pool; without a listener the 'error' event would crash us.
     this.pool.on('error', (err) => log.warn('idle database connection lost', errFields(err)));
@@ -37,7 +38,13 @@ export class Db {
       err.phase = 'connect';
       throw err;
     }
+    // While checked out, a connection's 'error' event is ours to handle
+    // (the pool listens only while it is idle): a connection killed under
+    // a running query would otherwise crash the gateway.  The query itself
+    // fails too; the connection is then thrown away.
     let broken;
+    const onError = (err) => { broken = err; };
+    client.on('error', onError);
     try {
       await client.query(this.begin);
       await client.query(SET_CLAIMS, [claims]);
@@ -47,9 +54,10 @@ export class Db {
     } catch (err) {
       // After an error in the transaction the connection is still good
       // once rolled back; if even that fails, it is thrown away.
-      await client.query('ROLLBACK').catch((e) => { broken = e; });
+      if (!broken) await client.query('ROLLBACK').catch((e) => { broken = e; });
       throw err;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }
