@@ -1,6 +1,7 @@
 // roastr_state reference gateway: relays the extension's notifications to
 // Socket.IO rooms "user:<id>", authorized by the database, with catch-up
-// through state_sync.  Configuration comes from the environment; see README.md.
+// through state_sync; takes patches over the socket; serves the state API
+// over HTTP.  Configuration comes from the environment; see README.md.
 // Usage: JWT_SECRET=... PGHOST=... node server.js
 //
 // This file only wires the modules of lib/ together:
@@ -10,8 +11,8 @@
 //   db        queries with a device's claims, as PostgREST runs them
 //   listener  the LISTEN connection (per-user or shared), reconnecting
 //   device    each device's cursor: relay or catch up
-//   socket    Socket.IO: handshake, devices
-//   http      /healthz
+//   socket    Socket.IO: handshake, devices, the patch event
+//   http      /healthz and /api/state/{full,sync}
 import http from 'node:http';
 import { Server } from 'socket.io';
 import { loadConfig } from './lib/config.js';
@@ -40,6 +41,8 @@ const stats = {
   syncs: 0,
   syncFailures: 0,
   catchups: Object.fromEntries(CAUSES.map((c) => [c, 0])),
+  patches: { applied: 0, refused: 0, failed: 0 },
+  api: { full: 0, sync: 0, errors: 0 },
 };
 const db = new Db(cfg, log);
 const listener = new Listener(cfg, log);
@@ -69,7 +72,7 @@ listener.on('ready', () => {
   if (n > 0) log.info('catching up every device', { devices: n });
 });
 
-const httpServer = http.createServer(createHttpHandler({ health }));
+const httpServer = http.createServer(createHttpHandler({ verify, db, health, stats: stats.api, log, corsOrigin: cfg.corsOrigin }));
 const io = new Server(httpServer, {
   serveClient: false,
   ...(cfg.corsOrigin ? { cors: { origin: cfg.corsOrigin } } : {}),

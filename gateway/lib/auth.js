@@ -41,3 +41,7 @@ export function bearerToken(header) {
   const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(header);
   return m ? m[1] : null;
 }
+
+// Whether a verified token has expired by now (a connection outlives the
+// check at its start).
+export const expired = (exp, now = Date.now()) => exp * 1000 <= now;

@@ -6,11 +6,12 @@
 //   SELECT roastr_state.…($2, …);
 //   COMMIT;
 //
-// so the extension's own checks (authorize_channel, "a user reads only their
-// own state") judge the
+// so the extension's own checks (authorize_channel, "a user reads and writes
+// only their own state", "service fields are the service's") judge the
 // device, not the gateway.  Values travel as bind parameters, never inside
-// the SQL text.  The transaction is read-write: state_sync is VOLATILE and
-// may write a settled time-driven change down.
+// the SQL text (persona text must never reach a log line).  The transaction
+// is read-write: state_full and state_sync are VOLATILE and may write a
+// settled time-driven change down.
 import pg from 'pg';
 import { errFields } from './log.js';
 
@@ -72,6 +73,19 @@ export class Db {
   async stateSync(claims, userId, cursor) {
     const row = await this.asDevice(claims, 'SELECT roastr_state.state_sync($1::uuid, $2::bigint) AS s', [userId, cursor]);
     return row.s;
+  }
+
+  async stateFull(claims) {
+    const row = await this.asDevice(claims, 'SELECT roastr_state.state_full(NULL::uuid) AS s', []);
+    return row.s;
+  }
+
+  // {version, applied}, or the extension's error (PT409, 42501, 22023, ...).
+  async patch(claims, changes, baseVersion, mutationId) {
+    const row = await this.asDevice(claims,
+      'SELECT roastr_state.patch(NULL::uuid, $1::jsonb, $2::bigint, $3::uuid) AS r',
+      [JSON.stringify(changes), baseVersion, mutationId]);
+    return row.r;
   }
 
   end() {

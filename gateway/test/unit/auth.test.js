@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
-import { AuthError, bearerToken, createVerifier } from '../../lib/auth.js';
+import { AuthError, bearerToken, createVerifier, expired } from '../../lib/auth.js';
 
 const KEY = Buffer.from('k'.repeat(32));
 const U = 'A1111111-1111-4111-8111-111111111111';
@@ -63,4 +63,9 @@ test('bearerToken', () => {
   for (const h of [undefined, '', 'Bearer', 'Bearer ', 'Basic abc', 'abc', 'Bearer a b', 'Token abc']) {
     assert.equal(bearerToken(h), null, String(h));
   }
+});
+
+test('expired', () => {
+  assert.equal(expired(100, 99_999), false);
+  assert.equal(expired(100, 100_000), true);
 });
