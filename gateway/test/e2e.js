@@ -139,6 +139,9 @@ class Device {
 
   waitCursor(v, ms = 5000) { return this.waitFor(() => this.cursor >= v, ms, `cursor ${v} (at ${this.cursor})`); }
 
+  // socket.emit('patch', msg, ack): resolves with the ack.
+  patch(msg) { return this.socket.timeout(5000).emitWithAck('patch', msg); }
+
   close() {
     this.socket?.close();
     devices.delete(this);
@@ -531,6 +534,203 @@ async function stateChecks(mode, url) {
   dev.close();
 }
 
+// ----------------------------------- patch over the socket, both modes
+async function patchChecks(mode, url) {
+  const u = randomUUID();
+  await sql('SELECT roastr_state.ensure_user($1, $2) IS NOT NULL', [u, `writer-${mode}@example.com`]);
+  const tok = await token(u);
+  const writer = new Device(`${mode}/writer`);
+  const other = new Device(`${mode}/other`);
+  await writer.connect(url, { token: tok, cursor: await version(u) });
+  await other.connect(url, { token: tok, cursor: await version(u) });
+
+  await check(`${mode}: a patch over the socket is applied with the device's claims, acked {version, applied}, relayed to the other device`, async () => {
+    const v = await version(u);
+    const ack = await writer.patch({ changes: { 'roasting.roast_level': 4, 'roasting.enabled': false }, base_version: v, mutation_id: randomUUID() });
+    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.enabled', 'roasting.roast_level'] });
+    await other.waitCursor(v + 1, 1000);
+    assert.deepEqual(other.updates().at(-1).msg, { type: ['roasting_toggle', 'roasting_update'], data: { roasting: { enabled: false, roast_level: 4 } }, version: v + 1, fields: ['roasting.enabled', 'roasting.roast_level'] });
+    const full = await stateFull(u);
+    assert.deepEqual([full.roasting.enabled, full.roasting.roast_level, full._meta.version], [false, 4, v + 1]);
+    // persona text travels as a bind parameter and comes back through state_sync
+    const text = `I roast in iambic pentameter (${mode})`;
+    const ack2 = await writer.patch({ changes: { 'persona.identity': text } });
+    assert.deepEqual(ack2.applied, ['persona.identity']);
+    await other.waitCursor(ack2.version, 1000);
+    assert.deepEqual(other.fields.get('persona.identity'), { value: text, version: ack2.version });
+    assert.equal((await stateFull(u)).persona.identity, text);
+  });
+
+  await check(`${mode}: a conflicting patch is acked PT409 with the extension's JSON detail, and changes nothing`, async () => {
+    const base = await version(u);
+    const server = await patch(u, { 'roasting.enabled': true });      // someone else, after base
+    const ack = await writer.patch({ changes: { 'roasting.enabled': false }, base_version: base });
+    assert.equal(ack.code, 'PT409');
+    assert.equal(typeof ack.message, 'string');
+    assert.deepEqual(ack.detail, {
+      code: 'E_CONFLICT', server_version: server.version, client_version: base,
+      conflicts: [{ field: 'roasting.enabled', server_value: true, server_version: server.version }],
+    });
+    const full = await stateFull(u);
+    assert.deepEqual([full.roasting.enabled, full._meta.version], [true, server.version]);
+  });
+
+  await check(`${mode}: a service field is refused 42501 (the device's claims are not the service); bad input 22023`, async () => {
+    const v = await version(u);
+    const denied = await writer.patch({ changes: { 'subscription.plan': 'pro' } });
+    assert.equal(denied.code, '42501');
+    assert.match(denied.message, /subscription\.plan/);
+    const derived = await writer.patch({ changes: { 'usage.monthly_roasts_used': 0 } });
+    assert.ok(['42501', '22023'].includes(derived.code), JSON.stringify(derived));
+    const unknown = await writer.patch({ changes: { 'roasting.volume': 11 } });
+    assert.equal(unknown.code, '22023');
+    assert.match(unknown.message, /roasting\.volume/);
+    const range = await writer.patch({ changes: { 'roasting.roast_level': 6 } });
+    assert.equal(range.code, '22023');
+    const ahead = await writer.patch({ changes: { 'roasting.roast_level': 2 }, base_version: v + 100 });
+    assert.equal(ahead.code, '22023');
+    assert.equal(await version(u), v);
+    assert.equal((await stateFull(u)).subscription.plan, 'free');
+  });
+
+  await check(`${mode}: a malformed patch is acked 22023 by the gateway without touching the database`, async () => {
+    const v = await version(u);
+    const cases = [null, 'roasting.enabled', [], {}, { changes: [] }, { changes: { 'roasting.enabled': true }, base_version: -1 },
+      { changes: { 'roasting.enabled': true }, base_version: '3' }, { changes: { 'roasting.enabled': true }, mutation_id: 'retry-1' },
+      { changes: { 'roasting.enabled': false }, baseVersion: v }];
+    for (const msg of cases) {
+      const ack = await writer.patch(msg);
+      assert.equal(ack.code, '22023', JSON.stringify(msg));
+      assert.deepEqual(Object.keys(ack).sort(), ['code', 'message']);
+    }
+    assert.equal(await version(u), v);
+  });
+
+  await check(`${mode}: a retry with the same mutation_id is applied once and answered the same`, async () => {
+    const v = await version(u);
+    const m = randomUUID();
+    const msg = { changes: { 'roasting.shield_level': 'estricto', 'auth.name': `Ann retry ${mode}` }, base_version: v, mutation_id: m };
+    const first = await writer.patch(msg);
+    assert.deepEqual(first, { version: v + 1, applied: ['auth.name', 'roasting.shield_level'] });
+    await patch(u, { 'roasting.roast_level': 1 });       // another change in between
+    const again = await writer.patch(msg);
+    const third = await other.patch(msg);                 // from another device of the user: same answer
+    assert.deepEqual(again, first);
+    assert.deepEqual(third, first);
+    assert.equal(await version(u), v + 2);
+    // the same id for another patch is refused
+    const reused = await writer.patch({ ...msg, changes: { 'roasting.shield_level': 'tolerante' } });
+    assert.equal(reused.code, '22023');
+  });
+
+  await check(`${mode}: the database unreachable: 08006 (nothing applied), and the retry with the same mutation_id is applied once`, async () => {
+    const v = await version(u);
+    const m = randomUUID();
+    const msg = { changes: { 'roasting.enabled': false }, mutation_id: m };
+    // The gateways' pooled connections go, and no new one may log in
+    // (the LISTEN connections stay).
+    await sql(`ALTER ROLE ${GW_DB_USER} NOLOGIN`);
+    let failedAck;
+    try {
+      await sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'roastr_state_gateway'");
+      failedAck = await writer.patch(msg);
+    } finally {
+      await sql(`ALTER ROLE ${GW_DB_USER} LOGIN`);
+    }
+    assert.equal(failedAck.code, '08006', JSON.stringify(failedAck));
+    assert.match(failedAck.message, /retry with the same mutation_id/);
+    assert.equal(await version(u), v);
+    const ack = await writer.patch(msg);
+    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.enabled'] });
+    assert.deepEqual(await writer.patch(msg), ack);
+    assert.equal(await version(u), v + 1);
+    await other.waitCursor(v + 1, 1000);
+  });
+
+  await check(`${mode}: both devices end with what state_sync reports`, async () => {
+    const truth = await stateSync(u, 0);
+    await writer.waitCursor(truth.cursor, 2000);
+    await other.waitCursor(truth.cursor, 2000);
+    const changed = (await stateSync(u, 1)).changes.length;
+    assert.ok(changed > 0);
+    other.assertMatches(await stateSync(u, 1));
+    writer.assertMatches(await stateSync(u, 1));
+  });
+  writer.close();
+  other.close();
+}
+
+// --------------------------------------- HTTP state API, both modes
+async function httpChecks(mode, url) {
+  const get = async (path, tok, headers = {}) => {
+    const res = await fetch(url + path, { headers: { ...headers, ...(tok ? { authorization: `Bearer ${tok}` } : {}) } });
+    return { status: res.status, body: await res.json() };
+  };
+  const tA = await token(A);
+
+  await check(`${mode}: GET /api/state/full answers {success, data: state_full} with the token's claims`, async () => {
+    const r = await get('/api/state/full', tA);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.success, true);
+    assert.deepEqual(Object.keys(r.body).sort(), ['data', 'success']);
+    assert.deepEqual(withoutSyncTime(r.body.data), withoutSyncTime(await stateFull(A)));
+    assert.equal(r.body.data.auth.userId, A);
+  });
+
+  await check(`${mode}: GET /api/state/sync?since=N answers {success, changes, cursor, lastSyncedAt}`, async () => {
+    const v = await version(A);
+    const p = await patch(A, { 'roasting.shield_level': nextShield() });
+    let r = await get(`/api/state/sync?since=${v}`, tA);
+    assert.equal(r.status, 200);
+    assert.deepEqual(Object.keys(r.body).sort(), ['changes', 'cursor', 'lastSyncedAt', 'success']);
+    assert.deepEqual(r.body.changes, (await stateSync(A, v)).changes);
+    assert.deepEqual(r.body.changes.map((c) => [c.field, c.version]), [['roasting.shield_level', p.version]]);
+    assert.equal(r.body.cursor, p.version);
+    assert.ok(!Number.isNaN(Date.parse(r.body.lastSyncedAt)));
+    r = await get(`/api/state/sync?since=${p.version}`, tA);
+    assert.deepEqual([r.body.changes, r.body.cursor], [[], p.version]);
+    // no since: everything
+    r = await get('/api/state/sync', tA);
+    assert.deepEqual(r.body.changes, (await stateSync(A, 0)).changes);
+  });
+
+  await check(`${mode}: the state API refuses missing and bad tokens (401), a bad since (400 22023)`, async () => {
+    const unsigned = unsignedToken(A);
+    const cases = [
+      ['/api/state/full', null, 401, 'PT401', 'missing token'],
+      ['/api/state/sync?since=1', null, 401, 'PT401', 'missing token'],
+      ['/api/state/full', unsigned, 401, 'PT401', 'invalid token'],
+      ['/api/state/sync', await token(A, { exp: Math.floor(Date.now() / 1000) - 60 }), 401, 'PT401', 'token expired'],
+      ['/api/state/sync?since=-1', tA, 400, '22023'],
+      ['/api/state/sync?since=abc', tA, 400, '22023'],
+      ['/api/state/sync?since=2025-10-19T12:00:00Z', tA, 400, '22023'],
+    ];
+    for (const [path, tok, status, code, message] of cases) {
+      const r = await get(path, tok);
+      assert.equal(r.status, status, `${path}`);
+      assert.equal(r.body.success, false);
+      assert.equal(r.body.error.code, code, path);
+      if (message) assert.equal(r.body.error.message, message);
+    }
+  });
+
+  await check(`${mode}: the state API: no state is 404 PT404, EXECUTE revoked is 403 42501`, async () => {
+    const nobody = await token(randomUUID());
+    let r = await get('/api/state/full', nobody);
+    assert.deepEqual([r.status, r.body.success, r.body.error.code], [404, false, 'PT404']);
+    r = await get('/api/state/sync?since=0', nobody);
+    assert.deepEqual([r.status, r.body.error.code], [404, 'PT404']);
+    await sql('REVOKE EXECUTE ON FUNCTION roastr_state.state_full(uuid) FROM authenticated');
+    try {
+      r = await get('/api/state/full', tA);
+      assert.deepEqual([r.status, r.body.success, r.body.error.code], [403, false, '42501']);
+    } finally {
+      await sql('GRANT EXECUTE ON FUNCTION roastr_state.state_full(uuid) TO authenticated');
+    }
+    assert.equal((await get('/api/state/full', tA)).status, 200);
+  });
+}
+
 // ------------------------------------------ server restart, both modes
 async function restartCheck() {
   await check('restart: a PostgreSQL restart mid-stream loses nothing (both modes)', async () => {
@@ -614,6 +814,8 @@ async function main() {
     a1.close();
     a2.close();
     await stateChecks(mode, url);
+    await patchChecks(mode, url);
+    await httpChecks(mode, url);
   }
   await restartCheck();
 }
