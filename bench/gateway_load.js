@@ -243,7 +243,7 @@ async function run(mode, dbUser) {
     await sleep(500);
     const h = await healthz(url);
     result.rssAfter = h.rss_bytes;
-    result.catchups = h.catchups.gap + h.catchups.withheld + h.catchups.resync;
+    result.catchups = Object.values(h.catchups).reduce((a, b) => a + b, 0);
 
     const lat = [];
     let unmatched = 0;

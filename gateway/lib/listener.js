@@ -12,6 +12,8 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { errFields } from './log.js';
+import { backoff } from './backoff.js';
+import { isUuid } from './validate.js';
 
 const { escapeIdentifier } = pg;
 const SHARED_CHANNEL = 'roastr_state';
@@ -156,10 +158,8 @@ export class Listener extends EventEmitter {
     if (this.stopped) return;
     // 100 ms, 200 ms, ... capped (5 s by default), with ±20 % jitter so a
     // fleet of gateways does not reconnect in lockstep.
-    const base = Math.min(100 * 2 ** this.attempt, this.cfg.reconnectMaxMs);
-    this.attempt++;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this._connect(), Math.round(base * (0.8 + 0.4 * Math.random())));
+    this.timer = setTimeout(() => this._connect(), backoff(this.attempt++, this.cfg.reconnectMaxMs));
   }
 
   // A silently dead network (no RST) would otherwise go unnoticed until TCP
@@ -183,27 +183,38 @@ export class Listener extends EventEmitter {
 
   _onNotification({ channel, payload }) {
     this.stats.received++;
-    let msg;
-    try {
-      msg = JSON.parse(payload);
-    } catch {
-      msg = null;
-    }
-    let userId;
-    if (this.mode === 'shared') {
-      if (channel !== SHARED_CHANNEL) return;
-      userId = msg?.user_id;
-    } else {
-      if (!channel.startsWith('user:')) return;
-      userId = channel.slice(5);
-    }
-    if (!msg || typeof userId !== 'string' || !Number.isSafeInteger(msg.version)) {
+    const r = route(this.mode, channel, payload);
+    if (r === null) return;                 // not a channel of ours
+    if (r.userId === null) {
+      // shared mode: a payload without a user id cannot reach anyone
       this.stats.malformed++;
-      this.log.warn('malformed notification dropped', { channel: this.mode === 'shared' ? channel : 'user:*' });
+      this.log.warn('malformed notification dropped', { channel });
       return;
     }
-    if (!this.users.has(userId)) return; // shared mode: nobody of this user is here
+    if (!this.users.has(r.userId)) return;  // shared mode: nobody of this user is here
     this.stats.routed++;
-    this.emit('notification', userId, msg);
+    // A payload that did not parse, or lacks a usable version, still goes
+    // to the user's devices (per-user mode: the channel names the user):
+    // they catch up with state_sync rather than trust or ignore it.
+    this.emit('notification', r.userId, r.msg);
   }
+}
+
+// Which user a notification is for: {userId, msg} (msg: the parsed payload,
+// or null when it is not JSON), {userId: null} when it cannot be told (shared
+// mode, no user id), or null for a channel that is not ours.
+export function route(mode, channel, payload) {
+  let msg;
+  try {
+    msg = JSON.parse(payload);
+  } catch {
+    msg = null;
+  }
+  if (mode === 'shared') {
+    if (channel !== SHARED_CHANNEL) return null;
+    const userId = msg?.user_id;
+    return isUuid(userId) ? { userId: userId.toLowerCase(), msg } : { userId: null };
+  }
+  if (!channel.startsWith('user:')) return null;
+  return { userId: channel.slice(5), msg };
 }

@@ -88,8 +88,10 @@ PGDATABASE=$db GW_URLS=$urls GW_DB_USER=authenticator JWT_SECRET=$secret USER_A=
 # Graceful shutdown: SIGTERM, exit 0, promptly.
 for mode in "${!gw_pid[@]}"; do
 	p=${gw_pid[$mode]}
-	kill -TERM "$p"
 	rc=0
+	if ! kill -TERM "$p" 2>/dev/null; then
+		echo "not ok - the $mode gateway was no longer running (it crashed)"; status=1
+	fi
 	if ! timeout 10 tail --pid="$p" -f /dev/null; then
 		kill -KILL "$p" 2>/dev/null || true
 		rc=124
@@ -109,7 +111,7 @@ for mode in per-user shared; do
 	if grep -vq '^{"time":' "$f"; then
 		echo "not ok - $mode gateway wrote lines that are not JSON logs:"; grep -v '^{"time":' "$f" | head -5; status=1
 	fi
-	for needle in "$secret" 'eyJhbGci' '"data"' '"changes"' '"claims"' 'example.com' 'Ann ' 'roast_level'; do
+	for needle in "$secret" 'eyJhbGci' '"data"' '"changes"' '"claims"' 'example.com' 'Ann ' 'roast_level' 'iambic' 'E_CONFLICT'; do
 		if grep -qF -- "$needle" "$f"; then
 			echo "not ok - $mode gateway log contains '$needle'"; status=1
 		fi
