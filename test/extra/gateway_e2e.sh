@@ -21,11 +21,9 @@ if [ -z "${ROASTR_CLUSTER_DIR:-}" ] || [ ! -d "$ROASTR_CLUSTER_DIR/data" ]; then
 fi
 
 # Node dependencies, exactly as locked; again only when the lockfile changed.
-stamp=gateway/node_modules/.roastr-lock-stamp
-if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
-	npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
-	cp gateway/package-lock.json "$stamp"
-fi
+# shellcheck source=scripts/harness.sh
+source scripts/harness.sh
+gateway_node_modules
 
 db=rs_gateway_e2e
 user_a=a1111111-1111-4111-8111-111111111111

@@ -16,12 +16,10 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0
 fi
 
 # Node dependencies, exactly as locked; again only when the lockfile changed
-# (the same stamp as gateway_e2e.sh).
-stamp=gateway/node_modules/.roastr-lock-stamp
-if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
-	npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
-	cp gateway/package-lock.json "$stamp"
-fi
+# (scripts/harness.sh).
+# shellcheck source=scripts/harness.sh
+source scripts/harness.sh
+gateway_node_modules
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
