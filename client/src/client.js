@@ -294,6 +294,7 @@ export function createStateClient({
   function onSync(msg) {
     const { changes, cursor, reset, since, lastSyncedAt } = msg ?? {};
     if (!Array.isArray(changes) || !Number.isSafeInteger(cursor)) return;
+    waitForSync = false;
     if (reset === true || (Number.isSafeInteger(since) && cursor < since)) {
       doReset(changes, cursor, lastSyncedAt);
       return;
@@ -613,7 +614,7 @@ export function createStateClient({
         pullTimer = null;
       }
       commit();
-      if (link.online && (pullAgain || awaiting.length > 0)) requestSync();
+      if (link.online && (pullAgain || waitForSync || awaiting.length > 0)) requestSync();
       pump();
     },
     onAuthError: (err) => emit('auth', err),

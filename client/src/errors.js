@@ -24,7 +24,7 @@ export function classify(code) {
   if (code === 'PT409') return 'conflict';
   if (code === 'NETWORK' || code === 'AUTH' || code === 'TIMEOUT') return 'retry';
   if (typeof code !== 'string') return 'retry';
-  if (/^(22|23|42|0A|428|PT4)/.test(code) || code === 'XX001') return 'reject';
+  if (/^(22|23|42|0A|428|PT4|PGRST[12])/.test(code) || code === 'XX001') return 'reject';
   return 'retry';
 }
 

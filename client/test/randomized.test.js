@@ -87,7 +87,7 @@ function checkRebase(d, net) {
 
 // No lost update: a device's write never replaced a value that another
 // party wrote after the version its user saw (that is a conflict to show).
-function checkNoLostUpdate(history, intents) {
+function checkNoLostUpdate(history, intents, senders) {
   for (let i = 0; i < history.length; i++) {
     const h = history[i];
     const it = intents.get(h.mutationId);
@@ -98,6 +98,10 @@ function checkNoLostUpdate(history, intents) {
       while (j >= 0 && !history[j].fields.includes(f)) j--;
       const prev = history[j];
       const mine = prev.mutationId && intents.get(prev.mutationId)?.dev === it.dev;
+      if (!(mine || prev.version <= it.seen)) {
+        const who = (id) => (intents.get(id) ? `${intents.get(id).dev}/seen ${intents.get(id).seen}` : `untracked from ${senders.get(id)}`);
+        console.log(history.map((x) => `${x.version} ${x.by} ${x.mutationId ? who(x.mutationId) : ''} ${x.mutationId ?? ''} ${x.fields.join(',')}`).join('\n'));
+      }
       assert.ok(mine || prev.version <= it.seen,
         `lost update: ${it.dev}'s write ${h.mutationId} (seen ${it.seen}) replaced ${f} written at ${prev.version} by ${prev.by}`);
     }
@@ -257,6 +261,7 @@ async function run1(seed, { log = false } = {}, trace) {
       failedOver = true;
     }
     await settle();
+    for (const dv of devices) track(dv);
     if (!failedOver) for (const dv of devices) checkRebase(dv, net);
   }
 
@@ -281,11 +286,13 @@ async function run1(seed, { log = false } = {}, trace) {
       }
     }
     await settle();
+    for (const d of devices) track(d);
     for (const rq of [...net.rpcs]) {
       net.answer(rq);
       busy = true;
     }
     await settle();
+    for (const d of devices) track(d);
     for (const d of devices) {
       for (const c of d.client.conflicts) {
         d.client.resolve(c, r.pick(['mine', 'server']));
@@ -328,7 +335,7 @@ async function run1(seed, { log = false } = {}, trace) {
     assert.equal(shown._meta.version, full._meta.version, `device ${d.devId}: version`);
     assert.equal(d.client.status.pending, 0, `device ${d.devId}: writes left`);
   }
-  if (!failedOver) checkNoLostUpdate(net.model.s.history, intents);
+  if (!failedOver) checkNoLostUpdate(net.model.s.history, intents, net.senders);
   const ids = net.model.s.history.map((h) => h.mutationId).filter(Boolean);
   assert.equal(new Set(ids).size, ids.length, 'a mutation_id was applied twice');
   for (const [devId, st] of storages) {

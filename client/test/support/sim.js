@@ -71,6 +71,7 @@ export class Net {
     this.rpcs = [];         // requests in flight (patch, sync)
     this.devices = new Map();
     this.needsReset = new Set();
+    this.senders = new Map();   // mutation_id -> device that sent it
     model.onNotify((msg) => this.notes.push(msg));
   }
 
@@ -112,6 +113,7 @@ export class Net {
         reject(netError('offline'));
         return;
       }
+      if (kind === 'patch') this.senders.set(arg.mutation_id, t.devId);
       this.rpcs.push({ t, kind, arg, resolve, reject, done: false, result: null });
     });
   }
