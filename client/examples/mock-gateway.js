@@ -59,6 +59,23 @@ export function createMockGateway({ staticDir = null, refuseSockets = false, htt
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/healthz') return json(res, 200, { status: 'ok', mock: true });
+    // What the service does in real life (consume_roasts, a Polar webhook,
+    // another device), for the example page's buttons.
+    if (url.pathname.startsWith('/mock/') && req.method === 'POST') {
+      const token = bearer(req);
+      if (!token) return json(res, 401, { error: 'missing token' });
+      const m = user(token).model;
+      try {
+        if (url.pathname === '/mock/consume') return json(res, 200, m.consume(Number(url.searchParams.get('n') ?? 1)));
+        if (url.pathname === '/mock/plan') return json(res, 200, m.patch({ changes: { 'subscription.plan': url.searchParams.get('plan') } }, { service: true, by: 'service' }));
+        if (url.pathname === '/mock/patch') {
+          return json(res, 200, m.patch({ changes: JSON.parse(url.searchParams.get('changes') ?? '{}') }, { by: 'other' }));
+        }
+      } catch (e) {
+        return json(res, 400, { code: e.code, message: e.message });
+      }
+      return json(res, 404, { error: 'not found' });
+    }
     if (url.pathname.startsWith('/api/state/')) {
       const token = bearer(req);
       if (!token) return json(res, 401, { success: false, error: { code: 'unauthorized', message: 'missing token' } });

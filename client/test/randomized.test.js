@@ -70,16 +70,23 @@ const get = (obj, f) => {
 };
 
 // The rebase rule, at every step: what a device shows is the server's state
-// at the device's cursor with its pending writes on top, in order.
+// at the device's cursor, with on top, in order: the writes it was told were
+// applied at a version above its cursor (the network's record of the acks,
+// not the client's), then the writes it has not had confirmed.
 function checkRebase(d, net) {
   const { state, status } = d.client;
   if (state._meta.version === 0) return;   // nothing from the server yet
   const at = net.model.s.at[state._meta.version];
   assert.ok(at, `device ${d.devId}: cursor ${state._meta.version} is no server version`);
   const overlay = {};
-  for (const p of d.client.pending) Object.assign(overlay, p.changes);
+  const unconfirmed = {};
+  for (const a of net.acked.get(d.devId) ?? []) if (a.version > state._meta.version) Object.assign(overlay, a.changes);
+  for (const p of d.client.pending) if (p.version === null) Object.assign(unconfirmed, p.changes);
+  Object.assign(overlay, unconfirmed);
   for (const f of FIELDS) {
-    if (!status.ready && f.startsWith('persona.') && !(f in overlay)) continue;   // persona text not loaded yet after a reload
+    // after a reload, persona text is unknown until the first full sync
+    // (it is never in storage), confirmed or not
+    if (!status.ready && f.startsWith('persona.') && !(f in unconfirmed)) continue;
     const want = f in overlay ? overlay[f] : get(at, f);
     assert.deepEqual(get(state, f), want, `device ${d.devId}: ${f} at cursor ${state._meta.version}`);
   }

@@ -72,6 +72,7 @@ export class Net {
     this.devices = new Map();
     this.needsReset = new Set();
     this.senders = new Map();   // mutation_id -> device that sent it
+    this.acked = new Map();     // device -> [{version, changes}] of the writes it was told were applied
     model.onNotify((msg) => this.notes.push(msg));
   }
 
@@ -132,6 +133,10 @@ export class Net {
   answer(r) {
     if (!r.done) this.process(r);
     this.rpcs = this.rpcs.filter((x) => x !== r);
+    if (r.result.ok && r.kind === 'patch' && !r.t.dead) {
+      if (!this.acked.has(r.t.devId)) this.acked.set(r.t.devId, []);
+      this.acked.get(r.t.devId).push({ version: r.result.ok.version, changes: r.arg.changes });
+    }
     if (r.result.ok) r.resolve(r.result.ok);
     else r.reject(r.result.err);
   }
