@@ -184,3 +184,26 @@ if (mock) {
 } else {
   document.getElementById('server').textContent = `Gateway: ${gatewayUrl}`;
 }
+
+// ?scenario=conflict plays a conflict by itself (for screenshots and demos):
+// A goes offline and sets level 5, B sets level 2, A comes back.
+if (params.get('scenario') === 'conflict') {
+  const [A, B] = devices;
+  const wait = (cond) => new Promise((resolve) => {
+    const t = setInterval(() => {
+      if (cond()) {
+        clearInterval(t);
+        resolve();
+      }
+    }, 50);
+  });
+  await wait(() => A.client.status.ready && B.client.status.ready && A.client.status.state === 'online');
+  const off = A.panel.querySelector('.switch input');
+  off.checked = true;
+  off.dispatchEvent(new Event('change'));
+  const other = A.client.state.roasting.roast_level === 5 ? 4 : 5;
+  A.client.patch({ 'roasting.roast_level': other, 'persona.identity': 'Ingeniera, fan del café' });
+  await B.client.patch({ 'roasting.roast_level': 2 });
+  off.checked = false;
+  off.dispatchEvent(new Event('change'));
+}

@@ -90,7 +90,11 @@ export function createMockGateway({ staticDir = null, refuseSockets = false, htt
       return json(res, 404, { success: false, error: { code: 'not_found', message: 'not found' } });
     }
     if (staticDir && req.method === 'GET') {
-      const rel = decodeURIComponent(url.pathname === '/' ? '/examples/index.html' : url.pathname);
+      if (url.pathname === '/' || url.pathname === '/examples') {
+        res.writeHead(302, { location: `/examples/${url.search}` });
+        return res.end();
+      }
+      const rel = decodeURIComponent(url.pathname.endsWith('/') ? `${url.pathname}index.html` : url.pathname);
       const file = path.resolve(staticDir, `.${rel}`);
       if (!file.startsWith(path.resolve(staticDir))) return json(res, 403, { error: 'forbidden' });
       return fs.readFile(file, (err, buf) => {

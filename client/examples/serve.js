@@ -1,5 +1,5 @@
 // The example page with a stand-in gateway (in-memory server model):
-//   npm ci && npm run example        then open http://127.0.0.1:8090/
+//   npm ci && npm run example        then open http://127.0.0.1:8090/examples/
 // Serves this package's folder as static files (the page imports ../src
 // and two files from node_modules through an import map: no build step).
 import { fileURLToPath } from 'node:url';

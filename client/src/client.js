@@ -139,7 +139,7 @@ export function createStateClient({
     for (const w of queue) Object.assign(values, w.changes);
     const next = nest(values);
     next.ui = ui;
-    next._meta = { version: server.cursor, lastSyncedAt: server.lastSyncedAt };
+    next._meta = { version: server.cursor, lastSyncedAt: server.lastSyncedAt, conflictResolution: conflicts.length > 0 ? 'pending' : 'none' };
     state = share(state, next);
     const unsaved = unsavedPersona();
     const st = {
@@ -342,7 +342,7 @@ export function createStateClient({
     }
     const head = inFlight ? [queue[0]] : [];
     queue = head.concat(again, queue.slice(head.length));
-    for (const c of conflicts) c.serverVersion = Math.min(c.serverVersion, cursor);
+    conflicts = conflicts.map((c) => ({ ...c, serverVersion: Math.min(c.serverVersion, cursor) }));
     emit('reset', { cursor });
     afterServerChange();
   }

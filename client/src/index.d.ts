@@ -23,7 +23,8 @@ export interface RoastrState {
   };
   organization: null | { id: string; name: string; slug: string; role: 'owner' | 'admin' | 'member' };
   ui: UiState;
-  _meta: { version: number; lastSyncedAt: string | null };
+  /** version: the cursor (the server version this state is at); conflictResolution as in the design note */
+  _meta: { version: number; lastSyncedAt: string | null; conflictResolution: 'pending' | 'none' };
 }
 
 export interface UiState {

@@ -261,7 +261,7 @@ export class ServerModel {
       .filter(([, [, ver]]) => ver > from)
       .map(([field, [value, version]]) => ({ field, value, version, updated_at: new Date(this.clock + version * 1000).toISOString() }))
       .sort((a, b) => a.version - b.version || (a.field < b.field ? -1 : 1));
-    return { changes, cursor: this.s.version, lastSyncedAt: new Date(this.clock + this.s.version * 1000).toISOString() };
+    return { changes, cursor: this.s.version, lastSyncedAt: new Date().toISOString() };
   }
 
   // state_full(user).
@@ -273,7 +273,7 @@ export class ServerModel {
       (out[sec] ??= {})[k] = value;
     }
     if (out.organization.id === null) out.organization = null;
-    out._meta = { version: this.s.version, lastSyncedAt: new Date(this.clock + this.s.version * 1000).toISOString() };
+    out._meta = { version: this.s.version, lastSyncedAt: new Date().toISOString() };
     return out;
   }
 
