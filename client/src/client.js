@@ -52,6 +52,18 @@ function deferred() {
   return { promise, resolve, reject };
 }
 
+// crypto.randomUUID, or the same from getRandomValues where randomUUID is
+// missing (browsers outside secure contexts).
+function randomUUID() {
+  const c = globalThis.crypto;
+  if (typeof c?.randomUUID === 'function') return c.randomUUID();
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 const toleranceAllowed = (values) => values['subscription.plan'] === 'pro' || values['subscription.plan'] === 'plus';
 
 // Reuse the previous object of each section whose values did not change,
@@ -81,7 +93,7 @@ export function createStateClient({
   retryMinMs = 250,
   retryMaxMs = 10000,
   settleDelayMs,
-  uuid = () => globalThis.crypto.randomUUID(),
+  uuid = randomUUID,
   now = () => new Date(),
   timers = globalThis,
   random = Math.random,
@@ -178,7 +190,13 @@ export function createStateClient({
     if (state !== lastState || status !== lastStatus) {
       lastState = state;
       lastStatus = status;
-      for (const fn of [...listeners]) fn(state, status);
+      for (const fn of [...listeners]) {
+        try {
+          fn(state, status);
+        } catch (err) {
+          queueMicrotask(() => { throw err; });
+        }
+      }
       emit('change', { state, status });
     }
   }
@@ -426,6 +444,7 @@ export function createStateClient({
       pulling = false;
       pullFailures = 0;
       waitForSync = false;
+      if (!retryTimer) lastError = null;
       if (closed) return;
       onSync({ ...res, since });
       if (pullAgain || !hydrated) requestSync();
