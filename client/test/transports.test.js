@@ -271,3 +271,25 @@ test('transports: sanity of the arguments', () => {
   assert.throws(() => createStateClient({}), TypeError);
   return settle();
 });
+
+test('postgrest with push: writes and pulls through PostgREST, changes pushed by the gateway, no polling', async () => {
+  const gw = createMockGateway();
+  const url = await gw.listen();
+  const uid = '00000000-0000-4000-8000-00000000a005';
+  const model = gw.user(uid).model;
+  const pg = fakePostgrest(model);
+  const client = createStateClient({
+    transport: postgrestTransport({ url: URL_, apikey: KEY, token: JWT, fetch: pg.fetch, pollMs: 20, push: gatewayTransport({ url, token: uid, io }) }),
+  });
+  await until(() => client.status.ready && client.status.via === 'socket+rest');
+  const before = pg.requests.length;
+  await client.patch({ 'roasting.shield_level': 'tolerante' });
+  assert.ok(pg.requests.slice(before).some((r) => r.url.endsWith('/rpc/patch')), 'the write went through PostgREST');
+  model.patch({ changes: { 'roasting.roast_level': 1 } });           // another device
+  await until(() => client.state.roasting.roast_level === 1);
+  await new Promise((r) => setTimeout(r, 100));
+  const polls = pg.requests.filter((r) => r.url.endsWith('/rpc/state_sync')).length;
+  assert.ok(polls <= 3, `no polling while the socket pushes (${polls} pulls)`);
+  await client.close();
+  await gw.close();
+});
