@@ -207,3 +207,13 @@ if (params.get('scenario') === 'conflict') {
   off.checked = false;
   off.dispatchEvent(new Event('change'));
 }
+
+// ...&choice=mine|server|merge then answers the dialog.
+if (params.get('scenario') === 'conflict' && params.get('choice')) {
+  const [A] = devices;
+  const t0 = Date.now();
+  while (A.client.conflicts.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+  const buttons = [...A.panel.querySelectorAll('.conflict button')];
+  const label = { mine: 'Mantener el mío', server: 'Usar el del servidor', merge: 'Combinar' }[params.get('choice')];
+  buttons.find((b) => b.textContent === label)?.click();
+}

@@ -487,10 +487,8 @@ export function createStateClient({
       // since the user wrote this is a conflict now or never
       detectConflicts();
       refreshConflicts();
-      if (!queue[0]) {
-        commit();
-        return;
-      }
+      commit();
+      if (!queue[0]) return;
     }
     const w = queue[0];
     if (!w) return;

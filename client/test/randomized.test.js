@@ -88,6 +88,10 @@ function checkRebase(d, net) {
     // (it is never in storage), confirmed or not
     if (!status.ready && f.startsWith('persona.') && !(f in unconfirmed)) continue;
     const want = f in overlay ? overlay[f] : get(at, f);
+    if (process.env.ROASTR_DEBUG && JSON.stringify(get(state, f)) !== JSON.stringify(want)) {
+      console.log(JSON.stringify({ status, pending: d.client.pending, acked: net.acked.get(d.devId), conflicts: d.client.conflicts }, null, 1));
+      console.log(net.model.s.history.map((h) => `${h.version} ${h.by} ${h.fields.join(',')} ${h.mutationId ?? ''}`).join('\n'));
+    }
     assert.deepEqual(get(state, f), want, `device ${d.devId}: ${f} at cursor ${state._meta.version}`);
   }
 }
