@@ -6,9 +6,12 @@
 #   SOAK_CLIENTS=16 SOAK_SECONDS=60 make soak   # a quick pass
 #
 # Knobs (environment): SOAK_CLIENTS (default 64) pgbench clients,
-# SOAK_SECONDS (default 600) pgbench duration, SOAK_PORT (default 5496) the
-# throwaway cluster's port, SOAK_KEEP=1 to leave the cluster (and the
-# ledger) running for inspection at the end.  Not part of `make test`.
+# SOAK_SECONDS (default 600) pgbench duration, SOAK_DEVICES (default 200)
+# devices following the gateway, SOAK_PORT (default 5496) the throwaway
+# cluster's port, SOAK_REPORT_DIR (default bench/soak/results) where the
+# report goes, SOAK_KEEP=1 to leave the cluster (and the ledger) running for
+# inspection at the end.  `make test` runs a 20 s soak
+# (test/extra/soak_short.sh) so that the harness itself cannot rot.
 #
 # What it does: installs missing deps, builds and installs the extension,
 # starts a throwaway cluster (scripts/cluster.sh: fsync on,
@@ -293,8 +296,12 @@ q -c "\\copy soak.pgbench_scripts FROM '$work/scripts.tsv'" \
 	-c "\\copy soak.gateway_devices (j) FROM '$work/devices.jsonl' WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')" >/dev/null
 
 log "collecting the final state of every user and checking"
+t_collect=$SECONDS
 q -c "SELECT soak.collect()" >/dev/null
-q -F $'\t' -c "SELECT section, name, value, ok FROM soak.checks()" >"$work/checks.tsv"
+t_collect=$((SECONDS - t_collect))
+t_checks=$SECONDS
+q -F $'\t' -c "SELECT section, name, value, ok, ms FROM soak.checks()" >"$work/checks.tsv"
+t_checks=$((SECONDS - t_checks))
 q -F $'\t' -c "SELECT name, value FROM soak.figures()" >"$work/figures.tsv"
 if awk -F '\t' '$4 != "t"' "$work/checks.tsv" | grep -q .; then
 	q -F ': ' -c "SELECT what, detail FROM soak.diagnose()" >"$work/diagnose.txt"
@@ -340,9 +347,15 @@ report() {
 	echo "== operations"
 	awk -F '\t' '{ printf "  %-50s %s\n", $1, $2 }' "$work/figures.tsv"
 	echo
-	echo "== checks"
+	echo "== checks (ms each)"
 	cat "$work/checks0.tsv" "$work/checks.tsv" |
-		awk -F '\t' '{ printf "  %-4s %-13s %-68s %s\n", ($4 == "t" ? "ok" : "FAIL"), $1, $2, $3 }'
+		awk -F '\t' '{ printf "  %-4s %-13s %-68s %8s  %s\n", ($4 == "t" ? "ok" : "FAIL"), $1, $2, $5, $3 }'
+	echo
+	echo "== time to the verdict (s)"
+	printf '  %-50s %s\n' "collect (state_full, syncs of every user)" "$t_collect" \
+		"checks (all sections)" "$t_checks"
+	awk -F '\t' '{ t[$1] += $5; if (!($1 in o)) o[$1] = ++n; k[o[$1]] = $1 }
+		END { for (i = 1; i <= n; i++) printf "    %-48s %.1f\n", k[i], t[k[i]] / 1000 }' "$work/checks.tsv"
 	fails=$(cat "$work/checks0.tsv" "$work/checks.tsv" | awk -F '\t' '$4 != "t"' | wc -l)
 	if [ -s "$work/diagnose.txt" ]; then
 		echo
@@ -353,6 +366,7 @@ report() {
 	echo "wall clock: $ELAPSED min"
 	if [ "$fails" -eq 0 ]; then echo "soak: PASS"; else echo "soak: FAIL ($fails checks)"; fi
 }
-mkdir -p bench/soak/results
-report | tee bench/soak/results/latest.txt
-tail -n 1 bench/soak/results/latest.txt | grep -q '^soak: PASS$'
+out_dir=${SOAK_REPORT_DIR:-bench/soak/results}
+mkdir -p "$out_dir"
+report | tee "$out_dir/latest.txt"
+tail -n 1 "$out_dir/latest.txt" | grep -q '^soak: PASS$'
