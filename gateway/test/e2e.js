@@ -7,7 +7,7 @@
 //   USER_A USER_B  two users that exist (ensure_user)
 //   PG*            the test database, as a superuser (the service)
 //   PG_RESTART_CMD shell command restarting the PostgreSQL server (-m fast -w)
-//   GW_DB_USER     the role the gateways log in as (default authenticator)
+//   GW_DB_USER     the role the gateways log in as (default roastr_gateway)
 //
 // Prints one line per check and ends with "N passed, N failed"; exits 1 on
 // any failure.
@@ -20,7 +20,7 @@ import { io } from 'socket.io-client';
 import { applySync, applyUpdate } from '../examples/state.js';
 
 const { JWT_SECRET, USER_A: A, USER_B: B, PG_RESTART_CMD } = process.env;
-const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'authenticator');
+const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'roastr_gateway');
 const gateways = Object.fromEntries((process.env.GW_URLS ?? '').split(/\s+/).filter(Boolean).map((kv) => kv.split('=')));
 const KEY = Buffer.from(JWT_SECRET ?? '', 'utf8');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
