@@ -12,7 +12,8 @@
 //   listener  the LISTEN connection (per-user or shared), reconnecting
 //   device    each device's cursor: relay or catch up
 //   socket    Socket.IO: handshake, devices, the patch event
-//   http      /healthz and /api/state/{full,sync}
+//   http      /healthz, /metrics and /api/state/{full,sync}
+//   metrics   Prometheus metrics (prom-client)
 //   preflight the login role and the LISTEN session, checked at start
 import http from 'node:http';
 import { Server } from 'socket.io';
@@ -27,6 +28,7 @@ import { attachSockets } from './lib/socket.js';
 import { createHttpHandler } from './lib/http.js';
 import { loginRoleError, PreflightError, REFUSED_EXIT } from './lib/preflight.js';
 import { backoff } from './lib/backoff.js';
+import { createMetrics } from './lib/metrics.js';
 
 let cfg;
 try {
@@ -51,6 +53,8 @@ const db = new Db(cfg, log);
 const listener = new Listener(cfg, log);
 const devices = new Devices();
 const verify = createVerifier(cfg);
+const metrics = createMetrics();
+metrics.track({ devices: () => devices.size, users: () => devices.users, listenUp: () => (listener.ready ? 1 : 0) });
 
 function health() {
   const listen = listener.status();
@@ -65,22 +69,23 @@ function health() {
   };
 }
 
-listener.on('notification', (userId, msg) => devices.notify(userId, msg));
+listener.on('notification', (userId, msg, at) => devices.notify(userId, msg, at));
 // Notifications sent while the connection was down are lost: every device
 // catches up from its cursor, now that the channels are LISTENed again (so
 // nothing can fall between the sync's snapshot and the LISTEN).  The same at
 // the first connection, for devices that came before it.
-listener.on('ready', () => {
-  const n = devices.syncAll();
+listener.on('ready', ({ reconnected }) => {
+  if (reconnected) metrics.listenReconnect();
+  const n = devices.syncAll('reconnect');
   if (n > 0) log.info('catching up every device', { devices: n });
 });
 
-const httpServer = http.createServer(createHttpHandler({ verify, db, health, stats: stats.api, log, corsOrigin: cfg.corsOrigin }));
+const httpServer = http.createServer(createHttpHandler({ verify, db, health, stats: stats.api, metrics, log, corsOrigin: cfg.corsOrigin }));
 const io = new Server(httpServer, {
   serveClient: false,
   ...(cfg.corsOrigin ? { cors: { origin: cfg.corsOrigin } } : {}),
 });
-attachSockets(io, { verify, db, listener, devices, stats, log, cfg, syncSlot: limiter(cfg.poolMax) });
+attachSockets(io, { verify, db, listener, devices, stats, metrics, log, cfg, syncSlot: limiter(cfg.poolMax) });
 
 // Graceful stop: refuse new connections, disconnect every device (their
 // clients reconnect, to another instance, with their cursors), then close

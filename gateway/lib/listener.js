@@ -17,6 +17,7 @@
 // it is logged as an error and retried with backoff.  The heartbeat also
 // checks that the connection's server process has not changed.
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { errFields } from './log.js';
 import { backoff } from './backoff.js';
@@ -239,6 +240,7 @@ export class Listener extends EventEmitter {
   }
 
   _onNotification({ channel, payload }) {
+    const at = performance.now();          // for the delivery latency
     this.stats.received++;
     const r = route(this.mode, channel, payload);
     if (r === null) return;                 // not a channel of ours
@@ -253,7 +255,7 @@ export class Listener extends EventEmitter {
     // A payload that did not parse, or lacks a usable version, still goes
     // to the user's devices (per-user mode: the channel names the user):
     // they catch up with state_sync rather than trust or ignore it.
-    this.emit('notification', r.userId, r.msg);
+    this.emit('notification', r.userId, r.msg, at);
   }
 }
 
