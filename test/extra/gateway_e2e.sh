@@ -76,7 +76,7 @@ refusal() {   # refusal NAME PGUSER PATTERN [ENV...]: the gateway must exit 3 sa
 	local name=$1 user=$2 pattern=$3 rc=0 out
 	shift 3
 	out=$logdir/refused.log
-	env "$@" PGDATABASE=$db PGUSER="$user" JWT_SECRET=$secret PORT=0 HOST=127.0.0.1 \
+	env "$@" PGDATABASE=$db PGUSER="$user" JWT_SECRET="$secret" PORT=0 HOST=127.0.0.1 \
 		timeout 30 node gateway/server.js >"$out" 2>&1 || rc=$?
 	if [ "$rc" -eq 3 ] && grep -q "^gateway: refusing to start: .*$pattern" "$out" \
 		&& grep -q '"msg":"refusing to start"' "$out" && ! grep -qF -- "$secret" "$out"; then
