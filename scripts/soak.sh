@@ -178,7 +178,9 @@ bg_pids+=("$sampler_pid")
 # The gateway and the devices that follow it
 # ---------------------------------------------------------------------------
 jwt_secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
-PGUSER=authenticator JWT_SECRET=$jwt_secret LISTEN_MODE=shared PORT=0 HOST=127.0.0.1 \
+# its own login role (it refuses authenticator, which may become service_role)
+q -d postgres -c "CREATE ROLE roastr_gateway LOGIN NOINHERIT" -c "GRANT authenticated TO roastr_gateway" >/dev/null
+PGUSER=roastr_gateway JWT_SECRET=$jwt_secret LISTEN_MODE=shared PORT=0 HOST=127.0.0.1 \
 	PG_POOL_MAX=4 node gateway/server.js >"$work/gateway.log" 2>&1 &
 gw_pid=$!
 bg_pids+=("$gw_pid")

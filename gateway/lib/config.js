@@ -24,16 +24,37 @@ export function loadConfig(env = process.env) {
   const key = Buffer.from(secret, base64 ? 'base64' : 'utf8');
   if (key.length < 32) throw new Error('JWT_SECRET must be at least 32 bytes (as Supabase and PostgREST require)');
 
+  // The LISTEN connection must be a session of its own (never through a
+  // transaction pooler), while the per-device queries may use one: it can
+  // be pointed elsewhere.  LISTEN_DATABASE_URL replaces everything;
+  // LISTEN_PGHOST/LISTEN_PGPORT replace the host and port of the PG*
+  // variables (with DATABASE_URL, give LISTEN_DATABASE_URL instead).
+  const pgCfg = env.DATABASE_URL ? { connectionString: env.DATABASE_URL } : {};
+  let listenPg = pgCfg;
+  if (env.LISTEN_DATABASE_URL) {
+    if (env.LISTEN_PGHOST || env.LISTEN_PGPORT) throw new Error('LISTEN_DATABASE_URL and LISTEN_PGHOST/LISTEN_PGPORT exclude each other');
+    listenPg = { connectionString: env.LISTEN_DATABASE_URL };
+  } else if (env.LISTEN_PGHOST || env.LISTEN_PGPORT) {
+    if (env.DATABASE_URL) throw new Error('with DATABASE_URL, give the LISTEN connection as LISTEN_DATABASE_URL (not LISTEN_PGHOST/LISTEN_PGPORT)');
+    listenPg = {};
+    if (env.LISTEN_PGHOST) listenPg.host = env.LISTEN_PGHOST;
+    if (env.LISTEN_PGPORT) listenPg.port = int('LISTEN_PGPORT', undefined, 1, 65535);
+  }
+
   return {
     port: int('PORT', 8080, 0, 65535),
     host: env.HOST || undefined,
     // pg reads PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD... itself when
     // there is no connection string.
-    pg: env.DATABASE_URL ? { connectionString: env.DATABASE_URL } : {},
+    pg: pgCfg,
+    listenPg,
     poolMax: int('PG_POOL_MAX', 10, 1, 1000),
     jwtKey: key,
     jwtAudience: env.JWT_AUDIENCE || undefined,
     dbRole: env.DB_ROLE || 'authenticated',
+    // true: a login role with more than DB_ROLE is only warned about
+    // (README: "The database login").
+    allowPrivilegedLoginRole: oneOf('ALLOW_PRIVILEGED_LOGIN_ROLE', 'false', ['true', 'false']) === 'true',
     listenMode: oneOf('LISTEN_MODE', 'per-user', MODES),
     logLevel: oneOf('LOG_LEVEL', 'info', Object.keys(LEVELS)),
     reconnectMaxMs: int('RECONNECT_MAX_MS', 5000, 100, 600000),

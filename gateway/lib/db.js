@@ -14,6 +14,7 @@
 // settled time-driven change down.
 import pg from 'pg';
 import { errFields } from './log.js';
+import { checkLoginRole } from './preflight.js';
 
 const { escapeIdentifier } = pg;
 const SET_CLAIMS = "SELECT set_config('request.jwt.claims', $1, true)";
@@ -26,7 +27,27 @@ export class Db {
     // A pooled connection that dies while idle (server restart) is dropped
     // by the pool; without a listener the 'error' event would crash us.
     this.pool.on('error', (err) => log.warn('idle database connection lost', errFields(err)));
+    this.dbRole = cfg.dbRole;
     this.begin = `BEGIN; SET LOCAL ROLE ${escapeIdentifier(cfg.dbRole)}`;
+  }
+
+  // The pool's login role, checked on one of its connections (preflight.js):
+  // {login, memberships, problems}.  Connection failures are thrown as they
+  // are.
+  async checkLoginRole() {
+    const client = await this.pool.connect();
+    let broken;
+    const onError = (err) => { broken = err; };
+    client.on('error', onError);
+    try {
+      return await checkLoginRole(client, this.dbRole);
+    } catch (err) {
+      broken ??= err;
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
   }
 
   // The first row of `text` run with the device's claims (JSON text).  A

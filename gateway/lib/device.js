@@ -1,7 +1,9 @@
 // One connected device's cursor: relay a notification as it is, or catch the
 // device up with state_sync from its cursor.  No I/O here: the caller hands
 // in what to emit and how to sync.
+import { performance } from 'node:perf_hooks';
 import { backoff } from './backoff.js';
+import { noMetrics } from './metrics.js';
 
 // Why a notification became a state_sync instead of a state_update (the
 // counters of /healthz, catchups.*).
@@ -76,10 +78,13 @@ const MAX_SYNC_LAG_TRIES = 20;
 //                          claims: {changes, cursor}
 //   stats                  counters to bump: relayed, syncs, syncFailures,
 //                          catchups[cause]
+//   metrics                metrics.js: the same events, and each delivery's
+//                          latency from the notification's arrival
 export class Device {
-  constructor({ userId, cursor, emit, disconnect, sync, stats, log, retryCapMs = 5000, wait = sleep }) {
-    Object.assign(this, { userId, cursor, emit, disconnect, stats, log, retryCapMs, wait });
+  constructor({ userId, cursor, emit, disconnect, sync, stats, log, metrics = noMetrics, retryCapMs = 5000, wait = sleep }) {
+    Object.assign(this, { userId, cursor, emit, disconnect, stats, log, metrics, retryCapMs, wait });
     this.syncFrom = sync;
+    this.since = null;      // arrival (performance.now()) of the oldest notification not yet delivered
     this.want = 0;          // highest version announced by a notification
     this.syncing = false;
     this.dirty = false;     // a sync was asked for while one was running
@@ -93,27 +98,36 @@ export class Device {
   // `want` makes it go on until it has reached every version announced
   // meanwhile, and `dirty` runs it again for an announcement without a
   // usable version.
-  notify(msg) {
+  // `at`: when the notification arrived (performance.now()).
+  notify(msg, at = performance.now()) {
     if (this.closed) return;
     const d = decide(msg, this.cursor);
     if (d.action === 'drop') return;
     const v = msg?.version;
     if (Number.isSafeInteger(v) && v > this.cursor) this.want = Math.max(this.want, v);
     else this.dirty = true;
-    if (this.syncing) return;
+    if (this.syncing) {
+      this.since ??= at;      // the running sync delivers it
+      return;
+    }
     if (d.action === 'relay') {
       this.emit('state_update', { type: msg.type, data: msg.data, version: msg.version, fields: msg.fields });
       this.cursor = msg.version;
       this.stats.relayed++;
+      this.metrics.stateUpdate();
+      this.metrics.delivered('state_update', (performance.now() - at) / 1000);
       return;
     }
     this.stats.catchups[d.cause]++;
-    this.sync();
+    this.since ??= at;
+    this.sync(d.cause);
   }
 
   // Catch up from the cursor (at connect, after a LISTEN reconnection, or
   // for a notification that cannot be relayed).  Returns the running sync.
-  sync() {
+  // cause: counted in the metrics (metrics.js CATCHUP_CAUSES).
+  sync(cause) {
+    if (cause) this.metrics.catchup(cause);
     this.dirty = true;
     if (!this.syncing) this.running = this._run();
     return this.running;
@@ -130,9 +144,11 @@ export class Device {
         let res;
         try {
           this.stats.syncs++;
+          this.metrics.sync();
           res = await this.syncFrom(from);
         } catch (err) {
           this.stats.syncFailures++;
+          this.metrics.syncFailure();
           if (err.code === '42501' || err.code === 'PT404' || err.code?.startsWith?.('22')) {
             // The database will not let this device read the state (no
             // such user, grants changed, a cursor it rejects): let it go.
@@ -146,11 +162,18 @@ export class Device {
         }
         failures = 0;
         if (this.closed) return;
+        let sent = false;
         if (!this.answered || res.changes.length > 0 || res.cursor !== from) {
           this.emit('state_sync', { changes: res.changes, cursor: res.cursor });
           this.answered = true;
+          sent = true;
         }
         this.cursor = res.cursor;
+        if (this.since !== null && !this.dirty && this.cursor >= this.want) {
+          // Everything announced so far is on the device now.
+          if (sent) this.metrics.delivered('state_sync', (performance.now() - this.since) / 1000);
+          this.since = null;
+        }
         if (this.cursor < this.want && res.cursor === from) {
           // A notification named a version this snapshot did not show yet;
           // it cannot stay invisible for long.
@@ -166,6 +189,7 @@ export class Device {
       }
     } finally {
       this.syncing = false;
+      if (!this.dirty && this.cursor >= this.want) this.since = null;
     }
   }
 
@@ -202,14 +226,14 @@ export class Devices {
     return true;
   }
 
-  notify(userId, msg) {
-    for (const d of this.byUser.get(userId) ?? []) d.notify(msg);
+  notify(userId, msg, at) {
+    for (const d of this.byUser.get(userId) ?? []) d.notify(msg, at);
   }
 
   // Every device catches up from its cursor; returns how many.
-  syncAll() {
+  syncAll(cause) {
     let n = 0;
-    for (const set of this.byUser.values()) for (const d of set) { d.sync(); n++; }
+    for (const set of this.byUser.values()) for (const d of set) { d.sync(cause); n++; }
     return n;
   }
 

@@ -1,4 +1,4 @@
-// The HTTP side: GET /healthz, and the state API of the app's design note
+// The HTTP side: GET /healthz, GET /metrics, and the state API of the app's design note
 // for clients that do not keep a socket open:
 //
 //   GET /api/state/full               -> {success: true, data: <state_full>}
@@ -11,6 +11,7 @@ import { AuthError, bearerToken } from './auth.js';
 import { errorBody, httpStatus, UNAVAILABLE } from './errors.js';
 import { errFields } from './log.js';
 import { parseSince } from './validate.js';
+import { noMetrics } from './metrics.js';
 
 const API = new Set(['/api/state/full', '/api/state/sync']);
 
@@ -28,8 +29,10 @@ function send(res, status, body, headers = {}) {
 const fail = (res, status, code, message, headers) => send(res, status, { success: false, error: { code, message } }, headers);
 
 // deps: verify (auth.js), db (db.js: stateFull, stateSync), health() ->
-// {status, ...}, stats (api counters), log, corsOrigin (list or undefined).
-export function createHttpHandler({ verify, db, health, stats, log, corsOrigin }) {
+// {status, ...}, stats (api counters), metrics (metrics.js: every answer
+// counted by route and status; GET /metrics), log, corsOrigin (list or
+// undefined).
+export function createHttpHandler({ verify, db, health, stats, metrics = noMetrics, log, corsOrigin }) {
   function cors(req) {
     const origin = req.headers.origin;
     if (!corsOrigin || !origin || !(corsOrigin.includes(origin) || corsOrigin.includes('*'))) return {};
@@ -109,6 +112,17 @@ export function createHttpHandler({ verify, db, health, stats, log, corsOrigin }
     const q = req.url.indexOf('?');
     const path = q < 0 ? req.url : req.url.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+    res.once('finish', () => metrics.http(path, res.statusCode));
+    if (path === '/metrics' && req.method === 'GET' && metrics.text) {
+      metrics.text().then((text) => {
+        res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+        res.end(text);
+      }, (err) => {
+        log.error('metrics failed', errFields(err));
+        fail(res, 500, 'XX000', 'internal error');
+      });
+      return;
+    }
     if (path === '/healthz' && req.method === 'GET') {
       const body = health();
       send(res, body.status === 'ok' ? 200 : 503, body);

@@ -4,6 +4,7 @@ import { AuthError, expired } from './auth.js';
 import { Device } from './device.js';
 import { errorBody, UNAVAILABLE } from './errors.js';
 import { errFields } from './log.js';
+import { noMetrics } from './metrics.js';
 import { parseChannel, parseCursor, validatePatch } from './validate.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -24,19 +25,23 @@ function refusal(code, message) {
 // asked; the database decides the rest (42501 service fields, 22023, PT409
 // with its JSON detail, PT402, PT404).  08006: the database could not be
 // reached or the outcome is unknown; retry with the same mutation_id.
-export async function handlePatch({ db, log, stats }, { claims, exp, userId }, msg) {
+// metrics: patch(outcome) is told 'ok' or the ack's code.
+export async function handlePatch({ db, log, stats, metrics = noMetrics }, { claims, exp, userId }, msg) {
   const v = validatePatch(msg);
   if (!v.ok) {
     stats.refused++;
+    metrics.patch('22023');
     return { code: '22023', message: v.message };
   }
   if (expired(exp)) {
     stats.refused++;
+    metrics.patch('PT401');
     return { code: 'PT401', message: 'token expired' };
   }
   try {
     const r = await db.patch(claims, v.changes, v.baseVersion, v.mutationId);
     stats.applied++;
+    metrics.patch('ok');
     return { version: r.version, applied: r.applied };
   } catch (err) {
     const body = errorBody(err, 'the database could not be reached; retry with the same mutation_id');
@@ -47,18 +52,21 @@ export async function handlePatch({ db, log, stats }, { claims, exp, userId }, m
       stats.refused++;
       log.info('patch refused', { user: userId, code: body.code });
     }
+    metrics.patch(body.code);
     return body;
   }
 }
 
 // deps: verify (auth.js), db (db.js), listener (acquire/release), devices
-// (device.js Devices), stats (counters), log, cfg, syncSlot (limiter).
-export function attachSockets(io, { verify, db, listener, devices, stats, log, cfg, syncSlot }) {
+// (device.js Devices), stats (counters), metrics (metrics.js), log, cfg,
+// syncSlot (limiter).
+export function attachSockets(io, { verify, db, listener, devices, stats, metrics = noMetrics, log, cfg, syncSlot }) {
   // Authentication and authorization, before the connection is accepted.
   io.use(async (socket, next) => {
     const auth = socket.handshake.auth ?? {};
     const refuse = (code, message, fields = {}) => {
       stats.refused++;
+      metrics.refusedConnection(code);
       log.info('connection refused', { reason: message, ...fields });
       next(refusal(code, message));
     };
@@ -99,6 +107,7 @@ export function attachSockets(io, { verify, db, listener, devices, stats, log, c
       sync: (from) => syncSlot(() => db.stateSync(claims, userId, from)),
       stats,
       log,
+      metrics,
       retryCapMs: cfg.reconnectMaxMs,
     });
     devices.add(dev);
@@ -120,13 +129,15 @@ export function attachSockets(io, { verify, db, listener, devices, stats, log, c
       }
       if (pending >= MAX_PENDING_PATCHES) {
         stats.patches.refused++;
+        metrics.patch('53400');
         ack({ code: '53400', message: `more than ${MAX_PENDING_PATCHES} patches waiting; wait for their acks` });
         return;
       }
       pending++;
-      queue = queue.then(() => handlePatch({ db, log, stats: stats.patches }, { claims, exp, userId }, msg))
+      queue = queue.then(() => handlePatch({ db, log, stats: stats.patches, metrics }, { claims, exp, userId }, msg))
         .catch((err) => {
           log.error('patch crashed', errFields(err));
+          metrics.patch(UNAVAILABLE);
           return { code: UNAVAILABLE, message: 'the patch could not be run; retry with the same mutation_id' };
         })
         .then((answer) => { pending--; ack(answer); });
@@ -143,6 +154,6 @@ export function attachSockets(io, { verify, db, listener, devices, stats, log, c
     // LISTEN first, then read: a change committed after the sync's snapshot
     // is then certain to be notified.
     await listener.acquire(userId);
-    dev.sync();
+    dev.sync('connect');
   });
 }

@@ -7,7 +7,7 @@
 //   USER_A USER_B  two users that exist (ensure_user)
 //   PG*            the test database, as a superuser (the service)
 //   PG_RESTART_CMD shell command restarting the PostgreSQL server (-m fast -w)
-//   GW_DB_USER     the role the gateways log in as (default authenticator)
+//   GW_DB_USER     the role the gateways log in as (default roastr_gateway)
 //
 // Prints one line per check and ends with "N passed, N failed"; exits 1 on
 // any failure.
@@ -20,7 +20,7 @@ import { io } from 'socket.io-client';
 import { applySync, applyUpdate } from '../examples/state.js';
 
 const { JWT_SECRET, USER_A: A, USER_B: B, PG_RESTART_CMD } = process.env;
-const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'authenticator');
+const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'roastr_gateway');
 const gateways = Object.fromEntries((process.env.GW_URLS ?? '').split(/\s+/).filter(Boolean).map((kv) => kv.split('=')));
 const KEY = Buffer.from(JWT_SECRET ?? '', 'utf8');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -734,6 +734,61 @@ async function httpChecks(mode, url) {
   });
 }
 
+// -------------------------------------------------- /metrics, both modes
+// The value of one sample of GET /metrics, e.g. 'roastr_gateway_catchups_total{cause="gap"}'.
+async function scrape(url) {
+  const res = await fetch(`${url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  const value = (sample) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+    assert.ok(line !== undefined, `/metrics has no ${sample}`);
+    return Number(line.slice(sample.length + 1));
+  };
+  return { text, value };
+}
+
+async function metricsChecks(mode, url) {
+  await check(`${mode}: GET /metrics counts what the checks above did, with no user id or token in it`, async () => {
+    const { text, value } = await scrape(url);
+    const atLeast = {
+      roastr_gateway_state_updates_total: 5,
+      'roastr_gateway_catchups_total{cause="gap"}': 1,
+      'roastr_gateway_catchups_total{cause="withheld"}': 2,
+      'roastr_gateway_catchups_total{cause="malformed"}': 1,
+      'roastr_gateway_catchups_total{cause="connect"}': 10,
+      roastr_gateway_state_syncs_total: 10,
+      'roastr_gateway_patches_total{code="ok"}': 3,
+      'roastr_gateway_patches_total{code="PT409"}': 1,
+      'roastr_gateway_patches_total{code="42501"}': 1,
+      'roastr_gateway_patches_total{code="22023"}': 10,
+      'roastr_gateway_patches_total{code="08006"}': 1,
+      'roastr_gateway_http_requests_total{route="/api/state/full",status="200"}': 2,
+      'roastr_gateway_http_requests_total{route="/api/state/full",status="401"}': 1,
+      'roastr_gateway_http_requests_total{route="/api/state/sync",status="400"}': 3,
+      'roastr_gateway_http_requests_total{route="/api/state/full",status="404"}': 1,
+      'roastr_gateway_http_requests_total{route="/healthz",status="200"}': 1,
+      'roastr_gateway_delivery_seconds_count{event="state_update"}': 5,
+      'roastr_gateway_delivery_seconds_count{event="state_sync"}': 2,
+      'roastr_gateway_connections_refused_total{code="unauthorized"}': 6,
+      'roastr_gateway_connections_refused_total{code="forbidden"}': 2,
+      roastr_gateway_listen_up: 1,
+      process_resident_memory_bytes: 1,
+      process_cpu_seconds_total: 0.001,
+    };
+    const low = Object.entries(atLeast).filter(([sample, min]) => !(value(sample) >= min)).map(([sample, min]) => `${sample} = ${value(sample)} < ${min}`);
+    assert.deepEqual(low, []);
+    assert.equal(value('roastr_gateway_listen_reconnects_total'), 0);
+    const h = await health(url);
+    assert.equal(value('roastr_gateway_devices'), h.devices);
+    assert.equal(value('roastr_gateway_users'), h.rooms);
+    assert.equal(value('roastr_gateway_state_updates_total'), h.relayed);
+    assert.equal(value('roastr_gateway_state_syncs_total'), h.syncs);
+    for (const needle of [A, B, 'eyJ', 'example.com', 'roast_level']) assert.ok(!text.includes(needle), `/metrics contains ${needle}`);
+  });
+}
+
 // ------------------------------------------ server restart, both modes
 async function restartCheck() {
   await check('restart: a PostgreSQL restart mid-stream loses nothing (both modes)', async () => {
@@ -789,6 +844,12 @@ async function restartCheck() {
       assert.ok(syncs.length > syncsBefore[i] && syncs.at(-1).msg.changes.length > 0, `${d.name}: no catch-up state_sync`);
     });
     console.log(`#   caught up ${Date.now() - t} ms after the restart began`);
+    for (const [mode, url] of Object.entries(gateways)) {
+      const { value } = await scrape(url);
+      assert.ok(value('roastr_gateway_listen_reconnects_total') >= 1, `${mode}: listen_reconnects_total did not move`);
+      assert.ok(value('roastr_gateway_catchups_total{cause="reconnect"}') >= 3, `${mode}: catchups_total{cause="reconnect"} did not move`);
+      assert.equal(value('roastr_gateway_listen_up'), 1);
+    }
     const live = [];
     for (let i = 0; i < 3; i++) live.push((await patch(A, { 'roasting.roast_level': nextLevel() })).version);
     const vA = await version(A);
@@ -819,6 +880,7 @@ async function main() {
     await stateChecks(mode, url);
     await patchChecks(mode, url);
     await httpChecks(mode, url);
+    await metricsChecks(mode, url);
   }
   await restartCheck();
 }

@@ -2,7 +2,9 @@
 # Unit tests of the reference gateway (gateway/test/unit/*.test.js): what
 # needs no database — configuration, token checks, cursor, channel and patch
 # parsing, the relay-or-catch-up decision, each device's state machine, error
-# mapping, backoff, the HTTP handler (on loopback, with a fake database).
+# mapping, backoff, the HTTP handler (on loopback, with a fake database),
+# the login role and transaction pooler checks (with a fake PostgreSQL),
+# the metrics.
 # Runs `npm test` in gateway/ (node --test) and prints node's summary; exit 0
 # when every test passes.  The end-to-end checks are gateway_e2e.sh.
 set -euo pipefail

@@ -8,8 +8,8 @@ const SECRET = 'a'.repeat(32);
 test('defaults', () => {
   const c = loadConfig({ JWT_SECRET: SECRET });
   assert.deepEqual({ ...c, jwtKey: c.jwtKey.toString() }, {
-    port: 8080, host: undefined, pg: {}, poolMax: 10, jwtKey: SECRET, jwtAudience: undefined,
-    dbRole: 'authenticated', listenMode: 'per-user', logLevel: 'info', reconnectMaxMs: 5000,
+    port: 8080, host: undefined, pg: {}, listenPg: {}, poolMax: 10, jwtKey: SECRET, jwtAudience: undefined,
+    dbRole: 'authenticated', allowPrivilegedLoginRole: false, listenMode: 'per-user', logLevel: 'info', reconnectMaxMs: 5000,
     heartbeatMs: 15000, corsOrigin: undefined,
   });
 });
@@ -31,6 +31,25 @@ test('every variable is read from the environment given, not process.env', () =>
   assert.equal(c.reconnectMaxMs, 100);
   assert.equal(c.heartbeatMs, 1000);
   assert.deepEqual(c.corsOrigin, ['https://a.example', 'https://b.example']);
+});
+
+test('the LISTEN connection: as the pool by default, or LISTEN_DATABASE_URL, or LISTEN_PGHOST/LISTEN_PGPORT', () => {
+  const url = 'postgres://gw@pooler:6543/app';
+  assert.deepEqual(loadConfig({ JWT_SECRET: SECRET, DATABASE_URL: url }).listenPg, { connectionString: url });
+  const direct = 'postgres://gw@db:5432/app';
+  const c = loadConfig({ JWT_SECRET: SECRET, DATABASE_URL: url, LISTEN_DATABASE_URL: direct });
+  assert.deepEqual([c.pg, c.listenPg], [{ connectionString: url }, { connectionString: direct }]);
+  // PG* for both, host and port replaced for LISTEN
+  assert.deepEqual(loadConfig({ JWT_SECRET: SECRET, LISTEN_PGHOST: '/run/postgresql', LISTEN_PGPORT: '5432' }).listenPg, { host: '/run/postgresql', port: 5432 });
+  assert.deepEqual(loadConfig({ JWT_SECRET: SECRET, LISTEN_PGHOST: 'db' }).listenPg, { host: 'db' });
+  assert.throws(() => loadConfig({ JWT_SECRET: SECRET, LISTEN_PGPORT: '0' }), /^Error: LISTEN_PGPORT must be an integer in \[1, 65535\]/);
+  assert.throws(() => loadConfig({ JWT_SECRET: SECRET, DATABASE_URL: url, LISTEN_PGHOST: 'db' }), /give the LISTEN connection as LISTEN_DATABASE_URL/);
+  assert.throws(() => loadConfig({ JWT_SECRET: SECRET, LISTEN_DATABASE_URL: direct, LISTEN_PGPORT: '5432' }), /exclude each other/);
+});
+
+test('ALLOW_PRIVILEGED_LOGIN_ROLE is true or false', () => {
+  assert.equal(loadConfig({ JWT_SECRET: SECRET, ALLOW_PRIVILEGED_LOGIN_ROLE: 'true' }).allowPrivilegedLoginRole, true);
+  assert.throws(() => loadConfig({ JWT_SECRET: SECRET, ALLOW_PRIVILEGED_LOGIN_ROLE: '1' }), /ALLOW_PRIVILEGED_LOGIN_ROLE must be one of true, false/);
 });
 
 test('the JWT secret is required and at least 32 bytes', () => {

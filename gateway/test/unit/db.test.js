@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { Db } from '../../lib/db.js';
+import { LOGIN_ROLE_SQL } from '../../lib/preflight.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const cfg = { dbRole: 'authenticated', pg: {}, poolMax: 1 };
@@ -29,6 +30,7 @@ class FakeClient extends EventEmitter {
       throw s.emitError;
     }
     if (s?.throw) throw s.throw;
+    if (s?.rows) return { rows: s.rows };
     return { rows: [{ s: { ok: true }, r: { version: 2, applied: [] }, ok: true }] };
   }
 
@@ -95,4 +97,20 @@ test('a failed ROLLBACK drops the connection', async () => {
 test('no connection: the error is marked phase connect', async () => {
   const nologin = Object.assign(new Error('role "authenticator" is not permitted to log in'), { code: '28000' });
   await assert.rejects(new Db(cfg, silent, pool(null, nologin)).stateFull(CLAIMS), (err) => err === nologin && err.phase === 'connect');
+});
+
+test('checkLoginRole: on one pooled connection, returned to the pool; an error drops it', async () => {
+  const role = { login: 'authenticator', superuser: false, bypassrls: false, memberships: ['anon', 'authenticated', 'service_role'], target_exists: true, target_superuser: false, target_bypassrls: false };
+  const c = new FakeClient((text) => (text === LOGIN_ROLE_SQL ? { rows: [role] } : undefined));
+  const r = await new Db(cfg, silent, pool(c)).checkLoginRole();
+  assert.equal(r.login, 'authenticator');
+  assert.match(r.problems[0], /"anon", "service_role" besides "authenticated"/);
+  assert.deepEqual(c.log.map(([t]) => t), [LOGIN_ROLE_SQL, 'BEGIN', 'SET LOCAL ROLE "authenticated"', 'ROLLBACK']);
+  assert.deepEqual(c.log[0][1], ['authenticated']);
+  assert.deepEqual(c.released, [null]);
+  assert.equal(c.listenerCount('error'), 0);
+  const lost = new Error('Connection terminated unexpectedly');
+  const c2 = new FakeClient(() => ({ throw: lost }));
+  await assert.rejects(new Db(cfg, silent, pool(c2)).checkLoginRole(), lost);
+  assert.deepEqual(c2.released, [lost]);
 });
