@@ -392,6 +392,15 @@ fi
 ensure_root
 [[ "$ACTION" == prepare ]] && exit 0
 
+# What an earlier run left in the root's temporary directories (a run that
+# was killed, a TAP node that died): the root is ours while we hold the
+# lock, and nothing is mounted there yet.
+for d in "$ROOTFS/tmp" "$ROOTFS/var/tmp"; do
+    find "$d" -mindepth 1 -maxdepth 1 -print0 | while IFS= read -r -d '' f; do
+        remove_tree "$f"
+    done
+done
+
 mount_root "$ROOTFS"
 WORK=$(mktemp -d "$ROOTFS/var/tmp/roastr_src.XXXXXX")
 chmod 755 "$WORK"
