@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317   # cleanup, on_exit, on_signal run through traps
 # scripts/pgroot.sh — test against a PostgreSQL major that this machine's
 # Debian release does not ship (17 on Debian 12), inside a cached Debian root
 # of the release that ships it (trixie), made with debootstrap from Debian's
@@ -186,7 +187,7 @@ end_root_processes() {
     local pids i
     pids=$(root_pids "$1")
     [[ -n "$pids" ]] || return 0
-    log "ending processes left in the root:" $pids
+    log "ending processes left in the root: ${pids//$'\n'/ }"
     # shellcheck disable=SC2086   # a list of PIDs
     kill -TERM $pids 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
@@ -434,6 +435,7 @@ fi
 
 # The command in its own process group (setsid), so a signal reaches all of
 # it; fd 9 (the lock) is not passed on, so nothing left behind can hold it.
+# shellcheck disable=SC2016   # the inner bash expands $1 and $@
 setsid chroot "$ROOTFS" /usr/bin/env -i "${envv[@]}" /bin/bash -c 'cd "$1" && shift && exec "$@"' \
     pgroot "${WORK#"$ROOTFS"}" "$@" 9>&- &
 CHILD=$!
