@@ -212,11 +212,35 @@ wanted_record() {
     } | LC_ALL=C sort -u | sed 's/^/package /'
 }
 
-# chroot into $1 with a clean environment.
+# Run a long step (debootstrap, apt-get, the command) in the background, in
+# a process group of its own, and wait for it: bash runs a trap only once
+# the foreground command has ended, so a step in the foreground would hold
+# a signal back until it is done; this way on_signal acts at once and its
+# TERM reaches all of the step.  Exits if a signal came; else returns the
+# step's status.  fd 9 (the lock) is not passed on, so nothing left behind
+# can hold it.
+run_step() {
+    local rc
+    setsid "$@" 9>&- &
+    CHILD=$!
+    while :; do
+        rc=0
+        wait "$CHILD" || rc=$?
+        # a trapped signal ends wait early: go on waiting while it runs
+        kill -0 "$CHILD" 2>/dev/null || break
+    done
+    CHILD=""
+    if [[ -n "$SIGNALLED" ]]; then
+        exit "$SIGNALLED"
+    fi
+    return "$rc"
+}
+
+# chroot into $1 with a clean environment (a step: see run_step).
 in_root() {
     local r=$1
     shift
-    chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    run_step chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
 }
 
@@ -227,6 +251,7 @@ install_packages() {
     local -a pkgs
     mapfile -t pkgs < <(wanted_record | sed -n 's/^package //p')
     mount_root "$r"
+    # (dpkg --configure -a: an update cut short leaves dpkg unfinished)
     {
         in_root "$r" dpkg --configure -a &&
             in_root "$r" apt-get update -q &&
@@ -280,7 +305,7 @@ build_root() {
     BUILDING=$(mktemp -d "$CACHE/.$NAME.tmp.XXXXXX")
     chmod 755 "$BUILDING"
     log "building $ROOTFS (debootstrap $SUITE, then PostgreSQL $MAJOR and the test tools; once, a few minutes; log $out)"
-    if ! debootstrap --variant=minbase --components=main "$SUITE" "$BUILDING" "$MIRROR" >"$out" 2>&1; then
+    if ! run_step debootstrap --variant=minbase --components=main "$SUITE" "$BUILDING" "$MIRROR" >"$out" 2>&1; then
         log "debootstrap failed; the end of $out:"
         tail -n 30 "$out" >&2
         return 1
@@ -433,21 +458,10 @@ if [[ "$ACTION" == test ]]; then
     set -- bash scripts/test.sh
 fi
 
-# The command in its own process group (setsid), so a signal reaches all of
-# it; fd 9 (the lock) is not passed on, so nothing left behind can hold it.
-# shellcheck disable=SC2016   # the inner bash expands $1 and $@
-setsid chroot "$ROOTFS" /usr/bin/env -i "${envv[@]}" /bin/bash -c 'cd "$1" && shift && exec "$@"' \
-    pgroot "${WORK#"$ROOTFS"}" "$@" 9>&- &
-CHILD=$!
+# The command, as a step (run_step): its own process group, signals passed on.
 STARTED=1
-while :; do
-    rc=0
-    wait "$CHILD" || rc=$?
-    # a trapped signal ends wait early: go on waiting while it runs
-    kill -0 "$CHILD" 2>/dev/null || break
-done
-CHILD=""
-if [[ -n "$SIGNALLED" ]]; then
-    exit "$SIGNALLED"
-fi
+rc=0
+# shellcheck disable=SC2016   # the inner bash expands $1 and $@
+run_step chroot "$ROOTFS" /usr/bin/env -i "${envv[@]}" /bin/bash -c 'cd "$1" && shift && exec "$@"' \
+    pgroot "${WORK#"$ROOTFS"}" "$@" || rc=$?
 exit "$rc"
