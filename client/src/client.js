@@ -29,13 +29,6 @@ import { memoryStorage } from './storage.js';
 
 const FORMAT = 1;
 
-// Fields whose change moves values the server computes (remaining roasts,
-// limits, effective plan, period): a notification of them does not carry
-// the computed values, so the client catches up through a sync instead.
-const COMPUTED_FROM = new Set(['subscription.plan', 'subscription.status', 'subscription.trial_ends_at',
-  'subscription.current_period_start', 'subscription.current_period_end',
-  'usage.monthly_roasts_used', 'usage.period_start']);
-
 const noop = () => {};
 const handled = (p) => {
   p.catch(noop);
@@ -63,8 +56,6 @@ function randomUUID() {
   const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
-
-const toleranceAllowed = (values) => values['subscription.plan'] === 'pro' || values['subscription.plan'] === 'plus';
 
 // Reuse the previous object of each section whose values did not change,
 // so that selectors (React, Zustand) see stable references.
@@ -273,7 +264,6 @@ export function createStateClient({
 
   // ---- server changes ----
   function applyServer(changes, cursor, lastSyncedAt) {
-    const before = toleranceAllowed(server.values);
     for (const c of changes) {
       if (!c || !isField(c.field)) continue;
       server.values[c.field] = c.value;
@@ -281,12 +271,6 @@ export function createStateClient({
     }
     server.cursor = Math.max(server.cursor, cursor);
     server.lastSyncedAt = lastSyncedAt ?? now().toISOString();
-    // persona.tolerance reads as null below pro, without a version of its
-    // own: when the plan crosses that line, read everything again.
-    if (hydrated && before !== toleranceAllowed(server.values)) {
-      hydrated = false;
-      queueMicrotask(requestSync);
-    }
     afterServerChange();
   }
 
@@ -299,10 +283,14 @@ export function createStateClient({
     pump();
   }
 
+  // A notification names every field whose value changed at its version,
+  // derived ones included (0.4.0); it is merged when it is the next version
+  // and carries every value it names.  A gap, or a field named without its
+  // value (persona text, personal values, the organization), is a pull.
   function onUpdate(msg) {
     const { data, version, fields } = msg ?? {};
     if (!Number.isSafeInteger(version) || version <= server.cursor) return;
-    if (version !== server.cursor + 1 || !covers(data, fields) || fields.some((f) => COMPUTED_FROM.has(f))) {
+    if (version !== server.cursor + 1 || !covers(data, fields)) {
       requestSync();
       return;
     }

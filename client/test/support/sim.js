@@ -170,7 +170,7 @@ export class Net {
     if (!t.dead) t.handlers?.onStatus({ online: false, writable: false, via: null });
   }
 
-  // The gateway's rules (gateway/lib/gateway.js): relay a notification as
+  // The gateway's rules (gateway/lib/device.js): relay a notification as
   // state_update when it is the device's cursor + 1 and complete, else
   // sync from the device's cursor.  `since` goes with every state_sync.
   gatewaySync(conn, first = false) {
@@ -181,10 +181,12 @@ export class Net {
     conn.cursor = r.cursor;
   }
 
+  // Now and then it relays one that names a field without its value (as a
+  // relay that does not check would): the client must pull by itself.
   gatewayNotify(msg) {
     for (const conn of this.conns) {
       if (msg.version <= conn.cursor) continue;
-      if (msg.version === conn.cursor + 1 && complete(msg)) {
+      if (msg.version === conn.cursor + 1 && (complete(msg) || this.random.chance(0.2))) {
         conn.inbox.push({ kind: 'update', ...msg });
         conn.cursor = msg.version;
       } else {
