@@ -111,6 +111,9 @@ export function createStateClient({
   let retryAttempts = 0;
   let pullTimer = null;
   let pullFailures = 0;
+  let fullTimer = null;
+  let fullFailures = 0;
+  let fullPending = false;
   let settleTimer = null;
   let waitForSync = false;   // a write waits for the sync that corrects the cursor
   let state = null;
@@ -281,6 +284,31 @@ export function createStateClient({
     commit();
     scheduleSettle();
     pump();
+    readUnversioned();
+  }
+
+  // A field state_full shows but no state_sync reports (auth.userId: it
+  // never changes, so it has no version) is read once, after a whole sync,
+  // from the transport's state_full.  It is kept (and stored) like the rest.
+  function readUnversioned() {
+    if (!hydrated || fullPending || fullTimer || closed || !link.online || typeof transport.full !== 'function') return;
+    const missing = FIELDS.filter((f) => !Object.hasOwn(server.values, f));
+    if (missing.length === 0) return;
+    fullPending = true;
+    transport.full().then((data) => {
+      fullPending = false;
+      fullFailures = 0;
+      if (closed) return;
+      for (const [f, value] of flatten(data)) if (missing.includes(f) && !Object.hasOwn(server.values, f)) server.values[f] = value;
+      commit();
+    }, () => {
+      fullPending = false;
+      if (closed) return;
+      fullTimer = timers.setTimeout(() => {
+        fullTimer = null;
+        readUnversioned();
+      }, backoff(++fullFailures));
+    });
   }
 
   // A notification names every field whose value changed at its version,
@@ -621,6 +649,7 @@ export function createStateClient({
       commit();
       if (link.online && (pullAgain || waitForSync || awaiting.length > 0)) requestSync();
       pump();
+      readUnversioned();
     },
     onAuthError: (err) => emit('auth', err),
   };
@@ -706,7 +735,7 @@ export function createStateClient({
     if (closed) return;
     await loading.catch(noop);
     closed = true;
-    for (const t of [retryTimer, pullTimer, settleTimer]) if (t) timers.clearTimeout(t);
+    for (const t of [retryTimer, pullTimer, settleTimer, fullTimer]) if (t) timers.clearTimeout(t);
     if (status.unsavedPersona.length > 0) emit('unsavedPersona', status.unsavedPersona);
     persist();
     await saved;

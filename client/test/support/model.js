@@ -248,7 +248,7 @@ export class ServerModel {
       'usage.monthly_roasts_limit': [limit, maxv(DEPS_PLAN)],
       'usage.remaining_roasts': [limit === null ? null : Math.max(limit - used, 0), maxv(DEPS_USED)],
       'usage.period_start': ['2026-11-01T00:00:00+00:00', maxv(DEPS_USED)],
-      'usage.reset_date': ['2026-12-01T00:00:00+00:00', maxv(DEPS_USED)],
+      'usage.reset_date': ['2026-12-01T00:00:00+00:00', maxv([...DEPS_PLAN, 'subscription.current_period_start'])],
       'organization.id': [org ? org.id : null, orgV],
       'organization.name': [org ? org.name : null, orgV],
       'organization.slug': [org ? org.slug : null, orgV],
@@ -259,12 +259,13 @@ export class ServerModel {
 
   // state_sync(user, since): every field changed after `since`, once, with
   // its latest value, ordered by version; a cursor above the version (or 0)
-  // gives everything.
+  // gives everything but auth.userId (it has no version: only state_full
+  // shows it).
   sync(since = 0) {
     if (!Number.isSafeInteger(since) || since < 0) throw new ModelError('22023', 'cursor must not be negative');
     const from = since > this.s.version ? 0 : since;
     const changes = Object.entries(this.items())
-      .filter(([, [, ver]]) => ver > from)
+      .filter(([f, [, ver]]) => ver > from && f !== 'auth.userId')
       .map(([field, [value, version]]) => ({ field, value, version, updated_at: new Date(this.clock + version * 1000).toISOString() }))
       .sort((a, b) => a.version - b.version || (a.field < b.field ? -1 : 1));
     return { changes, cursor: this.s.version, lastSyncedAt: new Date().toISOString() };

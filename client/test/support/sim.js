@@ -94,6 +94,9 @@ export class Net {
       sync(since) {
         return net.call(t, 'sync', since);
       },
+      full() {
+        return net.call(t, 'full');
+      },
       close() {
         t.dead = true;
         net.disconnect(t);
@@ -122,7 +125,8 @@ export class Net {
   // The server runs the request now.
   process(r) {
     try {
-      r.result = { ok: r.kind === 'patch' ? this.model.patch(r.arg) : this.model.sync(r.arg) };
+      const run = { patch: () => this.model.patch(r.arg), sync: () => this.model.sync(r.arg), full: () => this.model.full() }[r.kind];
+      r.result = { ok: run() };
     } catch (e) {
       r.result = { err: asClientError(e) };
     }
