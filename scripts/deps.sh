@@ -24,6 +24,7 @@ PACKAGES=(
     clang                       # libFuzzer harnesses (make fuzz, test/fuzz/)
     libclang-rt-14-dev          # libFuzzer and the sanitizer runtimes for clang 14
     pgbouncer                   # the transaction-pooler test (test/extra/pooler.sh)
+    chromium                    # the client's browser test (test/extra/client_browser.sh), driven by playwright-core
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -37,6 +37,7 @@ function switchable(inner) {
     },
     patch: (req) => (offline ? Promise.reject(Object.assign(new Error('offline'), { code: 'NETWORK' })) : inner.patch(req)),
     sync: (since) => (offline ? Promise.reject(Object.assign(new Error('offline'), { code: 'NETWORK' })) : inner.sync(since)),
+    full: () => (offline ? Promise.reject(Object.assign(new Error('offline'), { code: 'NETWORK' })) : inner.full()),
     close: () => inner.close(),
     setOffline(v) {
       offline = v;
