@@ -55,11 +55,12 @@ out=$root/tmp_check/client_browser
 logdir=$(mktemp -d)
 gw_pid=""
 page_pid=""
+driver_pid=""
 
 # shellcheck disable=SC2317   # called through the EXIT trap
 cleanup() {
 	local p
-	for p in "$gw_pid" "$page_pid"; do
+	for p in "$driver_pid" "$gw_pid" "$page_pid"; do
 		[ -n "$p" ] || continue
 		kill "$p" 2>/dev/null || true
 		timeout 10 tail --pid="$p" -f /dev/null 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
@@ -114,9 +115,14 @@ if [ -z "$port" ]; then
 fi
 echo "client_browser: page $page_url, gateway http://127.0.0.1:$port ($mode), database $db, $("$chromium" --version 2>/dev/null || echo chromium)"
 
+# In the background, so that a signal (test.sh's timeout, Ctrl-C) runs the
+# cleanup at once; the driver closes the browser on SIGTERM.
 status=0
-(cd client && PGDATABASE=$db PAGE_URL=$page_url GW_URL=http://127.0.0.1:$port JWT_SECRET=$secret \
-	USER_ID=$user OUT_DIR=$out CHROMIUM=$chromium timeout 300 node test/browser/e2e.js) || status=$?
+(cd client && exec env PGDATABASE=$db PAGE_URL="$page_url" GW_URL="http://127.0.0.1:$port" JWT_SECRET="$secret" \
+	USER_ID=$user OUT_DIR="$out" CHROMIUM="$chromium" timeout 300 node test/browser/e2e.js) &
+driver_pid=$!
+wait "$driver_pid" || status=$?
+driver_pid=""
 
 if ! kill -0 "$gw_pid" 2>/dev/null; then
 	echo "not ok - the gateway was no longer running (it crashed)"; status=1

@@ -42,7 +42,9 @@ const notes = [];
 function ok(cond, msg) {
   if (!cond) throw new Error(msg);
 }
+let stopping = false;
 async function check(name, fn) {
+  if (stopping) return;
   const t = Date.now();
   try {
     const extra = await fn();
@@ -145,7 +147,9 @@ const persona = (d, f) => d.page.locator('.persona', { has: d.page.locator(`text
 
 // ---------------------------------------------------------------- checks
 async function main() {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30000 });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM, args: ARGS, timeout: 30000, handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
+  });
   const A = await openDevice('A');
   const B = await openDevice('B');
   const markerSaved = `Ingeniera, fan del café ${randomUUID().slice(0, 8)}`;
@@ -377,6 +381,18 @@ async function main() {
     if (fs.existsSync(c)) paths.push(c);
     notes.push(`screenshots: ${paths.join(' ')}`);
     return paths.join(' ');
+  });
+}
+
+// Stopped from outside (the test's timeout, Ctrl-C): close the browser, stop.
+for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]]) {
+  process.once(sig, () => {
+    stopping = true;
+    failed++;
+    console.log(`# ${sig}: stopping (${passed} passed, ${failed} failed so far)`);
+    const done = () => process.exit(code);
+    setTimeout(done, 5000).unref();
+    (browser ? browser.close() : Promise.resolve()).catch(() => {}).finally(done);
   });
 }
 
