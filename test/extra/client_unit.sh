@@ -14,8 +14,8 @@ cd "$(dirname "$0")/../.."
 for tool in node npm; do
 	command -v "$tool" >/dev/null || { echo "client_unit: $tool not found (install nodejs and npm)"; exit 1; }
 done
-if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)'; then
-	echo "client_unit: Node.js 18 or later is needed (found $(node --version))"; exit 1
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+	echo "client_unit: Node.js 20 or later is needed (found $(node --version))"; exit 1
 fi
 
 # Node dependencies, exactly as locked; again only when the lockfile changed
