@@ -20,7 +20,7 @@ PG_CONFIG     ?= pg_config
 PGXS          := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench soak deps fuzz
+.PHONY: test demo example bench soak deps fuzz
 
 # The one test command: installs what is missing, builds, runs every test
 # against a throwaway cluster and prints "N passed, N failed".  PG=17 runs
@@ -30,6 +30,11 @@ test:
 
 demo:
 	@bash scripts/demo.sh
+
+# The device client's example page against the real gateway and database,
+# until Ctrl-C (EXAMPLE_PORT, GATEWAY_PORT to move it)
+example:
+	@bash scripts/example.sh
 
 bench:
 	@bash scripts/bench.sh

@@ -125,4 +125,11 @@ step "12. Everything the gateway relayed, in version order"
 for _ in $(seq 100); do [ "$(grep -c '^user:' "$events")" -ge 6 ] && break; sleep 0.05; done
 grep '^user:' "$events" | sed 's/^user:[^ ]* /   /'
 
+step "13. The same in a browser: the device client (client/) on a settings screen"
+show "make example    # its own cluster with Ann, the real gateway, and client/examples/ served on"
+show "                # http://127.0.0.1:8090 (two devices, offline switch, conflict dialog); Ctrl-C ends it"
+show "With a gateway of your own (started with CORS_ORIGIN=http://127.0.0.1:8090):"
+show "  cd client && npm ci && npm run example -- --gateway http://127.0.0.1:8080 --secret \"\$JWT_SECRET\" --user <uuid>"
+show "and open the URL it prints (client/README.md, \"Example\")."
+
 printf '\n%sDone.%s The cluster is removed on exit; `make test` runs the full suite.\n' "$bold" "$plain"

@@ -36,6 +36,7 @@ PACKAGES=(
     clang                                # libFuzzer harnesses (make fuzz, test/fuzz/)
     "libclang-rt-$CLANG_MAJOR-dev"       # libFuzzer and the sanitizer runtimes of the release's clang
     pgbouncer                            # the transaction-pooler tests (test/extra/pooler.sh, gateway_pooler.sh)
+    chromium                             # the client's browser test (test/extra/client_browser.sh), driven by playwright-core
 )
 
 if [[ "${1:-}" == --list ]]; then

@@ -13,6 +13,7 @@
 #                              postmaster pid is $PM
 #   gateway_node_modules       the gateway's Node packages, exactly as locked
 #                              (again only when the lock file changed)
+#   client_node_modules        the same for the device client (client/)
 #
 # Like scripts/cluster.sh it does not change the caller's shell options.
 
@@ -60,5 +61,13 @@ gateway_node_modules() {
 	if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
 		npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null || return 1
 		cp gateway/package-lock.json "$stamp"
+	fi
+}
+
+client_node_modules() {
+	local stamp=client/node_modules/.roastr-lock-stamp
+	if ! cmp -s client/package-lock.json "$stamp" 2>/dev/null; then
+		npm ci --prefix client --no-audit --no-fund --loglevel=error >/dev/null || return 1
+		cp client/package-lock.json "$stamp"
 	fi
 }

@@ -2,6 +2,10 @@
 // over the Zustand store (createRoastrStore); the same store drives a React
 // app through useRoastrState.
 //   ?gateway=<url>&token=<jwt>   a real gateway (default: the stand-in of serve.js)
+//   ?devices=A                   which devices this page shows (default A,B;
+//                                one per browser profile acts as one device)
+//   ?pollMs=5000                 how often to poll /api/state/sync while the
+//                                socket cannot connect
 import { io } from 'socket.io-client';
 import { createStateClient, gatewayTransport, localStorageAdapter } from '../src/index.js';
 import { createRoastrStore } from '../src/zustand.js';
@@ -10,6 +14,7 @@ const params = new URLSearchParams(location.search);
 const gatewayUrl = params.get('gateway') ?? location.origin;
 const token = params.get('token') ?? '00000000-0000-4000-8000-0000000000de';   // the stand-in takes a user id as token
 const mock = !params.has('gateway');
+const pollMs = Number(params.get('pollMs')) || 5000;
 
 // A transport the page can take offline (as if the network went away).
 function switchable(inner) {
@@ -32,6 +37,7 @@ function switchable(inner) {
     },
     patch: (req) => (offline ? Promise.reject(Object.assign(new Error('offline'), { code: 'NETWORK' })) : inner.patch(req)),
     sync: (since) => (offline ? Promise.reject(Object.assign(new Error('offline'), { code: 'NETWORK' })) : inner.sync(since)),
+    full: () => (offline ? Promise.reject(Object.assign(new Error('offline'), { code: 'NETWORK' })) : inner.full()),
     close: () => inner.close(),
     setOffline(v) {
       offline = v;
@@ -59,7 +65,7 @@ const LABELS = {
 const show = (v) => (v === null || v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
 
 function device(name) {
-  const transport = switchable(gatewayTransport({ url: gatewayUrl, token, io, fallbackAfterMs: 2000, pollMs: 5000 }));
+  const transport = switchable(gatewayTransport({ url: gatewayUrl, token, io, fallbackAfterMs: 2000, pollMs }));
   const client = createStateClient({ transport, storage: localStorageAdapter({ prefix: `${name}:` }) });
   const store = createRoastrStore(client);
   client.installBeforeUnload(window);
@@ -169,7 +175,8 @@ function device(name) {
   return { panel, client, store };
 }
 
-const devices = [device('A'), device('B')];
+const names = (params.get('devices') ?? 'A,B').split(',').filter((n) => /^[A-Za-z0-9]{1,8}$/.test(n));
+const devices = (names.length > 0 ? names : ['A', 'B']).map(device);
 document.getElementById('devices').append(...devices.map((d) => d.panel));
 window.roastrDevices = devices;   // for the console and the browser test
 
@@ -187,7 +194,7 @@ if (mock) {
 
 // ?scenario=conflict plays a conflict by itself (for screenshots and demos):
 // A goes offline and sets level 5, B sets level 2, A comes back.
-if (params.get('scenario') === 'conflict') {
+if (params.get('scenario') === 'conflict' && devices.length >= 2) {
   const [A, B] = devices;
   const wait = (cond) => new Promise((resolve) => {
     const t = setInterval(() => {
@@ -209,7 +216,7 @@ if (params.get('scenario') === 'conflict') {
 }
 
 // ...&choice=mine|server|merge then answers the dialog.
-if (params.get('scenario') === 'conflict' && params.get('choice')) {
+if (params.get('scenario') === 'conflict' && devices.length >= 2 && params.get('choice')) {
   const [A] = devices;
   const t0 = Date.now();
   while (A.client.conflicts.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));

@@ -3,14 +3,11 @@
 // with the gateway's relay rule, the `patch` event with its ack, GET
 // /api/state/full and /api/state/sync) over the in-memory server model
 // instead of PostgreSQL.  The token is the user id (no JWT here).
-// Optionally serves a folder of static files.
+// Optionally serves the example page's files (static.js) on the same port.
 import http from 'node:http';
-import fs from 'node:fs';
-import path from 'node:path';
 import { Server } from 'socket.io';
+import { staticFiles } from './static.js';
 import { ServerModel } from '../test/support/model.js';
-
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css', '.json': 'application/json', '.map': 'application/json' };
 
 const complete = (msg) => Array.isArray(msg.fields) && msg.fields.every((f) => {
   const [sec, k] = f.split('.');
@@ -32,6 +29,7 @@ export function createMockGateway({ staticDir = null, refuseSockets = false, htt
     return users.get(id);
   };
   const ctl = { refuseSockets, httpSync };
+  const files = staticDir ? staticFiles(staticDir) : null;
 
   // The gateway's rule: state_update at cursor + 1 when complete, else a
   // state_sync from the device's cursor.
@@ -89,20 +87,7 @@ export function createMockGateway({ staticDir = null, refuseSockets = false, htt
       }
       return json(res, 404, { success: false, error: { code: 'not_found', message: 'not found' } });
     }
-    if (staticDir && req.method === 'GET') {
-      if (url.pathname === '/' || url.pathname === '/examples') {
-        res.writeHead(302, { location: `/examples/${url.search}` });
-        return res.end();
-      }
-      const rel = decodeURIComponent(url.pathname.endsWith('/') ? `${url.pathname}index.html` : url.pathname);
-      const file = path.resolve(staticDir, `.${rel}`);
-      if (!file.startsWith(path.resolve(staticDir))) return json(res, 403, { error: 'forbidden' });
-      return fs.readFile(file, (err, buf) => {
-        if (err) return json(res, 404, { error: 'not found' });
-        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
-        res.end(buf);
-      });
-    }
+    if (files?.(req, res)) return;
     json(res, 404, { error: 'not found' });
   });
 

@@ -29,13 +29,6 @@ import { memoryStorage } from './storage.js';
 
 const FORMAT = 1;
 
-// Fields whose change moves values the server computes (remaining roasts,
-// limits, effective plan, period): a notification of them does not carry
-// the computed values, so the client catches up through a sync instead.
-const COMPUTED_FROM = new Set(['subscription.plan', 'subscription.status', 'subscription.trial_ends_at',
-  'subscription.current_period_start', 'subscription.current_period_end',
-  'usage.monthly_roasts_used', 'usage.period_start']);
-
 const noop = () => {};
 const handled = (p) => {
   p.catch(noop);
@@ -63,8 +56,6 @@ function randomUUID() {
   const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
-
-const toleranceAllowed = (values) => values['subscription.plan'] === 'pro' || values['subscription.plan'] === 'plus';
 
 // Reuse the previous object of each section whose values did not change,
 // so that selectors (React, Zustand) see stable references.
@@ -120,6 +111,9 @@ export function createStateClient({
   let retryAttempts = 0;
   let pullTimer = null;
   let pullFailures = 0;
+  let fullTimer = null;
+  let fullFailures = 0;
+  let fullPending = false;
   let settleTimer = null;
   let waitForSync = false;   // a write waits for the sync that corrects the cursor
   let state = null;
@@ -273,7 +267,6 @@ export function createStateClient({
 
   // ---- server changes ----
   function applyServer(changes, cursor, lastSyncedAt) {
-    const before = toleranceAllowed(server.values);
     for (const c of changes) {
       if (!c || !isField(c.field)) continue;
       server.values[c.field] = c.value;
@@ -281,12 +274,6 @@ export function createStateClient({
     }
     server.cursor = Math.max(server.cursor, cursor);
     server.lastSyncedAt = lastSyncedAt ?? now().toISOString();
-    // persona.tolerance reads as null below pro, without a version of its
-    // own: when the plan crosses that line, read everything again.
-    if (hydrated && before !== toleranceAllowed(server.values)) {
-      hydrated = false;
-      queueMicrotask(requestSync);
-    }
     afterServerChange();
   }
 
@@ -297,12 +284,41 @@ export function createStateClient({
     commit();
     scheduleSettle();
     pump();
+    readUnversioned();
   }
 
+  // A field state_full shows but no state_sync reports (auth.userId: it
+  // never changes, so it has no version) is read once, after a whole sync,
+  // from the transport's state_full.  It is kept (and stored) like the rest.
+  function readUnversioned() {
+    if (!hydrated || fullPending || fullTimer || closed || !link.online || typeof transport.full !== 'function') return;
+    const missing = FIELDS.filter((f) => !Object.hasOwn(server.values, f));
+    if (missing.length === 0) return;
+    fullPending = true;
+    transport.full().then((data) => {
+      fullPending = false;
+      fullFailures = 0;
+      if (closed) return;
+      for (const [f, value] of flatten(data)) if (missing.includes(f) && !Object.hasOwn(server.values, f)) server.values[f] = value;
+      commit();
+    }, () => {
+      fullPending = false;
+      if (closed) return;
+      fullTimer = timers.setTimeout(() => {
+        fullTimer = null;
+        readUnversioned();
+      }, backoff(++fullFailures));
+    });
+  }
+
+  // A notification names every field whose value changed at its version,
+  // derived ones included (0.4.0); it is merged when it is the next version
+  // and carries every value it names.  A gap, or a field named without its
+  // value (persona text, personal values, the organization), is a pull.
   function onUpdate(msg) {
     const { data, version, fields } = msg ?? {};
     if (!Number.isSafeInteger(version) || version <= server.cursor) return;
-    if (version !== server.cursor + 1 || !covers(data, fields) || fields.some((f) => COMPUTED_FROM.has(f))) {
+    if (version !== server.cursor + 1 || !covers(data, fields)) {
       requestSync();
       return;
     }
@@ -633,6 +649,7 @@ export function createStateClient({
       commit();
       if (link.online && (pullAgain || waitForSync || awaiting.length > 0)) requestSync();
       pump();
+      readUnversioned();
     },
     onAuthError: (err) => emit('auth', err),
   };
@@ -718,7 +735,7 @@ export function createStateClient({
     if (closed) return;
     await loading.catch(noop);
     closed = true;
-    for (const t of [retryTimer, pullTimer, settleTimer]) if (t) timers.clearTimeout(t);
+    for (const t of [retryTimer, pullTimer, settleTimer, fullTimer]) if (t) timers.clearTimeout(t);
     if (status.unsavedPersona.length > 0) emit('unsavedPersona', status.unsavedPersona);
     persist();
     await saved;

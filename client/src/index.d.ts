@@ -157,6 +157,7 @@ export interface Transport {
   sync(since: number): Promise<{ changes: Array<{ field: string; value: unknown; version: number }>; cursor: number; reset?: boolean; lastSyncedAt?: string | null }>;
   close(): void | Promise<void>;
   settleDelayMs?: number;
+  /** state_full; read once after a whole sync for what no sync reports (auth.userId) */
   full?(): Promise<Omit<RoastrState, 'ui'>>;
 }
 

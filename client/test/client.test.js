@@ -295,20 +295,33 @@ test('state_update: applied only at cursor + 1 and complete; otherwise a pull', 
   assert.equal(t.syncs.length, 1);
   await answerSyncs(t, model);
   assert.equal(client.state.persona.identity, 'hello');
-  // a consumption: the notification has no remaining_roasts, so a pull
+  // a consumption (0.4.0): used and remaining_roasts named with their values: merged
+  const notes = [];
+  model.onNotify((m) => notes.push(m));
   model.consume(3);
-  t.h.onUpdate({ type: 'usage_update', version: 5, fields: ['usage.monthly_roasts_used'], data: { usage: { monthly_roasts_used: 3 } } });
+  assert.deepEqual(notes[0].fields.filter((f) => f.startsWith('usage.')).sort(), ['usage.monthly_roasts_used', 'usage.period_start', 'usage.remaining_roasts']);
+  t.h.onUpdate(notes.shift());
   await settle();
+  assert.equal(t.syncs.length, 0);
+  assert.equal(client.state.usage.remaining_roasts, 97);
+  assert.equal(client.state._meta.version, 5);
+  // a named field without its value, whatever the field: a pull
+  model.consume(1);
+  const { usage } = notes.shift().data;
+  delete usage.remaining_roasts;
+  t.h.onUpdate({ type: 'usage_update', version: 6, fields: ['usage.monthly_roasts_used', 'usage.remaining_roasts'], data: { usage } });
+  await settle();
+  assert.equal(client.state._meta.version, 5);
   assert.equal(t.syncs.length, 1);
   await answerSyncs(t, model);
-  assert.equal(client.state.usage.remaining_roasts, 97);
+  assert.equal(client.state.usage.remaining_roasts, 96);
   // a complete one at cursor + 1 is merged
   model.patch({ changes: { 'roasting.shield_level': 'estricto' } });
-  t.h.onUpdate({ type: 'roasting_update', version: 6, fields: ['roasting.shield_level'], data: { roasting: { shield_level: 'estricto' } } });
+  t.h.onUpdate({ type: 'roasting_update', version: 7, fields: ['roasting.shield_level'], data: { roasting: { shield_level: 'estricto' } } });
   await settle();
   assert.equal(t.syncs.length, 0);
   assert.equal(client.state.roasting.shield_level, 'estricto');
-  assert.equal(client.state._meta.version, 6);
+  assert.equal(client.state._meta.version, 7);
   assert.deepEqual(client.state.usage, model.full().usage);
   await client.close();
 });
@@ -470,20 +483,37 @@ test('a pull that returns a cursor below its since is a reset', async () => {
   await client.close();
 });
 
-test('a plan change across pro reads everything again (persona.tolerance shows or hides)', async () => {
+test('a plan change names persona.tolerance without its value: a pull shows or hides it', async () => {
   const { client, t, model } = await setup();
+  const notes = [];
+  model.onNotify((m) => notes.push(m));
+  const next = async () => {
+    t.h.onUpdate(notes.shift());
+    await settle();
+  };
   model.patch({ changes: { 'subscription.plan': 'pro' } }, { service: true });
+  assert.ok(notes[0].fields.includes('persona.tolerance') && notes[0].fields.includes('usage.monthly_roasts_limit'));
+  assert.equal(notes[0].data.usage.monthly_roasts_limit, 1000);
+  assert.ok(!('persona' in notes[0].data));
+  await next();
+  assert.equal(t.syncs.length, 1, 'withheld: a pull');
+  await answerSyncs(t, model);
+  assert.equal(client.state.usage.monthly_roasts_limit, 1000);
   model.patch({ changes: { 'persona.tolerance': 'TOL' } });
-  await pushFrom(t, model, 1);
+  await next();
+  await answerSyncs(t, model);
   assert.equal(client.state.persona.tolerance, 'TOL');
   model.patch({ changes: { 'subscription.plan': 'free' } }, { service: true });
-  await pushFrom(t, model, 3);
+  await next();
   await answerSyncs(t, model);
-  assert.equal(client.state.persona.tolerance, null, 'hidden below pro, though its version did not move');
+  assert.equal(client.state.persona.tolerance, null, 'hidden below pro');
+  assert.equal(client.state.usage.monthly_roasts_limit, 100);
   model.patch({ changes: { 'subscription.plan': 'plus' } }, { service: true });
-  await pushFrom(t, model, 4);
+  await next();
   await answerSyncs(t, model);
   assert.equal(client.state.persona.tolerance, 'TOL');
+  assert.equal(client.state.usage.monthly_roasts_limit, null);
+  for (const sec of ['subscription', 'persona', 'roasting', 'usage', 'organization']) assert.deepEqual(client.state[sec], model.full()[sec], sec);
   await client.close();
 });
 

@@ -29,6 +29,11 @@ const MUTATIONS = [
     from: '    if (version !== server.cursor + 1 || !covers(data, fields)',
     to: '    if (!covers(data, fields)',
   },
+  {
+    name: 'sync: a state_update is merged though a field it names has no value (no pull)',
+    from: '    if (version !== server.cursor + 1 || !covers(data, fields)) {',
+    to: '    if (version !== server.cursor + 1) {',
+  },
 ];
 
 const iterations = process.env.ROASTR_ITERATIONS ?? '300';

@@ -87,6 +87,8 @@ function checkRebase(d, net) {
     // after a reload, persona text is unknown until the first full sync
     // (it is never in storage), confirmed or not
     if (!status.ready && f.startsWith('persona.') && !(f in unconfirmed)) continue;
+    // no sync reports auth.userId: it comes from state_full after the first
+    if (f === 'auth.userId' && get(state, f) === null) continue;
     const want = f in overlay ? overlay[f] : get(at, f);
     if (process.env.ROASTR_DEBUG && JSON.stringify(get(state, f)) !== JSON.stringify(want)) {
       console.log(JSON.stringify({ status, pending: d.client.pending, acked: net.acked.get(d.devId), conflicts: d.client.conflicts }, null, 1));
@@ -329,7 +331,15 @@ async function run1(seed, { log = false } = {}, trace) {
     for (const c of net.conns) while (c.inbox.length > 0) net.deliver(c, 0);
     await settle();
   }
-  for (let i = 0; i < 50 && timers.fireNext(); i++) await settle();
+  // (answering what that asked for: a pull, or state_full for auth.userId)
+  for (let i = 0; i < 50; i++) {
+    for (const c of net.conns) while (c.inbox.length > 0) net.deliver(c, 0);
+    await settle();
+    for (const rq of [...net.rpcs]) net.answer(rq);
+    await settle();
+    if (net.rpcs.length === 0 && [...net.conns].every((c) => c.inbox.length === 0) && !timers.fireNext()) break;
+    await settle();
+  }
   await settle();
 
   const full = net.model.full();

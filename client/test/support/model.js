@@ -14,9 +14,12 @@
 //   - persona text: writing the text a field holds is no change; a change
 //     clears persona.embeddings_*; tolerance needs pro or plus (PT402) and
 //     reads as null below them, keeping the text and its version;
-//   - notifications {type, version, fields, data}: data holds the changed
-//     stored fields that may be shown (no persona text, no personal values,
-//     no computed values); organization changes name its four fields.
+//   - notifications {type, version, fields, data} as 0.4.0 sends them:
+//     `fields` names every shown path whose value state_sync(version - 1)
+//     reports at that version, derived values included (a consumption names
+//     remaining_roasts, a plan change the limit, trial_days_remaining and
+//     persona.tolerance); `data` holds their values except persona text,
+//     personal values and the organization (named only).
 // Browser-safe (the example page runs it); no Node imports.
 
 export class ModelError extends Error {
@@ -43,7 +46,7 @@ const STORED = ['auth.email', 'auth.name', 'subscription.plan', 'subscription.st
   'subscription.current_period_start', 'subscription.current_period_end', 'subscription.polar_subscription_id',
   'subscription.polar_customer_id', ...PERSONA, 'persona.embeddings_generated_at', 'persona.embeddings_model',
   'roasting.enabled', 'roasting.roast_level', 'roasting.shield_level', 'usage.monthly_roasts_used', 'organization.id'];
-const KIND = (f) => (f === 'roasting.enabled' ? 'roasting_toggle' : `${f.split('.')[0]}_update`);
+const KIND = (f) => (f === 'roasting.enabled' ? 'roasting_toggle' : `${f.split('.')[0]}_update`);  // organization.* too
 const DEPS_PLAN = ['subscription.status', 'subscription.trial_ends_at', 'subscription.plan', 'subscription.current_period_end'];
 const DEPS_USED = [...DEPS_PLAN, 'subscription.current_period_start', 'usage.monthly_roasts_used'];
 
@@ -143,7 +146,7 @@ export class ServerModel {
       s.version = nv;
       s.history.push({ version: nv, mutationId: mutation_id, fields: all, by });
       result = { version: nv, applied: changed };
-      this.announce(nv, all);
+      this.announce(nv);
     }
     if (mutation_id !== null) s.mutations[mutation_id] = { key, result: clone(result) };
     return clone(result);
@@ -173,7 +176,7 @@ export class ServerModel {
     s.fv['usage.monthly_roasts_used'] = nv;
     s.version = nv;
     s.history.push({ version: nv, mutationId: null, fields: ['usage.monthly_roasts_used'], by: 'consume' });
-    this.announce(nv, ['usage.monthly_roasts_used']);
+    this.announce(nv);
     return { allowed: true };
   }
 
@@ -186,20 +189,22 @@ export class ServerModel {
     s.fv['organization.id'] = nv;
     s.version = nv;
     s.history.push({ version: nv, mutationId: null, fields: ['organization.id'], by: 'organization' });
-    this.announce(nv, ['organization.id']);
+    this.announce(nv);
   }
 
-  announce(version, fields) {
+  // One notification per version: what state_sync(version - 1) reports at
+  // `version`, named; values where payloads may carry them.
+  announce(version) {
     const s = this.s;
     s.at[version] = this.full();
-    const kinds = [...new Set(fields.map((f) => (f.startsWith('organization') ? 'organization_update' : KIND(f))))];
-    const named = fields.filter((f) => f !== 'organization.id');
-    if (fields.includes('organization.id')) named.push('organization.id', 'organization.name', 'organization.slug', 'organization.role');
+    const it = this.items();
+    const named = Object.keys(it).filter((f) => it[f][1] === version);
+    const kinds = [...new Set(named.map(KIND))];
     const data = {};
-    for (const f of fields) {
+    for (const f of named) {
       if (PERSONA.includes(f) || PERSONAL.has(f) || f.startsWith('organization')) continue;
       const [sec, k] = f.split('.');
-      (data[sec] ??= {})[k] = s.values[f];
+      (data[sec] ??= {})[k] = it[f][0];
     }
     const msg = { type: kinds.length === 1 ? kinds[0] : kinds, version, fields: named, data };
     for (const fn of [...this.listeners]) fn(clone(msg));
@@ -232,7 +237,8 @@ export class ServerModel {
       'subscription.polar_customer_id': [v['subscription.polar_customer_id'], fv['subscription.polar_customer_id']],
       'persona.identity': [v['persona.identity'], fv['persona.identity']],
       'persona.intolerance': [v['persona.intolerance'], fv['persona.intolerance']],
-      'persona.tolerance': [['pro', 'plus'].includes(plan) ? v['persona.tolerance'] : null, fv['persona.tolerance']],
+      // below pro the tolerance reads as null: the plan is an input (src/shown.c)
+      'persona.tolerance': [['pro', 'plus'].includes(plan) ? v['persona.tolerance'] : null, maxv(['persona.tolerance', ...DEPS_PLAN])],
       'persona.embeddings_generated_at': [v['persona.embeddings_generated_at'], fv['persona.embeddings_generated_at']],
       'persona.embeddings_model': [v['persona.embeddings_model'], fv['persona.embeddings_model']],
       'roasting.enabled': [v['roasting.enabled'], fv['roasting.enabled']],
@@ -242,7 +248,7 @@ export class ServerModel {
       'usage.monthly_roasts_limit': [limit, maxv(DEPS_PLAN)],
       'usage.remaining_roasts': [limit === null ? null : Math.max(limit - used, 0), maxv(DEPS_USED)],
       'usage.period_start': ['2026-11-01T00:00:00+00:00', maxv(DEPS_USED)],
-      'usage.reset_date': ['2026-12-01T00:00:00+00:00', maxv(DEPS_USED)],
+      'usage.reset_date': ['2026-12-01T00:00:00+00:00', maxv([...DEPS_PLAN, 'subscription.current_period_start'])],
       'organization.id': [org ? org.id : null, orgV],
       'organization.name': [org ? org.name : null, orgV],
       'organization.slug': [org ? org.slug : null, orgV],
@@ -253,12 +259,13 @@ export class ServerModel {
 
   // state_sync(user, since): every field changed after `since`, once, with
   // its latest value, ordered by version; a cursor above the version (or 0)
-  // gives everything.
+  // gives everything but auth.userId (it has no version: only state_full
+  // shows it).
   sync(since = 0) {
     if (!Number.isSafeInteger(since) || since < 0) throw new ModelError('22023', 'cursor must not be negative');
     const from = since > this.s.version ? 0 : since;
     const changes = Object.entries(this.items())
-      .filter(([, [, ver]]) => ver > from)
+      .filter(([f, [, ver]]) => ver > from && f !== 'auth.userId')
       .map(([field, [value, version]]) => ({ field, value, version, updated_at: new Date(this.clock + version * 1000).toISOString() }))
       .sort((a, b) => a.version - b.version || (a.field < b.field ? -1 : 1));
     return { changes, cursor: this.s.version, lastSyncedAt: new Date().toISOString() };

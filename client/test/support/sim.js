@@ -94,6 +94,9 @@ export class Net {
       sync(since) {
         return net.call(t, 'sync', since);
       },
+      full() {
+        return net.call(t, 'full');
+      },
       close() {
         t.dead = true;
         net.disconnect(t);
@@ -122,7 +125,8 @@ export class Net {
   // The server runs the request now.
   process(r) {
     try {
-      r.result = { ok: r.kind === 'patch' ? this.model.patch(r.arg) : this.model.sync(r.arg) };
+      const run = { patch: () => this.model.patch(r.arg), sync: () => this.model.sync(r.arg), full: () => this.model.full() }[r.kind];
+      r.result = { ok: run() };
     } catch (e) {
       r.result = { err: asClientError(e) };
     }
@@ -170,7 +174,7 @@ export class Net {
     if (!t.dead) t.handlers?.onStatus({ online: false, writable: false, via: null });
   }
 
-  // The gateway's rules (gateway/lib/gateway.js): relay a notification as
+  // The gateway's rules (gateway/lib/device.js): relay a notification as
   // state_update when it is the device's cursor + 1 and complete, else
   // sync from the device's cursor.  `since` goes with every state_sync.
   gatewaySync(conn, first = false) {
@@ -181,10 +185,12 @@ export class Net {
     conn.cursor = r.cursor;
   }
 
+  // Now and then it relays one that names a field without its value (as a
+  // relay that does not check would): the client must pull by itself.
   gatewayNotify(msg) {
     for (const conn of this.conns) {
       if (msg.version <= conn.cursor) continue;
-      if (msg.version === conn.cursor + 1 && complete(msg)) {
+      if (msg.version === conn.cursor + 1 && (complete(msg) || this.random.chance(0.2))) {
         conn.inbox.push({ kind: 'update', ...msg });
         conn.cursor = msg.version;
       } else {
