@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The upgrade path equals a fresh install.  Database A gets CREATE EXTENSION
-# roastr_state (the default version, read from roastr_state.control); database
-# B gets VERSION '0.1.0', is used through the 0.1.0 API -- served by the
-# installed library, which is the newest one -- and is then taken to the
+# roastr_state (the default version, read from roastr_state.control), which
+# runs the full install script of that version (sql/roastr_state--X.Y.Z.sql);
+# database B gets VERSION '0.1.0', is used through the 0.1.0 API -- served by
+# the installed library, which is the newest one -- and is then taken to the
 # default version with ALTER EXTENSION UPDATE (0.1.0 -> 0.2.0 -> 0.3.0 ...).
 # Then:
 #   1. every object of the extension is compared between A and B through the
@@ -404,10 +405,12 @@ report "0.2.0 and 0.3.0 on pre-upgrade users in $old" "$out" "$st"
 # Every member of the extension (pg_depend deptype 'e'), and everything
 # that hangs off a member table, one property per line.  No OIDs appear:
 # foreign keys' internal triggers and TOAST tables are described by what
-# they are.  The comparison is strict, column order included: a fresh
-# install has no script of its own for 0.2.0 or later, so CREATE EXTENSION
-# runs the very same chain of scripts (0.1.0, 0.1.0--0.2.0, 0.2.0--0.3.0)
-# that B ran, and nothing may differ.
+# they are.  The comparison is strict, column order included: A ran the
+# full install script of the current version, B the chain of upgrade
+# scripts (0.1.0, 0.1.0--0.2.0, 0.2.0--0.3.0, ...), and nothing may differ --
+# columns added by ALTER TABLE come last in the full script too, function
+# bodies and comments are the chain's final ones, and the tables are
+# registered with pg_extension_config_dump in the chain's order.
 catalog_sql=$(cat <<'SQL'
 WITH ext AS (SELECT * FROM pg_extension WHERE extname = 'roastr_state'),
 mem AS (SELECT d.classid, d.objid, d.objsubid
