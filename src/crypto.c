@@ -75,14 +75,16 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "access.h"
 #include "crypto.h"
-#include "roastr_state.h"
+#include "json_util.h"
+#include "spi_util.h"
 
 /* A key file is a few lines per key; anything bigger is a mistake. */
 #define RS_KEYFILE_MAX_BYTES	(64 * 1024)
 
 /* Identity of a key file as stat() sees it. */
-typedef struct KeyFileSig
+typedef struct RsFileSig
 {
 	bool		valid;
 	char		path[MAXPGPATH];
@@ -92,10 +94,10 @@ typedef struct KeyFileSig
 	mode_t		mode;
 	struct timespec mtime;
 	struct timespec ctime;
-} KeyFileSig;
+} RsFileSig;
 
 /* Why a key file could not be used. */
-typedef enum KeyFileProblem
+typedef enum RsKeyFileProblem
 {
 	KFP_NONE,
 	KFP_UNSET,					/* the setting is empty */
@@ -107,32 +109,33 @@ typedef enum KeyFileProblem
 	KFP_TOO_LARGE,
 	KFP_NO_MEMORY,				/* sodium_malloc failed */
 	KFP_CONTENT					/* rs_keyfile_parse failed: status, line */
-} KeyFileProblem;
+} RsKeyFileProblem;
 
 /* A problem with a key file: no key material, safe to keep and to log. */
-typedef struct KeyFileError
+typedef struct RsKeyFileError
 {
-	KeyFileProblem problem;
+	RsKeyFileProblem problem;
 	int			save_errno;
 	int			status;
 	int			line;
 	char		path[MAXPGPATH];
-} KeyFileError;
+} RsKeyFileError;
 
-char	   *rs_master_key_file = NULL;
+/* roastr_state.master_key_file */
+static char *master_key_file = NULL;
 
 /* The ring in use (sodium_malloc'd, read-only), and where it came from. */
 static RsKeyRing *keyring = NULL;
-static KeyFileSig keyring_sig;
+static RsFileSig keyring_sig;
 
 /* Why there is no ring, when there is none. */
-static KeyFileError keyring_error;
+static RsKeyFileError keyring_error;
 
 /* The last file that failed for a reason of its own, not to be reread. */
-static KeyFileSig failed_sig;
+static RsFileSig failed_sig;
 
 /* The last reload problem warned about while keeping an older ring. */
-static KeyFileError warned_error;
+static RsKeyFileError warned_error;
 
 /*
  * What this backend knows of the ring in use's keys against the stored data
@@ -140,13 +143,13 @@ static KeyFileError warned_error;
  * tried did (the count in wrong_tried), 0 = not known yet.  Forgotten when
  * the ring changes.
  */
-typedef struct KeyCheck
+typedef struct RsMasterKeyCheck
 {
 	uint32		id;
 	int			state;
 	int			tried;
-} KeyCheck;
-static KeyCheck key_checks[RS_KEYRING_MAX];
+} RsMasterKeyCheck;
+static RsMasterKeyCheck key_checks[RS_KEYRING_MAX];
 static int	n_key_checks = 0;
 
 /* Whether this transaction has already checked the file. */
@@ -181,7 +184,7 @@ rs_crypto_init(void)
 							   "Each line that is not empty or a comment is \"<key id> <64 hex digits>\"; "
 							   "the highest id encrypts, every id decrypts.  The file must not be "
 							   "accessible by group or others.",
-							   &rs_master_key_file,
+							   &master_key_file,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
@@ -190,7 +193,7 @@ rs_crypto_init(void)
 	RegisterXactCallback(keyring_xact_callback, NULL);
 
 	if (process_shared_preload_libraries_in_progress &&
-		rs_master_key_file != NULL && rs_master_key_file[0] != '\0')
+		master_key_file != NULL && master_key_file[0] != '\0')
 		keyring_load_preload();
 }
 
@@ -217,7 +220,7 @@ keyring_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 
 /* Fill sig from a struct stat of the file at path. */
 static void
-sig_from_stat(KeyFileSig *sig, const char *path, const struct stat *st)
+sig_from_stat(RsFileSig *sig, const char *path, const struct stat *st)
 {
 	memset(sig, 0, sizeof(*sig));
 	sig->valid = true;
@@ -232,7 +235,7 @@ sig_from_stat(KeyFileSig *sig, const char *path, const struct stat *st)
 
 /* Whether the file at path, as st describes it, is the one sig describes. */
 static bool
-sig_matches(const KeyFileSig *sig, const char *path, const struct stat *st)
+sig_matches(const RsFileSig *sig, const char *path, const struct stat *st)
 {
 	return sig->valid &&
 		strcmp(sig->path, path) == 0 &&
@@ -248,7 +251,7 @@ sig_matches(const KeyFileSig *sig, const char *path, const struct stat *st)
 
 /* Whether two problems are the same, for warning only once. */
 static bool
-error_equal(const KeyFileError *a, const KeyFileError *b)
+error_equal(const RsKeyFileError *a, const RsKeyFileError *b)
 {
 	return a->problem == b->problem &&
 		a->save_errno == b->save_errno &&
@@ -274,8 +277,8 @@ error_equal(const KeyFileError *a, const KeyFileError *b)
  * managers commonly swap a symlink to rotate files.
  */
 static bool
-keyfile_load(const char *path, RsKeyRing **ring_out, KeyFileSig *sig,
-			 KeyFileError *err)
+keyfile_load(const char *path, RsKeyRing **ring_out, RsFileSig *sig,
+			 RsKeyFileError *err)
 {
 	int			fd;
 	struct stat st;
@@ -399,7 +402,7 @@ keyfile_load(const char *path, RsKeyRing **ring_out, KeyFileSig *sig,
  *		unchanged file cannot help (unlike open, read or memory failures).
  */
 static bool
-keyfile_problem_is_own(KeyFileProblem problem)
+keyfile_problem_is_own(RsKeyFileProblem problem)
 {
 	return problem == KFP_NOT_REGULAR || problem == KFP_PERMISSIONS ||
 		problem == KFP_TOO_LARGE || problem == KFP_CONTENT;
@@ -411,7 +414,7 @@ keyfile_problem_is_own(KeyFileProblem problem)
  *		it is not read again until it changes; otherwise forget any such file.
  */
 static void
-remember_failed_file(const KeyFileError *err, const KeyFileSig *sig)
+remember_failed_file(const RsKeyFileError *err, const RsFileSig *sig)
 {
 	if (keyfile_problem_is_own(err->problem) && sig->valid)
 		failed_sig = *sig;
@@ -429,7 +432,7 @@ remember_failed_file(const KeyFileError *err, const KeyFileSig *sig)
  * (object_not_in_prerequisite_state): no file is involved yet.
  */
 static void
-report_keyfile_problem(int elevel, const KeyFileError *err)
+report_keyfile_problem(int elevel, const RsKeyFileError *err)
 {
 	switch (err->problem)
 	{
@@ -561,10 +564,10 @@ static void
 keyring_load_preload(void)
 {
 	RsKeyRing  *fresh;
-	KeyFileSig	sig;
-	KeyFileError err;
+	RsFileSig	sig;
+	RsKeyFileError err;
 
-	if (keyfile_load(rs_master_key_file, &fresh, &sig, &err))
+	if (keyfile_load(master_key_file, &fresh, &sig, &err))
 	{
 		keyring_drop();
 		keyring = fresh;
@@ -594,12 +597,12 @@ keeping_old_keys_context(void *arg pg_attribute_unused())
 static void
 keyring_refresh(void)
 {
-	const char *path = rs_master_key_file;
+	const char *path = master_key_file;
 	struct stat st;
 	bool		have_st;
 	RsKeyRing  *fresh;
-	KeyFileSig	sig;
-	KeyFileError err;
+	RsFileSig	sig;
+	RsKeyFileError err;
 
 	if (keyring_checked)
 		return;
@@ -762,34 +765,29 @@ stored_keys_open(uint32 id, const uint8 *mk, const pg_uuid_t *except,
 				 int *tried)
 {
 	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {INT4OID, UUIDOID};
 	Datum		args[2];
 	char		nulls[2] = {' ', ' '};
 	uint8		dek[RS_KEY_BYTES];
 	int			opened = 0;
-	int			rc;
+	uint64		n;
 	RsUserSwitch sw;
 
 	*tried = 0;
 	rs_become_owner(&sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (plan == NULL)
-	{
-		Oid			types[2] = {INT4OID, UUIDOID};
-
-		plan = rs_prepare_kept("SELECT user_id, keygen, wrapped FROM roastr_state.user_keys "
-							   "WHERE master_key_id OPERATOR(pg_catalog.=) $1 "
-							   "AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.<>) $2) "
-							   "LIMIT 3", 2, types);
-	}
 	args[0] = Int32GetDatum((int32) id);
 	args[1] = except ? UUIDPGetDatum(except) : (Datum) 0;
 	nulls[1] = except ? ' ' : 'n';
-	rc = SPI_execute_plan(plan, args, nulls, true, 3);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the stored data keys: %s",
-			 SPI_result_code_string(rc));
-	for (uint64 i = 0; i < SPI_processed; i++)
+	n = rs_spi_run(rs_spi_kept(&plan,
+							   "SELECT user_id, keygen, wrapped FROM roastr_state.user_keys "
+							   "WHERE master_key_id OPERATOR(pg_catalog.=) $1 "
+							   "AND ($2 IS NULL OR user_id OPERATOR(pg_catalog.<>) $2) "
+							   "LIMIT 3", 2, types),
+				   args, nulls, true, 3, SPI_OK_SELECT,
+				   "read the stored data keys");
+	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -818,7 +816,7 @@ stored_keys_open(uint32 id, const uint8 *mk, const pg_uuid_t *except,
 }
 
 /* The check of key id, or NULL when none is recorded. */
-static KeyCheck *
+static RsMasterKeyCheck *
 key_check(uint32 id)
 {
 	for (int i = 0; i < n_key_checks; i++)
@@ -827,11 +825,11 @@ key_check(uint32 id)
 	return NULL;
 }
 
-/* Record what is known of key id (state 1 or -1, see KeyCheck). */
+/* Record what is known of key id (state 1 or -1, see RsMasterKeyCheck). */
 static void
 key_check_set(uint32 id, int state, int tried)
 {
-	KeyCheck   *k = key_check(id);
+	RsMasterKeyCheck   *k = key_check(id);
 
 	if (k == NULL)
 	{
@@ -872,7 +870,7 @@ report_wrong_master_key(uint32 id, int tried)
 static void
 verify_master_key(uint32 id, const uint8 *mk)
 {
-	KeyCheck   *k = key_check(id);
+	RsMasterKeyCheck   *k = key_check(id);
 	int			tried;
 
 	if (k != NULL && k->state > 0)
@@ -987,7 +985,7 @@ unwrap_into(RsDataKey *dek, const pg_uuid_t *user, uint32 keygen,
 		key_check_set(master_id, 1, 1);	/* the key is the right one */
 	else
 	{
-		KeyCheck   *k = key_check(master_id);
+		RsMasterKeyCheck   *k = key_check(master_id);
 		int			tried;
 
 		rs_datakey_clear(dek);

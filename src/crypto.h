@@ -15,8 +15,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef ROASTR_CRYPTO_H
-#define ROASTR_CRYPTO_H
+#ifndef RS_CRYPTO_H
+#define RS_CRYPTO_H
 
 #include "utils/uuid.h"
 
@@ -33,8 +33,6 @@ typedef struct RsDataKey
 	uint32		keygen;			/* generation, written into envelopes */
 	uint8		key[RS_KEY_BYTES];
 } RsDataKey;
-
-extern char *rs_master_key_file;
 
 /* setup, from _PG_init after sodium_init() */
 extern void rs_crypto_init(void);
@@ -60,4 +58,4 @@ extern bytea *rs_persona_seal(const RsDataKey *dek, const pg_uuid_t *user,
 extern text *rs_persona_open(const RsDataKey *dek, const pg_uuid_t *user,
 							 const char *field, bytea *env);
 
-#endif							/* ROASTR_CRYPTO_H */
+#endif							/* RS_CRYPTO_H */

@@ -71,10 +71,23 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "roastr_state.h"
+#include "fields.h"
+#include "json_util.h"
+#include "notify.h"
 #include "shown.h"
 
-int			rs_notify_mode = RS_NOTIFY_AUTO;
+/* NOTIFY payloads must stay under 8000 bytes */
+#define RS_MAX_PAYLOAD	7999
+
+/* roastr_state.notify_mode */
+typedef enum RsNotifyMode
+{
+	RS_NOTIFY_AUTO,				/* worker when commits wait for a flush */
+	RS_NOTIFY_WORKER,
+	RS_NOTIFY_DIRECT
+} RsNotifyMode;
+
+static int	notify_mode = RS_NOTIFY_AUTO;
 
 /* the notifier to wake once this transaction has committed */
 static Latch *wake_after_commit = NULL;
@@ -93,7 +106,7 @@ static int	rs_notify_max_payload = RS_MAX_PAYLOAD;
  * Backend-local pending changes of the current transaction
  * ---------------------------------------------------------------------
  */
-typedef struct PendingChange
+typedef struct RsPendingChange
 {
 	pg_uuid_t	user;
 	SubTransactionId subid;
@@ -102,9 +115,9 @@ typedef struct PendingChange
 	uint32		named;			/* shown paths (shown.h) the change names */
 	int			seq;			/* recording order, for a stable sort */
 	char	   *values[RS_NSHOWN];	/* JSON text; NULL when withheld */
-} PendingChange;
+} RsPendingChange;
 
-static PendingChange *pending = NULL;
+static RsPendingChange *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
 
@@ -190,17 +203,17 @@ rs_notify_shmem_startup(void)
  * Building payloads
  * ---------------------------------------------------------------------
  */
-typedef struct Outgoing
+typedef struct RsOutgoing
 {
 	char	   *channel;
 	char	   *payload;
-} Outgoing;
+} RsOutgoing;
 
 static int
 pending_cmp(const void *a, const void *b)
 {
-	const PendingChange *pa = (const PendingChange *) a;
-	const PendingChange *pb = (const PendingChange *) b;
+	const RsPendingChange *pa = (const RsPendingChange *) a;
+	const RsPendingChange *pb = (const RsPendingChange *) b;
 	int			c = memcmp(pa->user.data, pb->user.data, UUID_LEN);
 
 	if (c != 0)
@@ -302,13 +315,13 @@ build_payload(const char *uuid, int64 version, uint32 named,
  * collect_outgoing
  *		Coalesce the pending list to the (channel, payload) pairs to send.
  */
-static Outgoing *
+static RsOutgoing *
 collect_outgoing(int *nout)
 {
-	Outgoing   *out = palloc(sizeof(Outgoing) * npending * 3);
+	RsOutgoing   *out = palloc(sizeof(RsOutgoing) * npending * 3);
 	int			n = 0;
 
-	qsort(pending, npending, sizeof(PendingChange), pending_cmp);
+	qsort(pending, npending, sizeof(RsPendingChange), pending_cmp);
 	for (int i = 0; i < npending;)
 	{
 		int			j = i;
@@ -374,7 +387,7 @@ collect_outgoing(int *nout)
  */
 
 static void
-send_direct(Outgoing *out, int n)
+send_direct(RsOutgoing *out, int n)
 {
 	for (int i = 0; i < n; i++)
 		Async_Notify(out[i].channel, out[i].payload);
@@ -408,7 +421,7 @@ register_notifier(int slotno)
  *		leaves because the ring looked empty can never strand the entry.
  */
 static bool
-enqueue(Outgoing *out, int n, TransactionId xid)
+enqueue(RsOutgoing *out, int n, TransactionId xid)
 {
 	RsNotifySlot *slot = NULL;
 	int			slotno = -1;
@@ -545,7 +558,7 @@ enqueue(Outgoing *out, int n, TransactionId xid)
 static void
 send_pending(void)
 {
-	Outgoing   *out;
+	RsOutgoing   *out;
 	int			n;
 	TransactionId xid = GetTopTransactionIdIfAny();
 
@@ -561,10 +574,10 @@ send_pending(void)
 	 * off) pays little for that, and less than handing the payload to the
 	 * notifier, so "auto" notifies directly then.
 	 */
-	if (rs_notify_mode == RS_NOTIFY_AUTO)
+	if (notify_mode == RS_NOTIFY_AUTO)
 		use_worker = synchronous_commit > SYNCHRONOUS_COMMIT_OFF;
 	else
-		use_worker = rs_notify_mode == RS_NOTIFY_WORKER;
+		use_worker = notify_mode == RS_NOTIFY_WORKER;
 
 	if (use_worker && shared != NULL &&
 		TransactionIdIsValid(xid) && enqueue(out, n, xid))
@@ -595,18 +608,18 @@ rs_notify_record(const pg_uuid_t *user, int64 version, uint32 changed,
 				 uint32 named, char *const *values)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	PendingChange *p;
+	RsPendingChange *p;
 
 	if (pending == NULL)
 	{
 		maxpending = 16;
-		pending = palloc(maxpending * sizeof(PendingChange));
+		pending = palloc(maxpending * sizeof(RsPendingChange));
 		npending = 0;
 	}
 	else if (npending == maxpending)
 	{
 		maxpending *= 2;
-		pending = repalloc(pending, maxpending * sizeof(PendingChange));
+		pending = repalloc(pending, maxpending * sizeof(RsPendingChange));
 	}
 	p = &pending[npending];
 	p->user = *user;
@@ -704,7 +717,7 @@ rs_notify_init(void)
 							 "auto: the background notifier when commits wait for a WAL flush, else direct; "
 							 "worker: a background notifier sends them in batches (needs shared_preload_libraries); "
 							 "direct: each writing transaction sends its own NOTIFY.",
-							 &rs_notify_mode,
+							 &notify_mode,
 							 RS_NOTIFY_AUTO,
 							 mode_options,
 							 PGC_SUSET,
@@ -963,47 +976,39 @@ roastr_state_notifier_main(Datum main_arg)
 	proc_exit(0);
 }
 
-PG_FUNCTION_INFO_V1(roastr_state_notify_stats);
-
 /*
- * roastr_state.notify_stats() -> jsonb: counters of the notifier rings,
- * for benchmarks and monitoring.  Service only.
+ * rs_notify_stats
+ *		Append the counters of the notifier rings to "buf" as a JSON object
+ *		(for benchmarks and monitoring; the caller checks who may see them).
  */
-Datum
-roastr_state_notify_stats(PG_FUNCTION_ARGS)
+void
+rs_notify_stats(StringInfo buf)
 {
-	StringInfoData buf;
-	RsCaller	caller;
+	uint64		sent = 0,
+				dropped = 0,
+				queued = 0;
+	int			running = 0;
 
-	rs_get_caller(&caller);
-	rs_require_service(&caller, "notify_stats");
-	initStringInfo(&buf);
 	if (shared == NULL)
-		appendStringInfoString(&buf, "{\"preloaded\":false}");
-	else
 	{
-		uint64		sent = 0,
-					dropped = 0,
-					queued = 0;
-		int			running = 0;
-
-		LWLockAcquire(shared->lock, LW_SHARED);
-		for (int i = 0; i < RS_NOTIFY_SLOTS; i++)
-		{
-			sent += shared->slots[i].sent;
-			dropped += shared->slots[i].dropped;
-			queued += shared->slots[i].head - shared->slots[i].tail;
-			if (shared->slots[i].worker_latch)
-				running++;
-		}
-		appendStringInfo(&buf,
-						 "{\"preloaded\":true,\"sent\":" UINT64_FORMAT
-						 ",\"dropped_aborted\":" UINT64_FORMAT
-						 ",\"queued_bytes\":" UINT64_FORMAT
-						 ",\"direct_fallbacks\":" UINT64_FORMAT
-						 ",\"notifiers_running\":%d}",
-						 sent, dropped, queued, shared->fallbacks, running);
-		LWLockRelease(shared->lock);
+		appendStringInfoString(buf, "{\"preloaded\":false}");
+		return;
 	}
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	LWLockAcquire(shared->lock, LW_SHARED);
+	for (int i = 0; i < RS_NOTIFY_SLOTS; i++)
+	{
+		sent += shared->slots[i].sent;
+		dropped += shared->slots[i].dropped;
+		queued += shared->slots[i].head - shared->slots[i].tail;
+		if (shared->slots[i].worker_latch)
+			running++;
+	}
+	appendStringInfo(buf,
+					 "{\"preloaded\":true,\"sent\":" UINT64_FORMAT
+					 ",\"dropped_aborted\":" UINT64_FORMAT
+					 ",\"queued_bytes\":" UINT64_FORMAT
+					 ",\"direct_fallbacks\":" UINT64_FORMAT
+					 ",\"notifiers_running\":%d}",
+					 sent, dropped, queued, shared->fallbacks, running);
+	LWLockRelease(shared->lock);
 }

@@ -42,16 +42,23 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "roastr_state.h"
+#include "access.h"
 #include "core/rs_webhook_core.h"
+#include "errcodes.h"
+#include "fields.h"
+#include "spi_util.h"
+#include "webhook.h"
 
 /* Bodies larger than this are refused before any work. */
 #define RS_WH_MAX_BODY		(1024 * 1024)
 
-char	   *rs_webhook_secret_file = NULL;
+/* roastr_state.webhook_secret_file */
+static char *webhook_secret_file = NULL;
 
-static SPIPlanPtr apply_plan = NULL;
-
+/*
+ * rs_webhook_init
+ *		Define roastr_state.webhook_secret_file; called once, from _PG_init.
+ */
 void
 rs_webhook_init(void)
 {
@@ -59,7 +66,7 @@ rs_webhook_init(void)
 							   "Path of the file holding the Polar webhook secret.",
 							   "\"whsec_\" followed by base64 (Standard Webhooks), or the raw secret (Polar). "
 							   "The file must not be readable by group or others.",
-							   &rs_webhook_secret_file,
+							   &webhook_secret_file,
 							   "",
 							   PGC_SUSET,
 							   0,
@@ -75,7 +82,7 @@ rs_webhook_init(void)
 static void
 read_secret_key(uint8 *key, size_t *keylen)
 {
-	const char *path = rs_webhook_secret_file;
+	const char *path = webhook_secret_file;
 	int			fd;
 	struct stat sb;
 	char		buf[RS_WH_MAX_SECRET * 2];
@@ -129,6 +136,7 @@ read_secret_key(uint8 *key, size_t *keylen)
 				errdetail("Expected \"whsec_\" followed by base64, or the raw secret."));
 }
 
+/* ERROR (PT401): the delivery is not authentic; nothing is applied. */
 static void
 unauthorized(RsWebhookResult r)
 {
@@ -158,8 +166,9 @@ roastr_state_apply_polar_webhook(PG_FUNCTION_ARGS)
 	RsWebhookResult r;
 	MemoryContext cxt = CurrentMemoryContext;
 	RsUserSwitch sw;
+	static SPIPlanPtr apply_plan = NULL;
+	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
-	int			rc;
 	bool		isnull;
 	Jsonb	   *result;
 
@@ -199,17 +208,12 @@ roastr_state_apply_polar_webhook(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (apply_plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-
-		apply_plan = rs_prepare_kept("SELECT roastr_state._apply_polar_event($1, $2)",
-									 2, types);
-	}
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PointerGetDatum(body);
-	rc = SPI_execute_plan(apply_plan, args, NULL, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+	if (rs_spi_run(rs_spi_kept(&apply_plan,
+							   "SELECT roastr_state._apply_polar_event($1, $2)",
+							   2, types),
+				   args, NULL, false, 1, SPI_OK_SELECT, "apply webhook") != 1)
 		elog(ERROR, "could not apply webhook");
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -240,7 +244,7 @@ roastr_state_set_product_plan(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 	static SPIPlanPtr set_plan = NULL;
 	static SPIPlanPtr del_plan = NULL;
-	int			rc;
+	Oid			types[2] = {TEXTOID, TEXTOID};
 
 	rs_get_caller(&caller);
 	rs_require_service(&caller, "set_product_plan");
@@ -264,23 +268,18 @@ roastr_state_set_product_plan(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (del_plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-
-		set_plan = rs_prepare_kept(
-								   "INSERT INTO roastr_state.product_plans (product_id, plan) VALUES ($1, $2) "
-								   "ON CONFLICT (product_id) DO UPDATE SET plan = EXCLUDED.plan",
-								   2, types);
-		del_plan = rs_prepare_kept(
-								   "DELETE FROM roastr_state.product_plans "
-								   "WHERE product_id OPERATOR(pg_catalog.=) $1",
-								   1, types);
-	}
-	rc = SPI_execute_plan(PG_ARGISNULL(1) ? del_plan : set_plan, args, nulls,
-						  false, 0);
-	if (rc != SPI_OK_INSERT && rc != SPI_OK_DELETE)
-		elog(ERROR, "could not set product plan: %s", SPI_result_code_string(rc));
+	if (PG_ARGISNULL(1))
+		rs_spi_run(rs_spi_kept(&del_plan,
+							   "DELETE FROM roastr_state.product_plans "
+							   "WHERE product_id OPERATOR(pg_catalog.=) $1",
+							   1, types),
+				   args, nulls, false, 0, SPI_OK_DELETE, "set product plan");
+	else
+		rs_spi_run(rs_spi_kept(&set_plan,
+							   "INSERT INTO roastr_state.product_plans (product_id, plan) VALUES ($1, $2) "
+							   "ON CONFLICT (product_id) DO UPDATE SET plan = EXCLUDED.plan",
+							   2, types),
+				   args, nulls, false, 0, SPI_OK_INSERT, "set product plan");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();
