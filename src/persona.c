@@ -48,6 +48,7 @@
 #include "errcodes.h"
 #include "fields.h"
 #include "json_util.h"
+#include "keyring.h"
 #include "persona.h"
 #include "spi_util.h"
 #include "usage.h"

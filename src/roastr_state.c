@@ -24,8 +24,9 @@
 
 #include "access.h"
 #include "compat.h"
-#include "crypto.h"
+#include "keyring.h"
 #include "notify.h"
+#include "notify_queue.h"
 #include "webhook.h"
 
 PG_MODULE_MAGIC;
@@ -41,7 +42,7 @@ roastr_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	rs_notify_shmem_request();
+	rs_queue_shmem_request();
 }
 
 /* shmem_startup_hook: attach to (or set up) the notifier's shared memory. */
@@ -50,7 +51,7 @@ roastr_shmem_startup(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	rs_notify_shmem_startup();
+	rs_queue_shmem_startup();
 }
 
 /*
@@ -67,8 +68,9 @@ _PG_init(void)
 				errmsg("could not initialize libsodium"));
 
 	rs_access_init();
-	rs_crypto_init();
+	rs_keyring_init();
 	rs_notify_init();
+	rs_queue_init();
 	rs_webhook_init();
 
 	MarkGUCPrefixReserved("roastr_state");

@@ -27,7 +27,7 @@
 
 #include "access.h"
 #include "fields.h"
-#include "notify.h"
+#include "notify_queue.h"
 #include "patch.h"
 #include "read.h"
 #include "shown.h"
@@ -259,6 +259,6 @@ roastr_state_notify_stats(PG_FUNCTION_ARGS)
 	rs_get_caller(&caller);
 	rs_require_service(&caller, "notify_stats");
 	initStringInfo(&buf);
-	rs_notify_stats(&buf);
+	rs_queue_stats(&buf);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
