@@ -28,7 +28,6 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -57,6 +56,7 @@ typedef struct RsClaimsParse
 	char	   *sub;
 } RsClaimsParse;
 
+/* JSON callback: entering an object. */
 static RS_JSON_ACTION
 claims_object_start(void *state)
 {
@@ -64,6 +64,7 @@ claims_object_start(void *state)
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: leaving an object. */
 static RS_JSON_ACTION
 claims_object_end(void *state)
 {
@@ -71,6 +72,7 @@ claims_object_end(void *state)
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: a key; remember whether it is the top-level "sub". */
 static RS_JSON_ACTION
 claims_field_start(void *state, char *fname, bool isnull)
 {
@@ -80,6 +82,7 @@ claims_field_start(void *state, char *fname, bool isnull)
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: a scalar; keep it when it is the value of "sub". */
 static RS_JSON_ACTION
 claims_scalar(void *state, char *token, JsonTokenType tokentype)
 {
@@ -94,6 +97,7 @@ claims_scalar(void *state, char *token, JsonTokenType tokentype)
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: entering an array. */
 static RS_JSON_ACTION
 claims_array_start(void *state)
 {
@@ -110,6 +114,7 @@ claims_array_start(void *state)
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: leaving an array. */
 static RS_JSON_ACTION
 claims_array_end(void *state)
 {
@@ -312,6 +317,7 @@ rs_become_owner(RsUserSwitch *sw)
 						   SECURITY_RESTRICTED_OPERATION);
 }
 
+/* Back to the user and security context rs_become_owner saved. */
 void
 rs_restore_user(RsUserSwitch *sw)
 {

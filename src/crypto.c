@@ -25,7 +25,6 @@
 
 #include <sodium.h>
 
-#include "utils/memutils.h"
 
 #include "crypto.h"
 #include "json_util.h"

@@ -14,7 +14,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/numeric.h"

@@ -123,7 +123,7 @@ key_check(uint32 id)
 static void
 key_check_set(uint32 id, int state, int tried)
 {
-	RsMasterKeyCheck   *k = key_check(id);
+	RsMasterKeyCheck *k = key_check(id);
 
 	if (k == NULL)
 	{
@@ -165,7 +165,7 @@ report_wrong_master_key(uint32 id, int tried, const char *path)
 void
 rs_keycheck_verify(uint32 id, const uint8 *mk, const char *path)
 {
-	RsMasterKeyCheck   *k = key_check(id);
+	RsMasterKeyCheck *k = key_check(id);
 	int			tried;
 
 	if (k != NULL && k->state > 0)

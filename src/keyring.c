@@ -56,6 +56,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "core/rs_crypto_core.h"
 #include "keycheck.h"
 #include "keyring.h"
 #include "secret_file.h"
@@ -318,44 +319,44 @@ remember_failed_file(const RsKeyFileError *err, const RsFileSig *sig)
 static void
 report_keyfile_content(int elevel, const RsKeyFileError *err)
 {
-		switch (err->status)
-		{
-			case RS_ERR_KEYFILE_DUPLICATE:
-				ereport(elevel,
-						errcode(ERRCODE_CONFIG_FILE_ERROR),
-						errhidestmt(true),
-						errmsg("invalid master key file \"%s\"", err->path),
-						errdetail("Line %d repeats a key id.", err->line),
-						errhint("Fix the file named by roastr_state.master_key_file."));
-				break;
-			case RS_ERR_KEYFILE_TOO_MANY:
-				ereport(elevel,
-						errcode(ERRCODE_CONFIG_FILE_ERROR),
-						errhidestmt(true),
-						errmsg("invalid master key file \"%s\"", err->path),
-						errdetail("Line %d holds key number %d, but a master key file may hold at most %d keys.",
-								  err->line, RS_KEYRING_MAX + 1,
-								  RS_KEYRING_MAX),
-						errhint("Fix the file named by roastr_state.master_key_file."));
-				break;
-			case RS_ERR_KEYFILE_EMPTY:
-				ereport(elevel,
-						errcode(ERRCODE_CONFIG_FILE_ERROR),
-						errhidestmt(true),
-						errmsg("invalid master key file \"%s\"", err->path),
-						errdetail("The file holds no key."),
-						errhint("Fix the file named by roastr_state.master_key_file."));
-				break;
-			default:
-				ereport(elevel,
-						errcode(ERRCODE_CONFIG_FILE_ERROR),
-						errhidestmt(true),
-						errmsg("invalid master key file \"%s\"", err->path),
-						errdetail("Line %d is not \"<key id> <64 hex digits>\".",
-								  err->line),
-						errhint("Fix the file named by roastr_state.master_key_file; key ids are 1 to 2147483647, and lines starting with # are comments."));
-				break;
-		}
+	switch (err->status)
+	{
+		case RS_ERR_KEYFILE_DUPLICATE:
+			ereport(elevel,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errhidestmt(true),
+					errmsg("invalid master key file \"%s\"", err->path),
+					errdetail("Line %d repeats a key id.", err->line),
+					errhint("Fix the file named by roastr_state.master_key_file."));
+			break;
+		case RS_ERR_KEYFILE_TOO_MANY:
+			ereport(elevel,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errhidestmt(true),
+					errmsg("invalid master key file \"%s\"", err->path),
+					errdetail("Line %d holds key number %d, but a master key file may hold at most %d keys.",
+							  err->line, RS_KEYRING_MAX + 1,
+							  RS_KEYRING_MAX),
+					errhint("Fix the file named by roastr_state.master_key_file."));
+			break;
+		case RS_ERR_KEYFILE_EMPTY:
+			ereport(elevel,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errhidestmt(true),
+					errmsg("invalid master key file \"%s\"", err->path),
+					errdetail("The file holds no key."),
+					errhint("Fix the file named by roastr_state.master_key_file."));
+			break;
+		default:
+			ereport(elevel,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errhidestmt(true),
+					errmsg("invalid master key file \"%s\"", err->path),
+					errdetail("Line %d is not \"<key id> <64 hex digits>\".",
+							  err->line),
+					errhint("Fix the file named by roastr_state.master_key_file; key ids are 1 to 2147483647, and lines starting with # are comments."));
+			break;
+	}
 }
 
 /*

@@ -15,8 +15,6 @@
 
 #include "utils/uuid.h"
 
-#include "core/rs_crypto_core.h"
-
 /* setup, from _PG_init after sodium_init() */
 extern void rs_keyring_init(void);
 

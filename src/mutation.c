@@ -24,7 +24,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/jsonb.h"
-#include "utils/memutils.h"
 
 #include "json_util.h"
 #include "mutation.h"

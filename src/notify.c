@@ -174,7 +174,7 @@ build_payload(const char *uuid, int64 version, uint32 named,
 static RsNotification *
 collect_outgoing(int *nout)
 {
-	RsNotification   *out = palloc(sizeof(RsNotification) * npending * 3);
+	RsNotification *out = palloc(sizeof(RsNotification) * npending * 3);
 	int			n = 0;
 
 	qsort(pending, npending, sizeof(RsPendingChange), pending_cmp);

@@ -102,6 +102,7 @@ touch(const pg_uuid_t *org, const pg_uuid_t *user)
 			   args, NULL, false, 0, SPI_OK_UPDATE, "bump a member");
 }
 
+/* ERROR (PT404): the user is not a member of the organization. */
 static void
 not_member(const pg_uuid_t *org, const pg_uuid_t *user)
 {
@@ -111,6 +112,7 @@ not_member(const pg_uuid_t *org, const pg_uuid_t *user)
 				   rs_uuid_to_cstring(user), rs_uuid_to_cstring(org)));
 }
 
+/* ERROR (42501): the caller may not do "what". */
 static void
 denied(const char *what)
 {
@@ -149,6 +151,7 @@ require_someone(const RsCaller *caller)
 				errmsg("permission denied: the caller is not an authenticated user"));
 }
 
+/* Argument n, a uuid named "name" in the message; ERROR (22023) if null. */
 static pg_uuid_t *
 uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
@@ -159,6 +162,7 @@ uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	return PG_GETARG_UUID_P(n);
 }
 
+/* Argument n, an organization role; ERROR (22023) if null or unknown. */
 static char *
 role_arg(FunctionCallInfo fcinfo, int n)
 {
@@ -179,6 +183,7 @@ role_arg(FunctionCallInfo fcinfo, int n)
 	return NULL;				/* keep compiler quiet */
 }
 
+/* ERROR (22023) unless t is 3 to 63 of [a-z0-9-] (the table's check). */
 static void
 check_slug(text *t)
 {
@@ -208,9 +213,9 @@ adopt_if_none(const pg_uuid_t *org, const pg_uuid_t *user)
 	Datum		args[2] = {UUIDPGetDatum(org), UUIDPGetDatum(user)};
 
 	rs_spi_run(rs_spi_kept(&plan_adopt,
-			 "UPDATE roastr_state.state SET organization_id = $1 "
-			 "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id IS NULL",
-			 2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+						   "UPDATE roastr_state.state SET organization_id = $1 "
+						   "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id IS NULL",
+						   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 }
 
 /* a user must exist to join */
@@ -222,7 +227,7 @@ require_user(const pg_uuid_t *user)
 	Datum		args[1] = {UUIDPGetDatum(user)};
 
 	rs_spi_run(rs_spi_kept(&plan, "SELECT FROM roastr_state.state WHERE user_id OPERATOR(pg_catalog.=) $1",
-			 1, t1), args, NULL, false, 0, SPI_OK_SELECT, "run an organization statement");
+						   1, t1), args, NULL, false, 0, SPI_OK_SELECT, "run an organization statement");
 	if (SPI_processed == 0)
 		rs_no_state(user);
 }
@@ -261,7 +266,7 @@ roastr_state_create_organization(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(1);
 	args[1] = PG_GETARG_DATUM(2);
 	rs_spi_run(rs_spi_kept(&ins_org, "INSERT INTO roastr_state.organizations (name, slug) "
-			 "VALUES ($1, $2) RETURNING id", 2, t3), args, NULL, false, 0, SPI_OK_INSERT_RETURNING, "run an organization statement");
+						   "VALUES ($1, $2) RETURNING id", 2, t3), args, NULL, false, 0, SPI_OK_INSERT_RETURNING, "run an organization statement");
 	org = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 	args[0] = UUIDPGetDatum(&org);
@@ -270,7 +275,7 @@ roastr_state_create_organization(PG_FUNCTION_ARGS)
 		Oid			t2[2] = {UUIDOID, UUIDOID};
 
 		rs_spi_run(rs_spi_kept(&ins_member, "INSERT INTO roastr_state.organization_members "
-				 "(org_id, user_id, role) VALUES ($1, $2, 'owner')", 2, t2), args, NULL, false, 0, SPI_OK_INSERT, "run an organization statement");
+							   "(org_id, user_id, role) VALUES ($1, $2, 'owner')", 2, t2), args, NULL, false, 0, SPI_OK_INSERT, "run an organization statement");
 	}
 	adopt_if_none(&org, &owner);
 	rs_restore_user(&sw);
@@ -328,7 +333,7 @@ roastr_state_add_member(PG_FUNCTION_ARGS)
 	args[1] = UUIDPGetDatum(&user);
 	args[2] = CStringGetTextDatum(role);
 	rs_spi_run(rs_spi_kept(&ins, "INSERT INTO roastr_state.organization_members (org_id, user_id, role) "
-			 "VALUES ($1, $2, $3)", 3, t3), args, NULL, false, 0, SPI_OK_INSERT, "run an organization statement");
+						   "VALUES ($1, $2, $3)", 3, t3), args, NULL, false, 0, SPI_OK_INSERT, "run an organization statement");
 	adopt_if_none(&org, &user);
 	rs_restore_user(&sw);
 	SPI_finish();
@@ -387,20 +392,20 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 
 			/* the previous owner, to bump; then demote, then promote */
 			rs_spi_run(rs_spi_kept(&old_owner, "SELECT user_id FROM roastr_state.organization_members "
-					 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
-					 1, t1), args, NULL, false, 0, SPI_OK_SELECT, "run an organization statement");
+								   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+								   1, t1), args, NULL, false, 0, SPI_OK_SELECT, "run an organization statement");
 			if (SPI_processed != 1)
 				elog(ERROR, "organization %s has no owner", rs_uuid_to_cstring(&org));
 			prev = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
 			rs_spi_run(rs_spi_kept(&demote_owner, "UPDATE roastr_state.organization_members SET role = 'admin' "
-					 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
-					 1, t1), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+								   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+								   1, t1), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 			touch(&org, &prev);
 		}
 		rs_spi_run(rs_spi_kept(&set, "UPDATE roastr_state.organization_members SET role = $3 "
-				 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
-				 3, t3), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+							   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+							   3, t3), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 		/* the member may have gone while we waited (delete_user) */
 		if (SPI_processed != 1)
 			ereport(ERROR,
@@ -463,11 +468,11 @@ roastr_state_remove_member(PG_FUNCTION_ARGS)
 	args[0] = UUIDPGetDatum(&org);
 	args[1] = UUIDPGetDatum(&user);
 	rs_spi_run(rs_spi_kept(&del, "DELETE FROM roastr_state.organization_members "
-			 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
-			 2, t2), args, NULL, false, 0, SPI_OK_DELETE, "run an organization statement");
+						   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+						   2, t2), args, NULL, false, 0, SPI_OK_DELETE, "run an organization statement");
 	rs_spi_run(rs_spi_kept(&unset, "UPDATE roastr_state.state SET organization_id = NULL "
-			 "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id OPERATOR(pg_catalog.=) $1",
-			 2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+						   "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id OPERATOR(pg_catalog.=) $1",
+						   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -508,13 +513,13 @@ roastr_state_rename_organization(PG_FUNCTION_ARGS)
 	args[0] = UUIDPGetDatum(&org);
 	args[1] = PG_GETARG_DATUM(1);
 	rs_spi_run(rs_spi_kept(&ren, "UPDATE roastr_state.organizations SET name = $2 "
-			 "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
-			 2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+						   "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
+						   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	if (SPI_processed > 0)
 		rs_spi_run(rs_spi_kept(&touch_all, "UPDATE roastr_state.state "
-				 "SET organization_changed_at = pg_catalog.clock_timestamp() "
-				 "WHERE organization_id OPERATOR(pg_catalog.=) $1",
-				 1, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+							   "SET organization_changed_at = pg_catalog.clock_timestamp() "
+							   "WHERE organization_id OPERATOR(pg_catalog.=) $1",
+							   1, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -558,7 +563,7 @@ roastr_state_set_current_organization(PG_FUNCTION_ARGS)
 	}
 	args[0] = UUIDPGetDatum(&user);
 	rs_spi_run(rs_spi_kept(&set, "UPDATE roastr_state.state SET organization_id = $2 "
-			 "WHERE user_id OPERATOR(pg_catalog.=) $1", 2, t2), args, nulls, false, 0, SPI_OK_UPDATE, "run an organization statement");
+						   "WHERE user_id OPERATOR(pg_catalog.=) $1", 2, t2), args, nulls, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();

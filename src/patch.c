@@ -46,6 +46,7 @@
 #include "relation.h"
 #include "spi_util.h"
 #include "trigger.h"
+#include "user_state.h"
 
 /* A patch being applied: what the steps pass on. */
 typedef struct RsPatch

@@ -39,7 +39,6 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
-#include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 

@@ -29,7 +29,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
@@ -40,6 +39,7 @@
 #include "spi_util.h"
 #include "trigger.h"
 #include "usage.h"
+#include "user_state.h"
 
 /* The most one call may consume; larger is a mistake, not a quota. */
 #define RS_MAX_CONSUME		100000

@@ -33,6 +33,7 @@
 
 #include "access.h"
 #include "errcodes.h"
+#include "fields.h"
 #include "json_util.h"
 #include "read.h"
 #include "relation.h"

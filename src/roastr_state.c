@@ -23,7 +23,6 @@
 #include "utils/guc.h"
 
 #include "access.h"
-#include "compat.h"
 #include "keyring.h"
 #include "notify.h"
 #include "notify_queue.h"

@@ -35,7 +35,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
-#include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 
@@ -423,7 +422,7 @@ build_items(const RsUserState *st, RsOutItem *items)
 
 	for (int s = 0; s < RS_NSHOWN; s++)
 	{
-		RsOutItem    *it = &items[s];
+		RsOutItem  *it = &items[s];
 		int			f = rs_shown[s].field;
 
 		it->id = s;
@@ -478,7 +477,7 @@ Jsonb *
 rs_render_full(const RsUserState *st)
 {
 	JsonbParseState *js = NULL;
-	RsOutItem		items[RS_NSHOWN];
+	RsOutItem	items[RS_NSHOWN];
 	JsonbValue *res;
 
 	build_items(st, items);
@@ -527,7 +526,7 @@ rs_render_sync(const RsUserState *st, bool all, bool by_time, int64 since,
 			   TimestampTz since_at)
 {
 	JsonbParseState *js = NULL;
-	RsOutItem		items[RS_NSHOWN];
+	RsOutItem	items[RS_NSHOWN];
 	int			m = 0;
 	JsonbValue *res;
 

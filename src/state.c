@@ -32,6 +32,7 @@
 #include "read.h"
 #include "shown.h"
 #include "spi_util.h"
+#include "user_state.h"
 
 /*
  * create_or_refresh_user
