@@ -20,5 +20,7 @@
 #define ERRCODE_ROASTR_PLAN_REQUIRED	MAKE_SQLSTATE('P','T','4','0','2')
 #define ERRCODE_ROASTR_UNAUTHORIZED		MAKE_SQLSTATE('P','T','4','0','1')
 #define ERRCODE_ROASTR_NOT_FOUND		MAKE_SQLSTATE('P','T','4','0','4')
+/* a standby has not replayed the client's cursor yet: retry, or the primary */
+#define ERRCODE_ROASTR_BEHIND		MAKE_SQLSTATE('P','T','5','0','3')
 
 #endif							/* RS_ERRCODES_H */

@@ -471,10 +471,11 @@ push_section(JsonbParseState **js, const RsUserState *st, const RsOutItem *items
 /*
  * rs_render_full
  *		The state_full document: every section in rs_sections order (the
- *		organization is null when there is none), then _meta.
+ *		organization is null when there is none), then _meta with the
+ *		version, the history token it belongs to (history.c) and the time.
  */
 Jsonb *
-rs_render_full(const RsUserState *st)
+rs_render_full(const RsUserState *st, const char *history)
 {
 	JsonbParseState *js = NULL;
 	RsOutItem	items[RS_NSHOWN];
@@ -495,6 +496,8 @@ rs_render_full(const RsUserState *st)
 	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
 	rs_jb_key(&js, "version");
 	rs_jb_int64(&js, st->version);
+	rs_jb_key(&js, "history");
+	rs_jb_string(&js, history);
 	rs_jb_key(&js, "lastSyncedAt");
 	rs_jb_timestamptz(&js, GetCurrentTransactionStartTimestamp());
 	pushJsonbValue(&js, WJB_END_OBJECT, NULL);
@@ -517,13 +520,15 @@ item_version_cmp(const void *a, const void *b)
 
 /*
  * rs_render_sync
- *		{changes, cursor, lastSyncedAt}: every shown path whose version is
- *		after the cursor (by_time: whose change time is after the time), at
- *		most once, with its current value, ordered by version.
+ *		{changes, cursor, history, reset, lastSyncedAt}: every shown path
+ *		whose version is after the cursor (by_time: whose change time is
+ *		after the time; all: every path), at most once, with its current
+ *		value, ordered by version.  "reset" says the client must replace
+ *		what it holds (its cursor belonged to another history).
  */
 Jsonb *
 rs_render_sync(const RsUserState *st, bool all, bool by_time, int64 since,
-			   TimestampTz since_at)
+			   TimestampTz since_at, const char *history, bool reset)
 {
 	JsonbParseState *js = NULL;
 	RsOutItem	items[RS_NSHOWN];
@@ -568,6 +573,10 @@ rs_render_sync(const RsUserState *st, bool all, bool by_time, int64 since,
 	pushJsonbValue(&js, WJB_END_ARRAY, NULL);
 	rs_jb_key(&js, "cursor");
 	rs_jb_int64(&js, st->version);
+	rs_jb_key(&js, "history");
+	rs_jb_string(&js, history);
+	rs_jb_key(&js, "reset");
+	rs_jb_bool(&js, reset);
 	rs_jb_key(&js, "lastSyncedAt");
 	rs_jb_timestamptz(&js, GetCurrentTransactionStartTimestamp());
 	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);

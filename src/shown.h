@@ -114,8 +114,9 @@ extern void rs_shown_payload_values(const RsUserState *st, uint32 named,
 									char **values);
 
 /* the documents */
-extern Jsonb *rs_render_full(const RsUserState *st);
+extern Jsonb *rs_render_full(const RsUserState *st, const char *history);
 extern Jsonb *rs_render_sync(const RsUserState *st, bool all, bool by_time,
-							 int64 since, TimestampTz since_at);
+							 int64 since, TimestampTz since_at,
+							 const char *history, bool reset);
 
 #endif							/* RS_SHOWN_H */

@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -26,7 +27,10 @@
 #include "utils/timestamp.h"
 
 #include "access.h"
+#include "errcodes.h"
 #include "fields.h"
+#include "history.h"
+#include "json_util.h"
 #include "notify_queue.h"
 #include "patch.h"
 #include "read.h"
@@ -81,6 +85,71 @@ create_or_refresh_user(const pg_uuid_t *user, Datum email, Datum name,
 	SPI_finish();
 }
 
+/* This server's history token, bounding what the caller's read saw. */
+static char *
+history_now(void)
+{
+	RsHistory	h;
+
+	rs_history_now(&h, true);
+	return rs_history_format(&h);
+}
+
+/*
+ * standby_behind
+ *		PT503: a standby has not replayed the client's cursor yet.
+ */
+static void
+standby_behind(const pg_uuid_t *user, int64 since)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_ROASTR_BEHIND),
+			errmsg("this standby has not replayed version %lld of user %s yet",
+				   (long long) since, rs_uuid_to_cstring(user)),
+			errhint("Retry shortly, or read from the primary."));
+}
+
+/*
+ * sync_answer
+ *		state_sync from cursor "since" of history "given" (NULL: a bare
+ *		cursor).  A cursor this server's history may have reissued is a
+ *		full resync flagged "reset"; on a standby, one it has not replayed
+ *		yet is PT503.  A bare cursor above the user's version means the same
+ *		(a primary restored or failed over, or a standby behind).
+ */
+static Jsonb *
+sync_answer(const pg_uuid_t *user, int64 since, const RsHistory *given)
+{
+	RsUserState st;
+	RsHistory	now;
+	bool		reset = false;
+
+	rs_read_settled(user, &st);
+	rs_history_now(&now, true);
+	if (given != NULL)
+	{
+		switch (rs_history_judge(given, &now))
+		{
+			case RS_HISTORY_SAME:
+				break;
+			case RS_HISTORY_RESET:
+				reset = true;
+				break;
+			case RS_HISTORY_BEHIND:
+				standby_behind(user, since);
+				break;
+		}
+	}
+	if (!reset && since > st.version)
+	{
+		if (RecoveryInProgress())
+			standby_behind(user, since);
+		reset = true;
+	}
+	return rs_render_sync(&st, since == 0 || reset, false, since, 0,
+						  rs_history_format(&now), reset);
+}
+
 PG_FUNCTION_INFO_V1(roastr_state_ensure_user);
 
 /*
@@ -116,7 +185,7 @@ roastr_state_ensure_user(PG_FUNCTION_ARGS)
 	create_or_refresh_user(&user, PG_GETARG_DATUM(1),
 						   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
 						   PG_ARGISNULL(2), &st);
-	PG_RETURN_JSONB_P(rs_render_full(&st));
+	PG_RETURN_JSONB_P(rs_render_full(&st, history_now()));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_state_full);
@@ -133,23 +202,22 @@ roastr_state_state_full(PG_FUNCTION_ARGS)
 
 	rs_resolve_target(fcinfo, 0, &caller, &user);
 	rs_read_settled(&user, &st);
-	PG_RETURN_JSONB_P(rs_render_full(&st));
+	PG_RETURN_JSONB_P(rs_render_full(&st, history_now()));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_state_sync);
 
 /*
  * roastr_state.state_sync(user_id uuid, since bigint DEFAULT NULL) -> jsonb
- *		A cursor of 0 or NULL gives everything; so does a cursor newer than
- *		the server's version (a client from a restored backup), since the
- *		client cannot trust what it has.
+ *		A cursor of 0 or NULL gives everything; a cursor newer than the
+ *		server's version gives everything flagged "reset" on a primary (a
+ *		client of a restored or failed-over server), PT503 on a standby.
  */
 Datum
 roastr_state_state_sync(PG_FUNCTION_ARGS)
 {
 	RsCaller	caller;
 	pg_uuid_t	user;
-	RsUserState st;
 	int64		since = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 
 	rs_resolve_target(fcinfo, 0, &caller, &user);
@@ -158,9 +226,39 @@ roastr_state_state_sync(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("cursor must not be negative"),
 				errhint("Pass 0 or NULL to get everything."));
-	rs_read_settled(&user, &st);
-	PG_RETURN_JSONB_P(rs_render_sync(&st, since == 0 || since > st.version,
-									 false, since, 0));
+	PG_RETURN_JSONB_P(sync_answer(&user, since, NULL));
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_state_sync_history);
+
+/*
+ * roastr_state.state_sync(user_id uuid, since bigint, history text) -> jsonb
+ *		The cursor with the history it belongs to (from state_full's
+ *		_meta.history or a previous state_sync): see history.c.  A NULL
+ *		history is a bare cursor.
+ */
+Datum
+roastr_state_state_sync_history(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	user;
+	int64		since = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+	RsHistory	given;
+
+	rs_resolve_target(fcinfo, 0, &caller, &user);
+	if (since < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("cursor must not be negative"),
+				errhint("Pass 0 or NULL to get everything."));
+	if (!PG_ARGISNULL(2) &&
+		!rs_history_parse(text_to_cstring(PG_GETARG_TEXT_PP(2)), &given))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid history token"),
+				errhint("Pass the history of the answer that gave the cursor, or NULL."));
+	PG_RETURN_JSONB_P(sync_answer(&user, since,
+								  PG_ARGISNULL(2) ? NULL : &given));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_state_sync_at);
@@ -185,7 +283,8 @@ roastr_state_state_sync_at(PG_FUNCTION_ARGS)
 				errmsg("since_at must be a finite timestamp"));
 	rs_read_settled(&user, &st);
 	PG_RETURN_JSONB_P(rs_render_sync(&st, PG_ARGISNULL(1), true, 0,
-									 PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1)));
+									 PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1),
+									 history_now(), false));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_patch);

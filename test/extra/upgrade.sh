@@ -82,8 +82,8 @@ $$ SELECT jsonb_path_query_array(j, '$.changes[*].field')::text $$;
 CREATE FUNCTION pg_temp.snapshot() RETURNS text LANGUAGE sql AS $$
 SELECT jsonb_pretty(jsonb_build_object(
 	'users', (SELECT jsonb_object_agg(s.user_id, jsonb_build_object(
-			'state_sync', roastr_state.state_sync(s.user_id, 0) - 'lastSyncedAt',
-			'state_full', roastr_state.state_full(s.user_id) #- '{_meta,lastSyncedAt}',
+			'state_sync', roastr_state.state_sync(s.user_id, 0) - 'lastSyncedAt' - 'history',
+			'state_full', roastr_state.state_full(s.user_id) #- '{_meta,lastSyncedAt}' #- '{_meta,history}',
 			'row', to_jsonb(s)))
 		FROM roastr_state.state s),
 	'mutations', (SELECT jsonb_agg(to_jsonb(m) ORDER BY m.user_id, m.mutation_id) FROM roastr_state.mutations m),
@@ -211,11 +211,12 @@ SELECT pg_temp.expect('state_sync on 0.1.0', pg_temp.fields(roastr_state.state_s
 	'["usage.monthly_roasts_used", "usage.period_start", "usage.remaining_roasts"]');
 SELECT pg_temp.expect('its cursor', roastr_state.state_sync(:'u1', 3) ->> 'cursor', '4');
 SELECT pg_temp.expect('state_sync from 0 on 0.1.0', roastr_state.state_sync(:'u1', 0) ->> 'cursor', '4');
-SELECT pg_temp.expect('a cursor newer than the server on 0.1.0', (roastr_state.state_sync(:'u1', 99) - 'lastSyncedAt')::text,
-	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt')::text);
+SELECT pg_temp.expect('a cursor newer than the server on 0.1.0', (roastr_state.state_sync(:'u1', 99) - 'lastSyncedAt' - 'history' - 'reset')::text,
+	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt' - 'history' - 'reset')::text);
+SELECT pg_temp.expect('... flagged reset', roastr_state.state_sync(:'u1', 99)->>'reset', 'true');
 SELECT pg_temp.expect('state_sync by time on 0.1.0',
-	(roastr_state.state_sync(:'u1', '2000-01-01'::timestamptz) - 'lastSyncedAt')::text,
-	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt')::text);
+	(roastr_state.state_sync(:'u1', '2000-01-01'::timestamptz) - 'lastSyncedAt' - 'history')::text,
+	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt' - 'history')::text);
 
 -- persona text is refused on 0.1.0, by patch and by the table's guard
 SELECT pg_temp.expect('persona patch on 0.1.0',

@@ -9,7 +9,7 @@
 \set u5 '''a5555555-5555-4555-8555-555555555555'''
 
 BEGIN;
-SELECT plan(348);
+SELECT plan(349);
 
 -- Supabase's roles (the test cluster has them), then reinstall so the
 -- install script grants to them.
@@ -388,6 +388,7 @@ INSERT INTO grid VALUES
 	-- functions users call
 	('roastr_state.state_full(uuid)',                                '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.state_sync(uuid,bigint)',                         '', '', 'EXECUTE', 'EXECUTE'),
+	('roastr_state.state_sync(uuid,bigint,text)',                    '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.state_sync(uuid,timestamp with time zone)',       '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.patch(uuid,jsonb,bigint,uuid)',                   '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.consume_roasts(uuid,integer,text)',               '', '', 'EXECUTE', 'EXECUTE'),

@@ -40,15 +40,17 @@ sub write_private
 	return;
 }
 
-# roastr_node(NAME, KEYFILE_CONTENT, EXTRA_CONF): a started node with the
+# roastr_node(NAME, KEYFILE_CONTENT, EXTRA_CONF, INIT_OPTIONS): INIT_OPTIONS
+# (a hash reference) go to PostgreSQL::Test::Cluster's init, e.g.
+# { allows_streaming => 1 }.  A started node with the
 # library preloaded, "$basedir/master.keys" holding KEYFILE_CONTENT, a
 # random Polar webhook secret (returned raw), Supabase's roles and the
 # extension.  Returns ($node, $keyfile, $webhook_secret).
 sub roastr_node
 {
-	my ($name, $keys, $extra_conf) = @_;
+	my ($name, $keys, $extra_conf, $init_options) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
+	$node->init(extra => [ '--encoding=UTF8', '--locale=C' ], %{ $init_options // {} });
 	my $base = $node->basedir;
 	my $keyfile = "$base/master.keys";
 	write_private($keyfile, $keys);

@@ -1,6 +1,7 @@
-/* roastr_state--0.4.0.sql: the whole schema of version 0.4.0, for CREATE
+/* roastr_state--0.5.0.sql: the whole schema of version 0.5.0, for CREATE
  * EXTENSION.  An existing installation reaches the same schema through the
- * upgrade scripts (0.1.0, then 0.1.0--0.2.0, 0.2.0--0.3.0, 0.3.0--0.4.0);
+ * upgrade scripts (0.1.0, then 0.1.0--0.2.0, 0.2.0--0.3.0, 0.3.0--0.4.0,
+ * 0.4.0--0.5.0);
  * test/extra/upgrade.sh proves both are identical, catalog and privileges.
  * Released scripts never change: a change is a new upgrade script plus a new
  * full script of the new version. */
@@ -162,6 +163,14 @@ CREATE FUNCTION roastr_state.state_sync(user_id uuid, since_at timestamptz)
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION roastr_state.state_sync(uuid, timestamptz) IS
 	'fields changed after a point in time; prefer the version cursor';
+
+CREATE FUNCTION roastr_state.state_sync(user_id uuid, since bigint, history text)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'roastr_state_state_sync_history'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.state_sync(uuid, bigint, text) IS
+	'state_sync from a cursor and the history it belongs to: a cursor of another history (a failover, a restore) gets everything flagged reset; a standby behind it answers PT503';
 
 CREATE FUNCTION roastr_state.patch(user_id uuid, changes jsonb,
 								   base_version bigint DEFAULT NULL,
@@ -814,6 +823,7 @@ BEGIN
 			roastr_state.state_full(uuid),
 			roastr_state.state_sync(uuid, bigint),
 			roastr_state.state_sync(uuid, timestamptz),
+			roastr_state.state_sync(uuid, bigint, text),
 			roastr_state.patch(uuid, jsonb, bigint, uuid),
 			roastr_state.authorize_channel(text),
 			roastr_state.consume_roasts(uuid, integer, text),
@@ -833,6 +843,7 @@ BEGIN
 			roastr_state.state_full(uuid),
 			roastr_state.state_sync(uuid, bigint),
 			roastr_state.state_sync(uuid, timestamptz),
+			roastr_state.state_sync(uuid, bigint, text),
 			roastr_state.patch(uuid, jsonb, bigint, uuid),
 			roastr_state.authorize_channel(text),
 			roastr_state.caller_is_service(),
