@@ -190,6 +190,14 @@ CREATE FUNCTION roastr_state.notify_stats()
 COMMENT ON FUNCTION roastr_state.notify_stats() IS
 	'service: counters of the background notifier';
 
+CREATE FUNCTION roastr_state.stats()
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'roastr_state_stats'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION roastr_state.stats() IS
+	'what an operator watches: conflicts, quota refusals and refused webhooks since start, webhook outcomes, retention, pending time-driven moves, the notifier and the NOTIFY queue (service only)';
+
 -- ===========================================================================
 -- Plans and usage
 --
@@ -848,6 +856,7 @@ BEGIN
 			roastr_state.authorize_channel(text),
 			roastr_state.caller_is_service(),
 			roastr_state.notify_stats(),
+			roastr_state.stats(),
 			roastr_state.consume_roasts(uuid, integer, text),
 			roastr_state.set_product_plan(text, text),
 			roastr_state.apply_polar_webhook(text, text, text, text),

@@ -37,6 +37,7 @@
 #include "json_util.h"
 #include "read.h"
 #include "spi_util.h"
+#include "stats.h"
 #include "trigger.h"
 #include "usage.h"
 #include "user_state.h"
@@ -144,6 +145,8 @@ consume(const pg_uuid_t *user, RsUserState *st, int32 n, MemoryContext cxt)
 	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
 
 	allowed = eff.limit_null || (int64) eff.used + n <= (int64) eff.limit;
+	if (!allowed)
+		rs_stats_count(RS_STAT_QUOTA_REFUSALS);
 	used = eff.used;
 	if (allowed && (int64) eff.used + n > PG_INT32_MAX)
 		ereport(ERROR,

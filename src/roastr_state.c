@@ -26,6 +26,7 @@
 #include "keyring.h"
 #include "notify.h"
 #include "notify_queue.h"
+#include "stats.h"
 #include "webhook.h"
 
 PG_MODULE_MAGIC;
@@ -42,6 +43,7 @@ roastr_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	rs_queue_shmem_request();
+	rs_stats_shmem_request();
 }
 
 /* shmem_startup_hook: attach to (or set up) the notifier's shared memory. */
@@ -51,6 +53,7 @@ roastr_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	rs_queue_shmem_startup();
+	rs_stats_shmem_startup();
 }
 
 /*

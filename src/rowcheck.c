@@ -29,6 +29,7 @@
 #include "fields.h"
 #include "json_util.h"
 #include "rowcheck.h"
+#include "stats.h"
 #include "spi_util.h"
 #include "usage.h"
 
@@ -177,6 +178,7 @@ rs_raise_conflict(Relation rel, const RsLayout *l, int64 server_version,
 				  int64 base, uint32 conflicts, const RsFieldLog *log,
 				  Datum *oldv, bool *oldn)
 {
+	rs_stats_count(RS_STAT_CONFLICTS);
 	ereport(ERROR,
 			errcode(ERRCODE_ROASTR_CONFLICT),
 			errmsg("version conflict: fields were changed after version %lld",

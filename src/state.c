@@ -36,6 +36,7 @@
 #include "read.h"
 #include "shown.h"
 #include "spi_util.h"
+#include "stats.h"
 #include "user_state.h"
 
 /*
@@ -361,4 +362,93 @@ roastr_state_notify_stats(PG_FUNCTION_ARGS)
 	initStringInfo(&buf);
 	rs_queue_stats(&buf);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * The figures of stats() that tables give: webhook outcomes, the retained
+ * rows and bytes of the idempotency tables, and the users with a
+ * time-driven move not yet written.  One query, as the extension owner.
+ */
+#define STATS_QUERY \
+	"SELECT pg_catalog.jsonb_build_object(" \
+	"'webhook_outcomes', (SELECT COALESCE(pg_catalog.jsonb_object_agg(o, n), '{}'::jsonb) " \
+	"  FROM (SELECT pg_catalog.split_part(outcome, ':', 1) AS o, pg_catalog.count(*) AS n " \
+	"          FROM roastr_state.webhook_events GROUP BY 1) w), " \
+	"'webhook_ignored', (SELECT COALESCE(pg_catalog.jsonb_object_agg(o, n), '{}'::jsonb) " \
+	"  FROM (SELECT outcome AS o, pg_catalog.count(*) AS n FROM roastr_state.webhook_events " \
+	"         WHERE NOT processed GROUP BY 1) w), " \
+	"'retention', pg_catalog.jsonb_build_object(" \
+	"  'mutations', pg_catalog.jsonb_build_object('rows', (SELECT pg_catalog.count(*) FROM roastr_state.mutations), " \
+	"     'bytes', pg_catalog.pg_total_relation_size('roastr_state.mutations')), " \
+	"  'consumptions', pg_catalog.jsonb_build_object('rows', (SELECT pg_catalog.count(*) FROM roastr_state.consumptions), " \
+	"     'bytes', pg_catalog.pg_total_relation_size('roastr_state.consumptions')), " \
+	"  'webhook_events', pg_catalog.jsonb_build_object('rows', (SELECT pg_catalog.count(*) FROM roastr_state.webhook_events), " \
+	"     'bytes', pg_catalog.pg_total_relation_size('roastr_state.webhook_events'))), " \
+	"'users', (SELECT pg_catalog.count(*) FROM roastr_state.state), " \
+	"'users_with_time_moves_pending', (SELECT pg_catalog.count(*) FROM roastr_state.state s " \
+	"  WHERE (s.subscription_status OPERATOR(pg_catalog.=) 'trial' " \
+	"         AND s.trial_ends_at OPERATOR(pg_catalog.<=) pg_catalog.now()) " \
+	"     OR (s.subscription_status OPERATOR(pg_catalog.=) 'canceled' AND s.plan OPERATOR(pg_catalog.<>) 'free' " \
+	"         AND (s.current_period_end IS NULL OR s.current_period_end OPERATOR(pg_catalog.<=) pg_catalog.now())) " \
+	"     OR (s.monthly_roasts_used OPERATOR(pg_catalog.>) 0 " \
+	"         AND s.usage_period_end OPERATOR(pg_catalog.<=) pg_catalog.now())), " \
+	"'notifier', roastr_state.notify_stats(), " \
+	"'notification_queue_usage', pg_catalog.pg_notification_queue_usage())"
+
+PG_FUNCTION_INFO_V1(roastr_state_stats);
+
+/*
+ * roastr_state.stats() -> jsonb
+ *		Service only.  What an operator watches: refusals that leave no row
+ *		(conflicts, quota refusals, refused webhooks; counted in shared
+ *		memory since the server started, null when not preloaded), webhook
+ *		outcomes, retention of the idempotency tables, users with a
+ *		time-driven move pending, the notifier and the NOTIFY queue.  Reads
+ *		every state row once: not for a tight loop.
+ */
+Datum
+roastr_state_stats(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	RsUserSwitch sw;
+	uint64		counters[RS_NSTATS];
+	bool		have = rs_stats_read(counters);
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	Jsonb	   *tables;
+	bool		isnull;
+	StringInfoData buf;
+
+	rs_get_caller(&caller);
+	rs_require_service(&caller, "stats");
+
+	SPI_connect();
+	rs_become_owner(&sw);
+	rs_spi_run(rs_spi_kept(&plan, STATS_QUERY, 0, NULL), NULL, NULL, true, 1,
+			   SPI_OK_SELECT, "read the statistics");
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		tables = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1,
+												  &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	rs_restore_user(&sw);
+	SPI_finish();
+
+	initStringInfo(&buf);
+	if (have)
+		appendStringInfo(&buf, "{\"conflicts\": " UINT64_FORMAT
+						 ", \"quota_refusals\": " UINT64_FORMAT
+						 ", \"webhooks_refused\": " UINT64_FORMAT "}",
+						 counters[RS_STAT_CONFLICTS],
+						 counters[RS_STAT_QUOTA_REFUSALS],
+						 counters[RS_STAT_WEBHOOKS_REFUSED]);
+	else
+		appendStringInfoString(&buf, "{\"conflicts\": null, \"quota_refusals\": null, \"webhooks_refused\": null}");
+	PG_RETURN_DATUM(DirectFunctionCall2(jsonb_concat,
+										JsonbPGetDatum(tables),
+										DirectFunctionCall1(jsonb_in,
+															CStringGetDatum(buf.data))));
 }

@@ -46,6 +46,7 @@
 #include "fields.h"
 #include "secret_file.h"
 #include "spi_util.h"
+#include "stats.h"
 #include "webhook.h"
 
 /* Bodies larger than this are refused before any work. */
@@ -215,6 +216,7 @@ read_secret_key(uint8 *key, size_t *keylen)
 static void
 unauthorized(RsWebhookResult r)
 {
+	rs_stats_count(RS_STAT_WEBHOOKS_REFUSED);
 	ereport(ERROR,
 			errcode(ERRCODE_ROASTR_UNAUTHORIZED),
 			errmsg("webhook rejected: %s", rs_webhook_result_text(r)),
