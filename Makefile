@@ -27,9 +27,10 @@ include $(PGXS)
 .PHONY: test demo bench soak deps fuzz
 
 # The one test command: installs what is missing, builds, runs every test
-# against a throwaway cluster and prints "N passed, N failed".
+# against a throwaway cluster and prints "N passed, N failed".  PG=17 runs
+# it against PostgreSQL 17, in a cached Debian 13 root (scripts/pgroot.sh).
 test:
-	@bash scripts/test.sh
+	@PG='$(PG)' bash scripts/test.sh
 
 demo:
 	@bash scripts/demo.sh

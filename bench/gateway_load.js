@@ -17,7 +17,8 @@
 // Knobs: BENCH_USERS (100), BENCH_DEVICES (1000), BENCH_RATE (200),
 // BENCH_SECONDS (30), BENCH_MODES ("per-user,shared"), BENCH_DB
 // (roastr_gateway_bench, dropped and created), GATEWAY_DB_USER (the role the
-// gateway logs in as; default authenticator when it exists).
+// gateway logs in as; default roastr_gateway, created when missing and the
+// cluster has Supabase's authenticated role, as gateway/README.md says).
 'use strict';
 const path = require('node:path');
 const fs = require('node:fs');
@@ -77,7 +78,15 @@ async function setupDatabase() {
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(DB)} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(DB)}`);
-  const hasAuthenticator = (await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'authenticator' AND rolcanlogin")).rowCount > 0;
+  // The gateway's own login role: it may become authenticated, nothing else
+  // (the gateway refuses to start as Supabase's authenticator).
+  const hasAuthenticated = (await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'authenticated'")).rowCount > 0;
+  if (hasAuthenticated && !process.env.GATEWAY_DB_USER) {
+    if ((await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'roastr_gateway'")).rowCount === 0) {
+      await admin.query('CREATE ROLE roastr_gateway LOGIN NOINHERIT');
+    }
+    await admin.query('GRANT authenticated TO roastr_gateway');
+  }
   await admin.end();
   const c = new pg.Client({ database: DB });
   await c.connect();
@@ -86,7 +95,7 @@ async function setupDatabase() {
                  FROM generate_series(0, $1::int - 1) i,
                       LATERAL (SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(i + 1), 12, '0'))::uuid AS u) x`, [USERS]);
   await c.end();
-  return process.env.GATEWAY_DB_USER ?? (hasAuthenticator ? 'authenticator' : process.env.PGUSER);
+  return process.env.GATEWAY_DB_USER ?? (hasAuthenticated ? 'roastr_gateway' : process.env.PGUSER);
 }
 
 async function dropDatabase() {
@@ -243,7 +252,7 @@ async function run(mode, dbUser) {
     await sleep(500);
     const h = await healthz(url);
     result.rssAfter = h.rss_bytes;
-    result.catchups = h.catchups.gap + h.catchups.withheld + h.catchups.resync;
+    result.catchups = Object.values(h.catchups).reduce((a, b) => a + b, 0);
 
     const lat = [];
     let unmatched = 0;

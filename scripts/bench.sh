@@ -33,22 +33,17 @@ CLK_TCK=$(getconf CLK_TCK)
 export ROASTR_PORT=${ROASTR_PORT:-5497}
 START_SECONDS=$SECONDS
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-bash scripts/deps.sh >&2
-log "building and installing roastr_state"
-make -s >/dev/null
-make -s install >/dev/null
+HARNESS_NAME=bench
+# shellcheck source=scripts/harness.sh
+source scripts/harness.sh
+harness_build
 
 # shellcheck source=scripts/cluster.sh
 source scripts/cluster.sh
-work=$(mktemp -d /tmp/roastr_bench.XXXXXX)
-bg_pids=()
+harness_workdir
 finish() {
 	local rc=$?
-	for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	cluster_stop >/dev/null 2>&1 || true
-	rm -rf "$work"
+	harness_cleanup
 	exit "$rc"
 }
 trap finish EXIT
@@ -66,8 +61,6 @@ cluster_start "fsync = on" "shared_buffers = '256MB'" "max_connections = 50" \
 PM=$(head -n 1 "$ROASTR_CLUSTER_DIR/data/postmaster.pid")
 psql -X -q -d postgres -c "CREATE DATABASE bench"
 export PGDATABASE=bench
-
-q() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
 
 # ---------------------------------------------------------------------------
 # Data
@@ -113,20 +106,6 @@ LOAD_B_BARE=$(per_user "$SIZE_SQL_BARE")
 # ---------------------------------------------------------------------------
 # Measuring one run
 # ---------------------------------------------------------------------------
-
-# CPU ticks of the whole server: the postmaster, its live children, and the
-# children it has already reaped (cutime/cstime), so backends that exit at
-# the end of a run are counted too.
-server_ticks() {
-	local pids p
-	pids=$(ps -o pid= --ppid "$PM" || true)
-	{
-		cat "/proc/$PM/stat"
-		for p in $pids; do cat "/proc/$p/stat" 2>/dev/null || true; done
-	} | awk 'NR == 1 { sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15; next }
-			 { sub(/^.*\) /, ""); t += $12 + $13 }
-			 END { print t }'
-}
 
 # Wait until no client backend of the bench database is left (pgbench's
 # backends exit just after it does).

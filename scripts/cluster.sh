@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# scripts/cluster.sh — a throwaway PostgreSQL 15 cluster for tests, the demo
-# and the benchmark.  Meant to be SOURCED, not run:
+# scripts/cluster.sh — a throwaway PostgreSQL cluster (of pg_config's major)
+# for tests, the demo and the benchmark.  Meant to be SOURCED, not run:
 #
 #   source scripts/cluster.sh
 #   trap cluster_stop EXIT

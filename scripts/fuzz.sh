@@ -43,7 +43,7 @@ sources_of() {
 
 CC=${FUZZ_CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
-    echo "fuzz: $CC not found (Debian: apt-get install clang libclang-rt-14-dev; or: make deps)" >&2
+    echo "fuzz: $CC not found (Debian: apt-get install clang and the libclang-rt-NN-dev of its version; or: make deps)" >&2
     exit 1
 fi
 

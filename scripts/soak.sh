@@ -6,9 +6,12 @@
 #   SOAK_CLIENTS=16 SOAK_SECONDS=60 make soak   # a quick pass
 #
 # Knobs (environment): SOAK_CLIENTS (default 64) pgbench clients,
-# SOAK_SECONDS (default 600) pgbench duration, SOAK_PORT (default 5496) the
-# throwaway cluster's port, SOAK_KEEP=1 to leave the cluster (and the
-# ledger) running for inspection at the end.  Not part of `make test`.
+# SOAK_SECONDS (default 600) pgbench duration, SOAK_DEVICES (default 200)
+# devices following the gateway, SOAK_PORT (default 5496) the throwaway
+# cluster's port, SOAK_REPORT_DIR (default bench/soak/results) where the
+# report goes, SOAK_KEEP=1 to leave the cluster (and the ledger) running for
+# inspection at the end.  `make test` runs a 20 s soak
+# (test/extra/soak_short.sh) so that the harness itself cannot rot.
 #
 # What it does: installs missing deps, builds and installs the extension,
 # starts a throwaway cluster (scripts/cluster.sh: fsync on,
@@ -107,39 +110,29 @@ START_SECONDS=$SECONDS
 SCRIPTS=(patch:20 patch_base:15 patch_mut:5 sync:25 consume:15 consume_key:5
 	webhook:8 webhook_dup:4 webhook_redeliver:3)
 
-log() { printf '[soak %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-bash scripts/deps.sh >&2
-log "building and installing roastr_state"
-make -s >/dev/null
-make -s install >/dev/null
+HARNESS_NAME=soak
+# shellcheck source=scripts/harness.sh
+source scripts/harness.sh
+harness_build
 
 # shellcheck source=scripts/cluster.sh
 source scripts/cluster.sh
-work=$(mktemp -d /tmp/roastr_soak.XXXXXX)
-bg_pids=()
+harness_workdir
 finish() {
 	local rc=$?
-	for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	if [ "${SOAK_KEEP:-0}" = 1 ] && [ -n "${ROASTR_CLUSTER_DIR:-}" ]; then
 		echo "soak: SOAK_KEEP=1: cluster left running: PGHOST=$ROASTR_CLUSTER_DIR PGPORT=$ROASTR_PORT PGDATABASE=soak;" \
 			"files in $work; stop with: runuser -u postgres -- pg_ctl -D $ROASTR_CLUSTER_DIR/data stop;" \
 			"rm -rf $ROASTR_CLUSTER_DIR $work" >&2
 		exit "$rc"
 	fi
-	cluster_stop >/dev/null 2>&1 || true
-	rm -rf "$work"
+	harness_cleanup
 	exit "$rc"
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-# the gateway and its devices' Node packages, exactly as locked
-stamp=gateway/node_modules/.roastr-lock-stamp
-if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
-	npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
-	cp gateway/package-lock.json "$stamp"
-fi
+gateway_node_modules
 
 cc -O2 -Wall -o "$work/notify_probe" test/notify_probe.c \
 	-I"$(pg_config --includedir)" -L"$(pg_config --libdir)" -lpq
@@ -151,8 +144,6 @@ PM=$(head -n 1 "$ROASTR_CLUSTER_DIR/data/postmaster.pid")
 psql -X -q -d postgres -c "CREATE DATABASE soak"
 export PGDATABASE=soak
 
-q() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
-
 log "loading $USERS users (bench/setup.sql), the hot user and the harness (bench/soak/)"
 {
 	psql -X -q -v ON_ERROR_STOP=1 -v users=$USERS -v rounds=5 -f bench/setup.sql &&
@@ -160,19 +151,6 @@ log "loading $USERS users (bench/setup.sql), the hot user and the harness (bench
 		-f bench/soak/setup.sql &&
 	psql -X -q -v ON_ERROR_STOP=1 -f bench/soak/checks.sql
 } >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; exit 1; }
-
-# CPU ticks of the whole server: the postmaster, its live children, and the
-# children it has already reaped (as in scripts/bench.sh).
-server_ticks() {
-	local pids p
-	pids=$(ps -o pid= --ppid "$PM" || true)
-	{
-		cat "/proc/$PM/stat"
-		for p in $pids; do cat "/proc/$p/stat" 2>/dev/null || true; done
-	} | awk 'NR == 1 { sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15; next }
-			 { sub(/^.*\) /, ""); t += $12 + $13 }
-			 END { print t }'
-}
 
 # ---------------------------------------------------------------------------
 # The listener and the queue sampler
@@ -200,7 +178,9 @@ bg_pids+=("$sampler_pid")
 # The gateway and the devices that follow it
 # ---------------------------------------------------------------------------
 jwt_secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
-PGUSER=authenticator JWT_SECRET=$jwt_secret LISTEN_MODE=shared PORT=0 HOST=127.0.0.1 \
+# its own login role (it refuses authenticator, which may become service_role)
+q -d postgres -c "CREATE ROLE roastr_gateway LOGIN NOINHERIT" -c "GRANT authenticated TO roastr_gateway" >/dev/null
+PGUSER=roastr_gateway JWT_SECRET=$jwt_secret LISTEN_MODE=shared PORT=0 HOST=127.0.0.1 \
 	PG_POOL_MAX=4 node gateway/server.js >"$work/gateway.log" 2>&1 &
 gw_pid=$!
 bg_pids+=("$gw_pid")
@@ -318,8 +298,12 @@ q -c "\\copy soak.pgbench_scripts FROM '$work/scripts.tsv'" \
 	-c "\\copy soak.gateway_devices (j) FROM '$work/devices.jsonl' WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')" >/dev/null
 
 log "collecting the final state of every user and checking"
+t_collect=$SECONDS
 q -c "SELECT soak.collect()" >/dev/null
-q -F $'\t' -c "SELECT section, name, value, ok FROM soak.checks()" >"$work/checks.tsv"
+t_collect=$((SECONDS - t_collect))
+t_checks=$SECONDS
+q -F $'\t' -c "SELECT section, name, value, ok, ms FROM soak.checks()" >"$work/checks.tsv"
+t_checks=$((SECONDS - t_checks))
 q -F $'\t' -c "SELECT name, value FROM soak.figures()" >"$work/figures.tsv"
 if awk -F '\t' '$4 != "t"' "$work/checks.tsv" | grep -q .; then
 	q -F ': ' -c "SELECT what, detail FROM soak.diagnose()" >"$work/diagnose.txt"
@@ -365,9 +349,15 @@ report() {
 	echo "== operations"
 	awk -F '\t' '{ printf "  %-50s %s\n", $1, $2 }' "$work/figures.tsv"
 	echo
-	echo "== checks"
+	echo "== checks (ms each)"
 	cat "$work/checks0.tsv" "$work/checks.tsv" |
-		awk -F '\t' '{ printf "  %-4s %-13s %-68s %s\n", ($4 == "t" ? "ok" : "FAIL"), $1, $2, $3 }'
+		awk -F '\t' '{ printf "  %-4s %-13s %-68s %8s  %s\n", ($4 == "t" ? "ok" : "FAIL"), $1, $2, $5, $3 }'
+	echo
+	echo "== time to the verdict (s)"
+	printf '  %-50s %s\n' "collect (state_full, syncs of every user)" "$t_collect" \
+		"checks (all sections)" "$t_checks"
+	awk -F '\t' '{ t[$1] += $5; if (!($1 in o)) o[$1] = ++n; k[o[$1]] = $1 }
+		END { for (i = 1; i <= n; i++) printf "    %-48s %.1f\n", k[i], t[k[i]] / 1000 }' "$work/checks.tsv"
 	fails=$(cat "$work/checks0.tsv" "$work/checks.tsv" | awk -F '\t' '$4 != "t"' | wc -l)
 	if [ -s "$work/diagnose.txt" ]; then
 		echo
@@ -378,6 +368,7 @@ report() {
 	echo "wall clock: $ELAPSED min"
 	if [ "$fails" -eq 0 ]; then echo "soak: PASS"; else echo "soak: FAIL ($fails checks)"; fi
 }
-mkdir -p bench/soak/results
-report | tee bench/soak/results/latest.txt
-tail -n 1 bench/soak/results/latest.txt | grep -q '^soak: PASS$'
+out_dir=${SOAK_REPORT_DIR:-bench/soak/results}
+mkdir -p "$out_dir"
+report | tee "$out_dir/latest.txt"
+tail -n 1 "$out_dir/latest.txt" | grep -q '^soak: PASS$'

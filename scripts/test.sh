@@ -15,7 +15,14 @@
 # Logs of every step are kept in tmp_check/harness/ (removed by make clean).
 #
 # Knobs (environment):
-#   PG_CONFIG             pg_config to use (default: pg_config)
+#   PG                    PostgreSQL major to test (make test PG=17; see
+#                         scripts/majors.sh).  Unset: pg_config's.  A major
+#                         that this Debian release does not ship runs in a
+#                         debootstrap root of the release that does
+#                         (scripts/pgroot.sh runs this script in it).
+#   PG_CONFIG             pg_config to use (default: pg_config, or with PG
+#                         set, /usr/lib/postgresql/$PG/bin/pg_config)
+#   ROASTR_LOGDIR         where the logs go (default tmp_check/harness)
 #   EXTRA_REGRESS_OPTS    extra pg_regress/pg_isolation_regress switches,
 #                         as in PGXS
 #   PROVE_FLAGS           extra prove switches, e.g. --verbose
@@ -27,8 +34,22 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
+if [[ -n "${PG:-}" ]]; then
+    # shellcheck source=scripts/majors.sh
+    source scripts/majors.sh
+    if ! roastr_check_major "$PG"; then
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    if [[ "$(roastr_system_suite)" != "$(roastr_suite_of "$PG")" ]]; then
+        exec bash scripts/pgroot.sh test "$PG"
+    fi
+    export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG/bin/pg_config}
+    # the test scripts' own pg_config, psql, pg_ctl … are that major's too
+    export PATH=/usr/lib/postgresql/$PG/bin:$PATH
+fi
 export PG_CONFIG=${PG_CONFIG:-pg_config}
-LOGDIR=$ROOT/tmp_check/harness
+LOGDIR=${ROASTR_LOGDIR:-$ROOT/tmp_check/harness}
 EXTRA_TIMEOUT=${ROASTR_EXTRA_TIMEOUT:-900}
 
 passed=0
@@ -348,10 +369,15 @@ if [[ ${#TAP_TESTS[@]} -gt 0 ]]; then
     read -r -a prove_flags <<<"${PROVE_FLAGS:-}"
 
     # The environment PGXS's prove_installcheck gives prove (Makefile.global,
-    # PGXS branch): TESTDIR, PATH, PGPORT, PG_REGRESS.  (top_builddir and
-    # REGRESS_SHLIB are only set for in-tree builds; setting top_builddir
-    # here would put Cluster.pm's port lock dir inside PGXS, unwritable.)
-    tap_cmd=(env TESTDIR="$tap_tmp" PATH="$BINDIR:$tap_tmp:$PATH" PGPORT=65432
+    # PGXS branch): TESTDIR (up to 15; our RoastrNode.pm reads it too), or
+    # TESTDATADIR and TESTLOGDIR (16 on: without them a node's directories
+    # are relative paths, which the server, running in its data directory,
+    # resolves elsewhere), PATH, PGPORT, PG_REGRESS.  Each major ignores the
+    # other's.  (top_builddir and REGRESS_SHLIB are only set for in-tree
+    # builds; setting top_builddir here would put Cluster.pm's port lock dir
+    # inside PGXS, unwritable.)
+    tap_cmd=(env TESTDIR="$tap_tmp" TESTDATADIR="$tap_tmp/tmp_check" TESTLOGDIR="$tap_tmp/tmp_check/log"
+             PATH="$BINDIR:$tap_tmp:$PATH" PGPORT=65432
              PG_REGRESS="$PG_REGRESS"
              prove -I "$PGXS_TOP/src/test/perl/" -I test/t "${prove_flags[@]}" "${tap_files[@]}")
     LOG=$LOGDIR/tap.log

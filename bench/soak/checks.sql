@@ -113,14 +113,23 @@ WITH w AS (
 	SELECT g.*, lag(value) OVER (PARTITION BY u, field ORDER BY version) AS prev,
 		   row_number() OVER (PARTITION BY u, field ORDER BY version DESC) AS from_newest
 	  FROM g
+), c AS (
+	SELECT h.u, h.field, h.version, h.value, h.nvalues, h.from_newest,
+		   coalesce(h.prev, (b.flat->h.field)::text) AS before,
+		   h.value IS DISTINCT FROM coalesce(h.prev, (b.flat->h.field)::text) AS changed
+	  FROM h JOIN soak.baseline b USING (u)
 )
-SELECT h.u, h.field, h.version, h.value, h.nvalues, h.from_newest,
-	   coalesce(h.prev, (b.flat->h.field)::text) AS before,
-	   h.value IS DISTINCT FROM coalesce(h.prev, (b.flat->h.field)::text) AS changed
-  FROM h JOIN soak.baseline b USING (u);
+-- prev_change: the newest earlier version that changed the field (one
+-- ordered pass per (user, field), so the base-version check is linear)
+SELECT c.*, max(version) FILTER (WHERE changed)
+		   OVER (PARTITION BY u, field ORDER BY version
+				 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_change
+  FROM c;
 
+-- Every check: its section, what it counts, the count, whether it passed,
+-- and how long it took (ms).
 CREATE FUNCTION soak.checks()
-RETURNS TABLE (section text, name text, value text, ok boolean)
+RETURNS TABLE (section text, name text, value text, ok boolean, ms numeric)
 LANGUAGE plpgsql SET client_min_messages = warning AS $$
 DECLARE
 	c soak.config;
@@ -128,11 +137,16 @@ DECLARE
 	b bigint;
 	x bigint;
 	t text;
+	t0 timestamptz := clock_timestamp();
 BEGIN
 	SELECT * INTO c FROM soak.config;
 	DROP TABLE IF EXISTS fw;
 	CREATE TEMP TABLE fw ON COMMIT DROP AS SELECT * FROM soak.field_writes;
 	ANALYZE fw;
+	section := 'prepare'; name := 'field writes of the ledger (a temporary table)';
+	SELECT count(*) INTO x FROM fw; value := x; ok := true;
+	ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- ledger -----------------------------------------------------------------
 	-- every transaction pgbench acknowledged (its log) left exactly its calls
@@ -146,7 +160,8 @@ BEGIN
 	  LEFT JOIN (SELECT client, tx, count(*) AS n, count(DISTINCT src) AS srcs, min(src) AS src
 				   FROM soak.ledger WHERE src <> 'setup' GROUP BY client, tx) l USING (client, tx);
 	section := 'ledger'; name := 'acknowledged transactions whose calls are not all in the ledger';
-	value := format('%s (of %s transactions, %s calls)', x, a, b); ok := x = 0 AND a > 0; RETURN NEXT;
+	value := format('%s (of %s transactions, %s calls)', x, a, b); ok := x = 0 AND a > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) FILTER (WHERE l.tx <> m.last + 1 OR m.last IS NULL), count(*)
 	  INTO x, a
@@ -155,37 +170,44 @@ BEGIN
 	 WHERE l.src <> 'setup'
 	   AND NOT EXISTS (SELECT FROM soak.pgbench_log g WHERE g.client = l.client AND g.tx = l.tx);
 	name := 'ledger rows of no acknowledged transaction (beyond the last, cut off)';
-	value := format('%s (%s cut off)', x, a - x); ok := x = 0; RETURN NEXT;
+	value := format('%s (%s cut off)', x, a - x); ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- overdraft --------------------------------------------------------------
 	section := 'overdraft';
 	SELECT count(*) INTO x FROM soak.final WHERE lim IS NOT NULL AND used > lim;
-	name := 'users above their plan limit'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'users above their plan limit'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x FROM soak.ledger WHERE op = 'consume' AND u = c.hot AND NOT allowed;
 	SELECT format('used %s of %s, %s refusals', f.used, f.lim, x), x = 0 OR f.used = f.lim
 	  INTO value, ok FROM soak.final f WHERE f.u = c.hot;
-	name := 'hot user driven past its limit ends exactly at it'; RETURN NEXT;
+	name := 'hot user driven past its limit ends exactly at it'; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x
 	  FROM soak.final f JOIN soak.baseline b USING (u)
 	  LEFT JOIN (SELECT u, sum(n) AS n FROM soak.consumptions GROUP BY u) k USING (u)
 	 WHERE f.used <> b.used + coalesce(k.n, 0);
-	name := 'users whose count <> baseline + acknowledged consumptions'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'users whose count <> baseline + acknowledged consumptions'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x FROM soak.ledger WHERE op = 'consume' AND allowed AND lim IS NOT NULL AND used > lim;
-	name := 'allowed consumptions that answered used > limit'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'allowed consumptions that answered used > limit'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x FROM soak.ledger
 	 WHERE op = 'consume' AND NOT allowed AND result IS NOT NULL
 	   AND (result->>'remaining_roasts' IS NULL OR (result->>'remaining_roasts')::int >= n);
-	name := 'refusals while the roasts fitted'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'refusals while the roasts fitted'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x
 	  FROM (SELECT k.used, b.used + sum(k.n) OVER (PARTITION BY k.u ORDER BY k.version) AS expect
 			  FROM soak.consumptions k JOIN soak.baseline b USING (u)) s
 	 WHERE used <> expect;
-	name := 'consumptions whose answered count breaks the chain (by version)'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'consumptions whose answered count breaks the chain (by version)'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- lost updates -----------------------------------------------------------
 	section := 'lost updates';
@@ -200,7 +222,8 @@ BEGIN
 	SELECT count(*) FILTER (WHERE n > 1), sum(n) INTO x, a
 	  FROM (SELECT u, version, count(DISTINCT op) AS n FROM changes GROUP BY u, version) s;
 	name := 'versions claimed by two acknowledged changes'; value := format('%s (of %s changes)', x, a);
-	ok := x = 0; RETURN NEXT;
+	ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- every answered version is at most the final one; a change's is above
 	-- the baseline (a patch that changes nothing answers the current version)
@@ -212,46 +235,53 @@ BEGIN
 				AND ((l.op = 'consume' AND l.allowed)
 					 OR (l.op = 'patch' AND l.mutation_id IS NULL
 						 AND (l.changes ? 'auth.name' OR l.changes ? 'persona.identity')))));
-	name := 'acknowledged versions outside (baseline, final]'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'acknowledged versions outside (baseline, final]'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x
 	  FROM fw JOIN soak.final f USING (u)
 	 WHERE fw.from_newest = 1 AND (fw.nvalues > 1 OR fw.value IS DISTINCT FROM (f.flat->fw.field)::text);
 	SELECT count(*) INTO a FROM fw WHERE from_newest = 1;
 	name := 'fields whose final value is not the last acknowledged write'; value := format('%s (of %s)', x, a);
-	ok := x = 0; RETURN NEXT;
+	ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x
 	  FROM (SELECT u, field, max(version) FILTER (WHERE changed) AS last_change FROM fw GROUP BY u, field) s
 	  JOIN soak.final f USING (u) JOIN soak.baseline b USING (u)
 	 WHERE (f.fv->>s.field)::bigint IS DISTINCT FROM coalesce(s.last_change, (b.fv->>s.field)::bigint);
-	name := 'fields whose logged version is not their last acknowledged change'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'fields whose logged version is not their last acknowledged change'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x FROM soak.final
 	 WHERE version <> (full_state->'_meta'->>'version')::bigint
 		OR version <> (sync0->>'cursor')::bigint
 		OR version <> (SELECT max(v::bigint) FROM jsonb_each_text(fv) AS e(k, v));
-	name := 'users whose row, state_full, cursor and newest field version differ'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'users whose row, state_full, cursor and newest field version differ'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- A base-version patch that changed field F at version V must not follow
 	-- another acknowledged change of F in (base, V).  Only patches whose
 	-- version no other acknowledged operation reports (a patch that changes
 	-- nothing reports the current version, which is someone else's).
-	WITH solo AS (
-		SELECT l.* FROM soak.ledger l
-		 WHERE l.op = 'patch' AND l.base IS NOT NULL
-		   AND NOT EXISTS (SELECT FROM soak.ledger o
-							WHERE o.u = l.u AND o.version = l.version AND o.id <> l.id
-							  AND o.op IN ('patch', 'consume', 'webhook'))
+	-- (set-based: the operations reporting each version are counted in one
+	-- pass, and "another change of F in (base, V)" is "F's previous change
+	-- is after base")
+	WITH per_version AS (
+		SELECT l.*, count(*) FILTER (WHERE op IN ('patch', 'consume', 'webhook'))
+						OVER (PARTITION BY u, version) AS reporters
+		  FROM soak.ledger l
+		 WHERE l.version IS NOT NULL
+	), solo AS (
+		SELECT * FROM per_version
+		 WHERE op = 'patch' AND base IS NOT NULL AND reporters = 1
 	)
-	SELECT count(*), (SELECT count(*) FROM solo) INTO x, a
+	SELECT count(*) FILTER (WHERE mine.prev_change > p.base), (SELECT count(*) FROM solo) INTO x, a
 	  FROM solo p
-	  JOIN fw mine ON mine.u = p.u AND mine.version = p.version AND mine.changed AND p.changes ? mine.field
-	 WHERE EXISTS (SELECT FROM fw other
-					WHERE other.u = p.u AND other.field = mine.field AND other.changed
-					  AND other.version > p.base AND other.version < p.version);
+	  JOIN fw mine ON mine.u = p.u AND mine.version = p.version AND mine.changed AND p.changes ? mine.field;
 	name := 'base-version patches that overwrote a newer change'; value := format('%s (of %s checked)', x, a);
-	ok := x = 0; RETURN NEXT;
+	ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x
 	  FROM soak.ledger l
@@ -261,17 +291,20 @@ BEGIN
 			OR EXISTS (SELECT FROM jsonb_array_elements(l.detail->'conflicts') e
 						WHERE NOT soak.patches_field(l.changes, e->>'field')
 						   OR (e->>'server_version')::bigint <= l.base));
-	name := 'PT409 conflicts not explained by a newer change of a patched field'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'PT409 conflicts not explained by a newer change of a patched field'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x
 	  FROM (SELECT mutation_id FROM soak.ledger WHERE mutation_id IS NOT NULL
 			 GROUP BY mutation_id HAVING count(DISTINCT result) > 1) s;
-	name := 'mutation ids whose calls answered differently'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'mutation ids whose calls answered differently'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x
 	  FROM (SELECT u, idem_key FROM soak.ledger WHERE op = 'consume' AND idem_key IS NOT NULL
 			 GROUP BY u, idem_key HAVING count(DISTINCT result) > 1) s;
-	name := 'idempotency keys whose calls answered differently'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'idempotency keys whose calls answered differently'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- webhooks: each id processed by exactly one delivery (the first, which
 	-- committed the event to soak.outbox); every redelivery a duplicate;
@@ -287,7 +320,8 @@ BEGIN
 	 WHERE l.op = 'webhook' AND NOT (l.result->>'idempotent')::boolean
 	   AND (e.webhook_id IS NULL OR e.processed <> (l.result->>'processed')::boolean
 			OR e.outcome <> l.result->>'outcome');
-	name := 'webhook ids not applied exactly once as recorded'; value := x + a; ok := x + a = 0; RETURN NEXT;
+	name := 'webhook ids not applied exactly once as recorded'; value := x + a; ok := x + a = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- the subscription of every webhook user is its newest applied event's
 	SELECT count(*) INTO x
@@ -301,34 +335,40 @@ BEGIN
 		OR f.flat->>'subscription.status' IS DISTINCT FROM e.status
 		OR f.flat->>'subscription.plan' IS DISTINCT FROM
 		   (SELECT plan FROM roastr_state.product_plans WHERE product_id = e.product);
-	name := 'webhook users whose subscription is not the newest applied event'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'webhook users whose subscription is not the newest applied event'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- cursor gaps ------------------------------------------------------------
 	section := 'cursor gaps';
 	SELECT count(*) INTO x FROM soak.final WHERE soak.changes(sync0) <> flat;
 	name := 'users whose state_sync(0) replay <> state_full'; value := format('%s (of %s)', x, (SELECT count(*) FROM soak.final));
-	ok := x = 0; RETURN NEXT;
+	ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*), count(*) FILTER (WHERE d.st || soak.changes(f.dev_sync) <> f.flat) INTO a, x
 	  FROM soak.devices d JOIN soak.final f USING (u) WHERE d.syncs > 0;
 	name := 'devices whose synced state + a final sync <> state_full'; value := format('%s (of %s)', x, a);
-	ok := x = 0 AND a > 0; RETURN NEXT;
+	ok := x = 0 AND a > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*), count(*) FILTER (WHERE p.st || soak.changes(roastr_state.state_sync(soak.uid(p.u), p.cursor)) <> f.flat)
 	  INTO a, x
 	  FROM soak.sync_points p JOIN soak.final f USING (u);
 	name := 'sampled mid-run cursors whose state + sync <> state_full'; value := format('%s (of %s)', x, a);
-	ok := x = 0 AND a > 0; RETURN NEXT;
+	ok := x = 0 AND a > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT count(*) INTO x FROM soak.ledger WHERE op = 'sync' AND detail IS NOT NULL;
-	name := 'sync answers with a change outside (cursor, new cursor] or twice'; value := x; ok := x = 0; RETURN NEXT;
+	name := 'sync answers with a change outside (cursor, new cursor] or twice'; value := x; ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- notifications ----------------------------------------------------------
 	section := 'notify';
 	SELECT count(*), max(usage) INTO a, t FROM soak.queue_samples;
 	name := 'max pg_notification_queue_usage() (1/s samples)';
 	value := format('%s%% (%s samples)', round(coalesce(t::numeric, 0) * 100, 6), a);
-	ok := a > 0 AND coalesce(t::double precision, 1) < 0.01; RETURN NEXT;
+	ok := a > 0 AND coalesce(t::double precision, 1) < 0.01; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT coalesce(sum(payloads), 0) INTO a FROM soak.notified;
 	SELECT count(*) INTO x
@@ -338,7 +378,8 @@ BEGIN
 	SELECT count(*) INTO b FROM soak.final f JOIN soak.baseline bl USING (u) WHERE f.version > bl.version;
 	name := 'written users whose newest version was not announced on roastr_state';
 	value := format('%s (of %s; %s payloads received)', x, b, a);
-	ok := x = 0 AND a > 0; RETURN NEXT;
+	ok := x = 0 AND a > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- devices following the gateway -------------------------------------------
 	section := 'gateway';
@@ -346,13 +387,15 @@ BEGIN
 	  INTO a, x
 	  FROM soak.gateway_devices g JOIN soak.final f ON soak.uid(f.u) = (g.j->>'u')::uuid;
 	name := 'devices (gateway) not at state_full and the final version'; value := format('%s (of %s)', x, a);
-	ok := x = 0 AND a > 0; RETURN NEXT;
+	ok := x = 0 AND a > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 
 	SELECT coalesce(sum((j->>'anomalies')::int), 0), coalesce(sum((j->>'updates')::bigint), 0) INTO x, b
 	  FROM soak.gateway_devices;
 	name := 'state_update not continuing the cursor or missing a named value';
 	value := format('%s (of %s relayed)', x, b);
-	ok := x = 0 AND b > 0; RETURN NEXT;
+	ok := x = 0 AND b > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	t0 := clock_timestamp(); RETURN NEXT;
 END
 $$;
 

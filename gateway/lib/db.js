@@ -1,42 +1,112 @@
-// Queries run on behalf of a device: its role and JWT claims are set for one
-// transaction only, the way PostgREST does, so the extension's own checks
-// (authorize_channel, state_sync's "a user reads only their own state")
-// judge the device, not the gateway.
+// Queries run on behalf of a device, exactly as PostgREST runs them: one
+// transaction that takes the device's role and JWT claims for itself only,
+//
+//   BEGIN; SET LOCAL ROLE authenticated;
+//   SELECT set_config('request.jwt.claims', $1, true);
+//   SELECT roastr_state.…($2, …);
+//   COMMIT;
+//
+// so the extension's own checks (authorize_channel, "a user reads and writes
+// only their own state", "service fields are the service's") judge the
+// device, not the gateway.  Values travel as bind parameters, never inside
+// the SQL text (persona text must never reach a log line).  The transaction
+// is read-write: state_full and state_sync are VOLATILE and may write a
+// settled time-driven change down.
 import pg from 'pg';
 import { errFields } from './log.js';
+import { checkLoginRole } from './preflight.js';
 
-const { escapeLiteral, escapeIdentifier } = pg;
+const { escapeIdentifier } = pg;
+const SET_CLAIMS = "SELECT set_config('request.jwt.claims', $1, true)";
 
 export class Db {
-  constructor(cfg, log) {
-    this.pool = new pg.Pool({ ...cfg.pg, max: cfg.poolMax, application_name: 'roastr_state_gateway' });
+  // pool: for tests; by default a pg.Pool of cfg.poolMax connections.
+  constructor(cfg, log, pool = new pg.Pool({ ...cfg.pg, max: cfg.poolMax, application_name: 'roastr_state_gateway' })) {
+    this.log = log;
+    this.pool = pool;
     // A pooled connection that dies while idle (server restart) is dropped
     // by the pool; without a listener the 'error' event would crash us.
     this.pool.on('error', (err) => log.warn('idle database connection lost', errFields(err)));
-    this.setRole = `SET LOCAL ROLE ${escapeIdentifier(cfg.dbRole)}`;
+    this.dbRole = cfg.dbRole;
+    this.begin = `BEGIN; SET LOCAL ROLE ${escapeIdentifier(cfg.dbRole)}`;
   }
 
-  // One round trip: the statements of a simple query run as one implicit
-  // transaction, so the SET LOCAL and set_config(..., true) end with it,
-  // and an error rolls all of it back.  Values are quoted with
-  // escapeLiteral; callers pass only checked ids and integers.
-  async asDevice(claimsJson, select) {
-    const results = await this.pool.query(
-      `${this.setRole}; SELECT set_config('request.jwt.claims', ${escapeLiteral(claimsJson)}, true); ${select}`);
-    return results[2].rows[0];
+  // The pool's login role, checked on one of its connections (preflight.js):
+  // {login, memberships, problems}.  Connection failures are thrown as they
+  // are.
+  async checkLoginRole() {
+    const client = await this.pool.connect();
+    let broken;
+    const onError = (err) => { broken = err; };
+    client.on('error', onError);
+    try {
+      return await checkLoginRole(client, this.dbRole);
+    } catch (err) {
+      broken ??= err;
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
   }
 
-  async authorizeChannel(claimsJson, channel) {
-    const row = await this.asDevice(claimsJson,
-      `SELECT roastr_state.authorize_channel(${escapeLiteral(channel)}) AS ok`);
+  // The first row of `text` run with the device's claims (JSON text).  A
+  // failure to get a connection is marked err.phase = 'connect'.
+  async asDevice(claims, text, values) {
+    let client;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      err.phase = 'connect';
+      throw err;
+    }
+    // While checked out, a connection's 'error' event is ours to handle
+    // (the pool listens only while it is idle): a connection killed under
+    // a running query would otherwise crash the gateway.  The query itself
+    // fails too; the connection is then thrown away.
+    let broken;
+    const onError = (err) => { broken = err; };
+    client.on('error', onError);
+    try {
+      await client.query(this.begin);
+      await client.query(SET_CLAIMS, [claims]);
+      const res = await client.query(text, values);
+      await client.query('COMMIT');
+      return res.rows[0];
+    } catch (err) {
+      // After an error in the transaction the connection is still good
+      // once rolled back; if even that fails, it is thrown away.
+      if (!broken) await client.query('ROLLBACK').catch((e) => { broken = e; });
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
+  }
+
+  async authorizeChannel(claims, channel) {
+    const row = await this.asDevice(claims, 'SELECT roastr_state.authorize_channel($1) AS ok', [channel]);
     return row.ok === true;
   }
 
   // {changes, cursor, lastSyncedAt}: every field changed after `cursor`.
-  async stateSync(claimsJson, userId, cursor) {
-    const row = await this.asDevice(claimsJson,
-      `SELECT roastr_state.state_sync(${escapeLiteral(userId)}::uuid, ${Number(cursor)}::bigint) AS s`);
+  // userId null: the caller's own state.
+  async stateSync(claims, userId, cursor) {
+    const row = await this.asDevice(claims, 'SELECT roastr_state.state_sync($1::uuid, $2::bigint) AS s', [userId, cursor]);
     return row.s;
+  }
+
+  async stateFull(claims) {
+    const row = await this.asDevice(claims, 'SELECT roastr_state.state_full(NULL::uuid) AS s', []);
+    return row.s;
+  }
+
+  // {version, applied}, or the extension's error (PT409, 42501, 22023, ...).
+  async patch(claims, changes, baseVersion, mutationId) {
+    const row = await this.asDevice(claims,
+      'SELECT roastr_state.patch(NULL::uuid, $1::jsonb, $2::bigint, $3::uuid) AS r',
+      [JSON.stringify(changes), baseVersion, mutationId]);
+    return row.r;
   }
 
   end() {

@@ -9,9 +9,20 @@
 // channel still in use is LISTENed again, and 'ready' is emitted with
 // {reconnected: true}: notifications sent meanwhile are gone, so the server
 // then brings every device up to date through state_sync.
+//
+// Before a new connection is used it is checked (preflight.js): its login
+// role may be no more than DB_ROLE, and it must not go through a
+// transaction pooler (LISTEN needs a session).  A refusal at the first
+// connection is emitted as 'refused' (the server exits); at a reconnection
+// it is logged as an error and retried with backoff.  The heartbeat also
+// checks that the connection's server process has not changed.
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { errFields } from './log.js';
+import { backoff } from './backoff.js';
+import { isUuid } from './validate.js';
+import { checkLoginRole, detectPooler, loginRoleError, poolerError, PreflightError } from './preflight.js';
 
 const { escapeIdentifier } = pg;
 const SHARED_CHANNEL = 'roastr_state';
@@ -21,10 +32,13 @@ const HEARTBEAT_TIMEOUT_MS = 5000;
 export const userChannel = (userId) => `user:${userId}`;
 
 export class Listener extends EventEmitter {
-  constructor(cfg, log) {
+  // newClient(): an unconnected pg.Client for the LISTEN connection (tests
+  // hand in fakes); by default one of cfg.listenPg.
+  constructor(cfg, log, { newClient } = {}) {
     super();
     this.cfg = cfg;
     this.log = log;
+    this.newClient = newClient ?? (() => new pg.Client({ ...(cfg.listenPg ?? cfg.pg), application_name: 'roastr_state_gateway_listen', keepAlive: true, connectionTimeoutMillis: 10000 }));
     this.mode = cfg.listenMode;
     this.users = new Map();     // user id -> devices connected here
     this.listening = new Map(); // per-user: user id -> promise of its LISTEN
@@ -33,7 +47,8 @@ export class Listener extends EventEmitter {
     this.stopped = false;
     this.attempt = 0;
     this.timer = null;
-    this.stats = { connects: 0, lost: 0, received: 0, routed: 0, malformed: 0 };
+    this.everReady = false;     // a first connection passed its checks
+    this.stats = { connects: 0, lost: 0, refused: 0, received: 0, routed: 0, malformed: 0 };
   }
 
   start() {
@@ -107,13 +122,15 @@ export class Listener extends EventEmitter {
 
   async _connect() {
     if (this.stopped) return;
-    const client = new pg.Client({ ...this.cfg.pg, application_name: 'roastr_state_gateway_listen', keepAlive: true });
+    const client = this.newClient();
     client.queue = Promise.resolve();
     client.on('error', (err) => this._lost(client, err));
     client.on('end', () => this._lost(client, null));
     client.on('notification', (msg) => this._onNotification(msg));
     try {
       await client.connect();
+      if (this.stopped || client.dead) throw new Error('connection closed');
+      await this._preflight(client);
       if (this.stopped || client.dead) throw new Error('connection closed');
       this.client = client;
       if (this.mode === 'shared') {
@@ -129,18 +146,53 @@ export class Listener extends EventEmitter {
         }
       }
     } catch (err) {
+      if (err instanceof PreflightError && !client.dead) {
+        this.stats.refused++;
+        if (!this.everReady) {
+          // At start: a matter of configuration; the server exits.
+          client.dead = true;
+          client.end().catch(() => {});
+          this.emit('refused', err);
+          return;
+        }
+        this.log.error('listen connection refused, will retry', { kind: err.kind, reason: err.message, ...err.details });
+        this._lost(client, err, { quiet: true });
+        return;
+      }
       this._lost(client, err);
       return;
     }
     const reconnected = this.stats.connects > 0;
     this.stats.connects++;
     this.attempt = 0;
+    this.everReady = true;
     this.ready = true;
     this.log.info('listen connection ready', { mode: this.mode, channels: this.status().channels, reconnected });
     this.emit('ready', { reconnected });
   }
 
-  _lost(client, err) {
+  // The connection's login role, then whether it is a session of its own.
+  // Throws PreflightError when it must not be used.
+  async _preflight(client) {
+    const { dbRole, allowPrivilegedLoginRole } = this.cfg;
+    const role = await checkLoginRole(client, dbRole, { needMember: false });
+    if (role.problems.length > 0) {
+      const err = loginRoleError('LISTEN', role, dbRole);
+      if (!allowPrivilegedLoginRole) throw err;
+      this.log.warn('ALLOW_PRIVILEGED_LOGIN_ROLE: using a LISTEN connection whose login role has more than it needs', { reason: err.message, ...err.details });
+    }
+    const probe = await detectPooler(client, async () => {
+      const other = this.newClient();
+      other.on('error', () => {});
+      await other.connect();
+      return other;
+    });
+    if (probe.pooler) throw poolerError(probe.pooler);
+    if (!probe.compared) this.log.warn('could not open a second connection to compare with; pooler detection used one connection only');
+    client.pid = probe.pid;
+  }
+
+  _lost(client, err, { quiet = false } = {}) {
     if (client.dead) return;
     client.dead = true;
     client.end().catch(() => {});
@@ -148,18 +200,16 @@ export class Listener extends EventEmitter {
       this.client = null;
       this.ready = false;
       this.stats.lost++;
-      this.log.warn('listen connection lost', errFields(err ?? new Error('connection ended')));
+      if (!quiet) this.log.warn('listen connection lost', errFields(err ?? new Error('connection ended')));
       this.emit('down');
-    } else if (!this.stopped) {
+    } else if (!this.stopped && !quiet) {
       this.log.warn('listen connection failed', errFields(err ?? new Error('connection ended')));
     }
     if (this.stopped) return;
     // 100 ms, 200 ms, ... capped (5 s by default), with ±20 % jitter so a
     // fleet of gateways does not reconnect in lockstep.
-    const base = Math.min(100 * 2 ** this.attempt, this.cfg.reconnectMaxMs);
-    this.attempt++;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this._connect(), Math.round(base * (0.8 + 0.4 * Math.random())));
+    this.timer = setTimeout(() => this._connect(), backoff(this.attempt++, this.cfg.reconnectMaxMs));
   }
 
   // A silently dead network (no RST) would otherwise go unnoticed until TCP
@@ -172,7 +222,15 @@ export class Listener extends EventEmitter {
       timer = setTimeout(() => reject(new Error('heartbeat timed out')), HEARTBEAT_TIMEOUT_MS);
     });
     try {
-      await Promise.race([this._run(c, 'SELECT 1'), timeout]);
+      const res = await Promise.race([this._run(c, 'SELECT pg_backend_pid() AS pid'), timeout]);
+      const pid = Number(res?.rows?.[0]?.pid);
+      if (c.pid !== undefined && pid !== c.pid) {
+        // One connection, another server process: only a pooler does that.
+        const err = poolerError(`the server process of the LISTEN connection changed from pid ${c.pid} to ${pid}`);
+        this.stats.refused++;
+        this.log.error('listen connection refused, will retry', { kind: err.kind, reason: err.message, ...err.details });
+        this._lost(c, err, { quiet: true });
+      }
     } catch (err) {
       this._lost(c, err);
       c.connection?.stream?.destroy();
@@ -182,28 +240,40 @@ export class Listener extends EventEmitter {
   }
 
   _onNotification({ channel, payload }) {
+    const at = performance.now();          // for the delivery latency
     this.stats.received++;
-    let msg;
-    try {
-      msg = JSON.parse(payload);
-    } catch {
-      msg = null;
-    }
-    let userId;
-    if (this.mode === 'shared') {
-      if (channel !== SHARED_CHANNEL) return;
-      userId = msg?.user_id;
-    } else {
-      if (!channel.startsWith('user:')) return;
-      userId = channel.slice(5);
-    }
-    if (!msg || typeof userId !== 'string' || !Number.isSafeInteger(msg.version)) {
+    const r = route(this.mode, channel, payload);
+    if (r === null) return;                 // not a channel of ours
+    if (r.userId === null) {
+      // shared mode: a payload without a user id cannot reach anyone
       this.stats.malformed++;
-      this.log.warn('malformed notification dropped', { channel: this.mode === 'shared' ? channel : 'user:*' });
+      this.log.warn('malformed notification dropped', { channel });
       return;
     }
-    if (!this.users.has(userId)) return; // shared mode: nobody of this user is here
+    if (!this.users.has(r.userId)) return;  // shared mode: nobody of this user is here
     this.stats.routed++;
-    this.emit('notification', userId, msg);
+    // A payload that did not parse, or lacks a usable version, still goes
+    // to the user's devices (per-user mode: the channel names the user):
+    // they catch up with state_sync rather than trust or ignore it.
+    this.emit('notification', r.userId, r.msg, at);
   }
+}
+
+// Which user a notification is for: {userId, msg} (msg: the parsed payload,
+// or null when it is not JSON), {userId: null} when it cannot be told (shared
+// mode, no user id), or null for a channel that is not ours.
+export function route(mode, channel, payload) {
+  let msg;
+  try {
+    msg = JSON.parse(payload);
+  } catch {
+    msg = null;
+  }
+  if (mode === 'shared') {
+    if (channel !== SHARED_CHANNEL) return null;
+    const userId = msg?.user_id;
+    return isUuid(userId) ? { userId: userId.toLowerCase(), msg } : { userId: null };
+  }
+  if (!channel.startsWith('user:')) return null;
+  return { userId: channel.slice(5), msg };
 }

@@ -1,6 +1,6 @@
 // Structured logs: one JSON object per line on stdout.  Callers pass ids,
 // counts and error codes only — never a token, a claim set or a payload.
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
+export const LEVELS = Object.freeze({ debug: 10, info: 20, warn: 30, error: 40 });
 
 export function createLogger(level = 'info') {
   const min = LEVELS[level] ?? LEVELS.info;

@@ -9,9 +9,7 @@ cd "$(dirname "$0")/../.."
 
 command -v node >/dev/null || { echo "notify_contract: node not found (install nodejs)"; exit 1; }
 # the pg driver, exactly as the gateway's lockfile pins it
-stamp=gateway/node_modules/.roastr-lock-stamp
-if ! cmp -s gateway/package-lock.json "$stamp" 2>/dev/null; then
-	npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
-	cp gateway/package-lock.json "$stamp"
-fi
+# shellcheck source=scripts/harness.sh
+source scripts/harness.sh
+gateway_node_modules
 exec node test/notify_contract.js

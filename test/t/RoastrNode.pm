@@ -40,12 +40,12 @@ sub write_private
 	return;
 }
 
-# roastr_node(NAME, KEYFILE_CONTENT, EXTRA_CONF, INIT_OPTIONS): INIT_OPTIONS
-# (a hash reference) go to PostgreSQL::Test::Cluster's init, e.g.
-# { allows_streaming => 1 }.  A started node with the
-# library preloaded, "$basedir/master.keys" holding KEYFILE_CONTENT, a
-# random Polar webhook secret (returned raw), Supabase's roles and the
-# extension.  Returns ($node, $keyfile, $webhook_secret).
+# roastr_node(NAME, KEYFILE_CONTENT, EXTRA_CONF, INIT_OPTIONS): a started
+# node with the library preloaded, "$basedir/master.keys" holding
+# KEYFILE_CONTENT, a random Polar webhook secret (returned raw), Supabase's
+# roles and the extension.  INIT_OPTIONS (a hash reference) go to
+# PostgreSQL::Test::Cluster's init, e.g. { allows_streaming => 1 }.
+# Returns ($node, $keyfile, $webhook_secret).
 sub roastr_node
 {
 	my ($name, $keys, $extra_conf, $init_options) = @_;

@@ -1,0 +1,153 @@
+// A stand-in for the roastr_state gateway, for the tests and the example
+// page: the protocol of the gateway (Socket.IO state_update / state_sync
+// with the gateway's relay rule, the `patch` event with its ack, GET
+// /api/state/full and /api/state/sync) over the in-memory server model
+// instead of PostgreSQL.  The token is the user id (no JWT here).
+// Optionally serves a folder of static files.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Server } from 'socket.io';
+import { ServerModel } from '../test/support/model.js';
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css', '.json': 'application/json', '.map': 'application/json' };
+
+const complete = (msg) => Array.isArray(msg.fields) && msg.fields.every((f) => {
+  const [sec, k] = f.split('.');
+  const o = msg.data?.[sec];
+  return o !== null && typeof o === 'object' && Object.hasOwn(o, k);
+});
+
+export function createMockGateway({ staticDir = null, refuseSockets = false, httpSync = true } = {}) {
+  const users = new Map();   // user id -> {model, devices:Set}
+  const user = (id) => {
+    if (!users.has(id)) {
+      const model = new ServerModel({ userId: id });
+      const u = { model, devices: new Set() };
+      model.onNotify((msg) => {
+        for (const d of u.devices) relay(u, d, msg);
+      });
+      users.set(id, u);
+    }
+    return users.get(id);
+  };
+  const ctl = { refuseSockets, httpSync };
+
+  // The gateway's rule: state_update at cursor + 1 when complete, else a
+  // state_sync from the device's cursor.
+  function relay(u, d, msg) {
+    if (msg.version <= d.cursor) return;
+    if (msg.version === d.cursor + 1 && complete(msg)) {
+      d.socket.emit('state_update', { type: msg.type, data: msg.data, version: msg.version, fields: msg.fields });
+      d.cursor = msg.version;
+    } else {
+      syncDevice(u, d);
+    }
+  }
+  function syncDevice(u, d, first = false) {
+    const r = u.model.sync(d.cursor);
+    if (first || r.changes.length > 0 || r.cursor !== d.cursor) d.socket.emit('state_sync', { changes: r.changes, cursor: r.cursor });
+    d.cursor = r.cursor;
+  }
+
+  const bearer = (req) => /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? null;
+  const json = (res, status, body) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/healthz') return json(res, 200, { status: 'ok', mock: true });
+    // What the service does in real life (consume_roasts, a Polar webhook,
+    // another device), for the example page's buttons.
+    if (url.pathname.startsWith('/mock/') && req.method === 'POST') {
+      const token = bearer(req);
+      if (!token) return json(res, 401, { error: 'missing token' });
+      const m = user(token).model;
+      try {
+        if (url.pathname === '/mock/consume') return json(res, 200, m.consume(Number(url.searchParams.get('n') ?? 1)));
+        if (url.pathname === '/mock/plan') return json(res, 200, m.patch({ changes: { 'subscription.plan': url.searchParams.get('plan') } }, { service: true, by: 'service' }));
+        if (url.pathname === '/mock/patch') {
+          return json(res, 200, m.patch({ changes: JSON.parse(url.searchParams.get('changes') ?? '{}') }, { by: 'other' }));
+        }
+      } catch (e) {
+        return json(res, 400, { code: e.code, message: e.message });
+      }
+      return json(res, 404, { error: 'not found' });
+    }
+    if (url.pathname.startsWith('/api/state/')) {
+      const token = bearer(req);
+      if (!token) return json(res, 401, { success: false, error: { code: 'unauthorized', message: 'missing token' } });
+      if (!ctl.httpSync) return json(res, 503, { success: false, error: { code: 'unavailable', message: 'off' } });
+      const u = user(token);
+      if (url.pathname === '/api/state/full') return json(res, 200, { success: true, data: u.model.full() });
+      if (url.pathname === '/api/state/sync') {
+        const since = Number(url.searchParams.get('since') ?? 0);
+        if (!Number.isSafeInteger(since) || since < 0) return json(res, 400, { success: false, error: { code: '22023', message: 'cursor must not be negative' } });
+        return json(res, 200, { success: true, ...u.model.sync(since) });
+      }
+      return json(res, 404, { success: false, error: { code: 'not_found', message: 'not found' } });
+    }
+    if (staticDir && req.method === 'GET') {
+      if (url.pathname === '/' || url.pathname === '/examples') {
+        res.writeHead(302, { location: `/examples/${url.search}` });
+        return res.end();
+      }
+      const rel = decodeURIComponent(url.pathname.endsWith('/') ? `${url.pathname}index.html` : url.pathname);
+      const file = path.resolve(staticDir, `.${rel}`);
+      if (!file.startsWith(path.resolve(staticDir))) return json(res, 403, { error: 'forbidden' });
+      return fs.readFile(file, (err, buf) => {
+        if (err) return json(res, 404, { error: 'not found' });
+        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+        res.end(buf);
+      });
+    }
+    json(res, 404, { error: 'not found' });
+  });
+
+  const io = new Server(server, { serveClient: false, cors: { origin: true } });
+  io.use((socket, next) => {
+    const { token, cursor = 0 } = socket.handshake.auth ?? {};
+    const refuse = (code, message) => next(Object.assign(new Error(message), { data: { code } }));
+    if (ctl.refuseSockets) return refuse('unavailable', 'database unavailable, retry later');
+    if (typeof token !== 'string' || token === '' || token === 'bad') return refuse('unauthorized', 'invalid token');
+    if (!Number.isSafeInteger(cursor) || cursor < 0) return refuse('bad_request', 'cursor must be a non-negative integer');
+    socket.data = { userId: token, cursor };
+    next();
+  });
+  io.on('connection', (socket) => {
+    const u = user(socket.data.userId);
+    const d = { socket, cursor: socket.data.cursor };
+    u.devices.add(d);
+    socket.on('disconnect', () => u.devices.delete(d));
+    socket.on('patch', (req, ack) => {
+      if (typeof ack !== 'function') return;
+      try {
+        ack(u.model.patch({ changes: req?.changes, base_version: req?.base_version ?? null, mutation_id: req?.mutation_id ?? null }));
+      } catch (e) {
+        ack({ code: e.code ?? 'XX000', message: e.message, detail: e.detail ? JSON.parse(e.detail) : null });
+      }
+    });
+    syncDevice(u, d, true);
+  });
+
+  return {
+    server,
+    io,
+    user,
+    ctl,
+    listen(port = 0, host = '127.0.0.1') {
+      return new Promise((resolve) => server.listen(port, host, () => resolve(`http://${host}:${server.address().port}`)));
+    },
+    disconnectAll() {
+      io.disconnectSockets(true);
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.closeAllConnections?.();
+        io.close(() => resolve());
+      });
+    },
+  };
+}

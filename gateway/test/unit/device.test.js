@@ -1,0 +1,191 @@
+// Device: the per-device cursor state machine, with a fake sync and socket.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Device, Devices, CAUSES } from '../../lib/device.js';
+
+const U = 'a1111111-1111-4111-8111-111111111111';
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const newStats = () => ({ relayed: 0, syncs: 0, syncFailures: 0, catchups: Object.fromEntries(CAUSES.map((c) => [c, 0])) });
+const tick = () => new Promise((r) => setImmediate(r));
+const change = (field, value, version) => ({ field, value, version, updated_at: 't' });
+const toggle = (version, enabled = false) => ({ type: 'roasting_toggle', version, fields: ['roasting.enabled'], data: { roasting: { enabled } } });
+
+// A device whose state_sync answers from `log` (field -> {value, version}),
+// like the extension: every field changed after the cursor, and the newest
+// version as the cursor.  `server.version` may run ahead of what a sync
+// shows (`server.visible`).
+function setup({ cursor = 0, failWith = [] } = {}) {
+  const sent = [];
+  const server = { version: 0, visible: Infinity, log: new Map(), calls: [] };
+  const stats = newStats();
+  const waits = [];
+  const dev = new Device({
+    userId: U,
+    cursor,
+    emit: (event, payload) => sent.push([event, payload]),
+    disconnect: () => sent.push(['disconnect']),
+    sync: async (from) => {
+      server.calls.push(from);
+      await tick();
+      if (failWith.length) throw failWith.shift();
+      const upto = Math.min(server.version, server.visible);
+      const changes = [...server.log].filter(([, c]) => c.version > from && c.version <= upto)
+        .map(([f, c]) => change(f, c.value, c.version)).sort((a, b) => a.version - b.version);
+      return { changes, cursor: upto, lastSyncedAt: 't' };
+    },
+    stats,
+    log: silent,
+    retryCapMs: 1000,
+    wait: async (ms) => { waits.push(ms); await tick(); },
+  });
+  const write = (fields) => {
+    server.version++;
+    for (const [f, value] of Object.entries(fields)) server.log.set(f, { value, version: server.version });
+    return server.version;
+  };
+  return { dev, sent, server, stats, waits, write };
+}
+
+test('connect: the first sync is always answered, even with nothing new', async () => {
+  const { dev, sent, write } = setup({ cursor: 0 });
+  write({ 'roasting.enabled': true });
+  await dev.sync();
+  assert.deepEqual(sent, [['state_sync', { changes: [change('roasting.enabled', true, 1)], cursor: 1 }]]);
+  const s2 = setup({ cursor: 1 });
+  s2.write({ 'roasting.enabled': true });
+  await s2.dev.sync();
+  assert.deepEqual(s2.sent, [['state_sync', { changes: [], cursor: 1 }]]);
+  // a later sync with nothing new says nothing
+  await s2.dev.sync();
+  assert.equal(s2.sent.length, 1);
+});
+
+test('the next version, complete, is relayed as it is', async () => {
+  const { dev, sent, stats } = setup({ cursor: 4 });
+  dev.answered = true;
+  dev.notify({ ...toggle(5), user_id: U });
+  assert.deepEqual(sent, [['state_update', { type: 'roasting_toggle', data: { roasting: { enabled: false } }, version: 5, fields: ['roasting.enabled'] }]]);
+  assert.equal(dev.cursor, 5);
+  assert.equal(stats.relayed, 1);
+  dev.notify(toggle(5));          // again: on the device already
+  dev.notify(toggle(3));
+  assert.equal(sent.length, 1);
+});
+
+for (const [cause, make] of [
+  ['gap', (v) => toggle(v + 2)],
+  ['withheld', (v) => ({ type: 'usage_update', version: v + 1, fields: [], data: {} })],
+  ['resync', (v) => ({ type: 'resync', version: v + 1 })],
+  ['malformed', (v) => ({ type: 'roasting_toggle', version: v + 1, fields: 'roasting.enabled', data: {} })],
+]) {
+  test(`${cause}: a state_sync from the cursor instead, and the cursor moves only with it`, async () => {
+    const { dev, sent, stats, server, write } = setup({ cursor: 0 });
+    write({ 'roasting.enabled': true });
+    await dev.sync();
+    sent.length = 0;
+    write({ 'usage.monthly_roasts_limit': 150, 'usage.remaining_roasts': 150 });
+    if (cause === 'gap') write({ 'roasting.enabled': false });
+    dev.notify(make(1));
+    assert.equal(dev.cursor, 1, 'the cursor does not move on the announcement');
+    await dev.running;
+    assert.equal(stats.catchups[cause], 1);
+    assert.equal(stats.relayed, 0);
+    assert.deepEqual(server.calls.at(-1), 1);
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0][0], 'state_sync');
+    assert.equal(sent[0][1].cursor, server.version);
+    assert.equal(dev.cursor, server.version);
+  });
+}
+
+test('a payload that is not JSON (null) makes a sync, whatever the cursor', async () => {
+  const { dev, stats, server } = setup({ cursor: 3 });
+  server.version = 3;
+  dev.notify(null);
+  await dev.running;
+  assert.equal(stats.catchups.malformed, 1);
+  assert.deepEqual(server.calls, [3]);
+});
+
+test('notifications during a sync are covered by it, and it goes on until it shows them', async () => {
+  const { dev, sent, server, write, waits } = setup({ cursor: 0 });
+  write({ 'roasting.enabled': true });
+  await dev.sync();
+  sent.length = 0;
+  server.visible = 1;           // the next sync's snapshot does not show v2, v3 yet
+  write({ 'auth.name': 'withheld' });
+  const p = dev.notify({ type: 'auth_update', version: 2, fields: ['auth.name'], data: {} });
+  assert.equal(p, undefined);
+  dev.notify(toggle(3));        // while syncing: not relayed, remembered
+  write({ 'roasting.enabled': false });
+  assert.equal(dev.want, 3);
+  await tick();
+  await tick();
+  server.visible = Infinity;
+  await dev.running;
+  assert.deepEqual(sent.map(([e, m]) => [e, m.cursor, m.changes.map((c) => c.field)]), [['state_sync', 3, ['auth.name', 'roasting.enabled']]]);
+  assert.ok(waits.length >= 1 && waits[0] === 10, `lag retries ${waits}`);
+  assert.equal(dev.cursor, 3);
+});
+
+test('a sync that stays behind an announced version gives up after 20 tries', async () => {
+  const { dev, server, waits, sent } = setup({ cursor: 1 });
+  dev.answered = true;
+  server.version = 1;           // version 3 is announced but never shows
+  dev.notify(toggle(3));
+  await dev.running;
+  assert.equal(waits.length, 20);
+  assert.deepEqual(waits.slice(0, 3), [10, 20, 30]);
+  assert.equal(server.calls.length, 21);
+  assert.deepEqual([dev.cursor, dev.want], [1, 1]);
+  assert.deepEqual(sent, []);   // nothing new to say
+});
+
+test('a failed sync is retried with backoff; a refusal ends the connection', async () => {
+  const transient = Object.assign(new Error('Connection terminated unexpectedly'), {});
+  const s = setup({ cursor: 0, failWith: [transient, transient] });
+  s.write({ 'roasting.enabled': true });
+  await s.dev.sync();
+  assert.equal(s.stats.syncFailures, 2);
+  assert.equal(s.waits.length, 2);
+  assert.ok(s.waits[0] >= 80 && s.waits[0] <= 120 && s.waits[1] >= 160 && s.waits[1] <= 240, `${s.waits}`);
+  assert.equal(s.sent.at(-1)[0], 'state_sync');
+
+  for (const [code, answer] of [['PT404', 'no_state'], ['42501', 'forbidden'], ['22023', 'bad_request']]) {
+    const r = setup({ failWith: [Object.assign(new Error('no'), { code })] });
+    await r.dev.sync();
+    assert.deepEqual(r.sent, [['gateway_error', { code: answer }], ['disconnect']], code);
+  }
+});
+
+test('a closed device does nothing more', async () => {
+  const { dev, sent, server } = setup({ cursor: 1 });
+  dev.close();
+  dev.notify(toggle(2));
+  dev.notify(toggle(5));
+  await dev.sync();
+  dev.refuse('forbidden');
+  assert.deepEqual(sent, []);
+  assert.deepEqual(server.calls, []);
+});
+
+test('Devices routes by user and counts rooms', () => {
+  const devices = new Devices();
+  const got = [];
+  const fake = (userId, name) => ({ userId, notify: (m) => got.push([name, m.version]), sync: () => got.push([name, 'sync']) });
+  const a1 = fake(U, 'a1');
+  const a2 = fake(U, 'a2');
+  const b1 = fake('b2222222-2222-4222-8222-222222222222', 'b1');
+  devices.add(a1);
+  devices.add(a2);
+  devices.add(b1);
+  assert.deepEqual([devices.users, devices.size], [2, 3]);
+  devices.notify(U, { version: 7 });
+  devices.notify('c3333333-3333-4333-8333-333333333333', { version: 1 });
+  assert.deepEqual(got, [['a1', 7], ['a2', 7]]);
+  assert.equal(devices.syncAll(), 3);
+  assert.equal(devices.remove(a1), false);
+  assert.equal(devices.remove(a1), false);
+  assert.equal(devices.remove(a2), true);
+  assert.deepEqual([devices.users, devices.size], [1, 1]);
+});
