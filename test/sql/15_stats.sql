@@ -22,8 +22,16 @@ SELECT roastr_state.patch(:u1, '{"roasting.enabled": false}') IS NOT NULL;
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.patch(%L, '{"roasting.enabled": true}', 1)$$, :u1))->>'sqlstate',
 	'PT409', 'a conflict');
 SELECT is((roastr_state.consume_roasts(:u2, 100000 - 1))->>'allowed', 'false', 'a refused consumption');
-SELECT is(pg_temp.outcome($$SELECT roastr_state.apply_polar_webhook('wh', '0', 'v1,AAAA', '{}')$$)->>'sqlstate',
-	'PT401', 'a refused webhook');
+DO $$
+BEGIN
+	EXECUTE format('COPY (SELECT %L) TO PROGRAM %L', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+		'umask 077 && rm -f ' || current_setting('data_directory') || '/roastr_test_stats_whsec && cat > ' || current_setting('data_directory') || '/roastr_test_stats_whsec');
+END
+$$;
+SELECT set_config('roastr_state.webhook_secret_file',
+	current_setting('data_directory') || '/roastr_test_stats_whsec', true) IS NOT NULL;
+SELECT is(pg_temp.outcome(format($$SELECT roastr_state.apply_polar_webhook('wh', %L, 'v1,AAAA', '{}')$$,
+	extract(epoch FROM now())::bigint))->>'sqlstate', 'PT401', 'a refused webhook (a bad signature)');
 CREATE TEMP TABLE s1 AS SELECT roastr_state.stats() AS s;
 SELECT is((SELECT (s1.s->>'conflicts')::bigint - (s0.s->>'conflicts')::bigint FROM s0, s1), 1::bigint,
 	'conflicts moved by one');
