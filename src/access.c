@@ -24,216 +24,69 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_type.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/inval.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
-#include "utils/syscache.h"
 
-#include "roastr_state.h"
+#include "access.h"
+#include "compat.h"
+#include "json_util.h"
+#include "relation.h"
 
-char	   *rs_service_role_name = NULL;
+/* roastr_state.service_role */
+static char *service_role_name = NULL;
 
 /* Cache of the last claims string seen and the user it names. */
 static char *cached_claims = NULL;
 static bool cached_has_user = false;
 static pg_uuid_t cached_user;
 
-/* Cache of roastr_state.state's OID and owner, reset by relcache inval. */
-static Oid	state_relid = InvalidOid;
-static Oid	state_owner = InvalidOid;
-static RsLayout layout_cache;
-static bool layout_valid = false;
-static bool callback_registered = false;
-
-static void
-relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == state_relid ||
-		relid == layout_cache.relid)
-	{
-		state_relid = InvalidOid;
-		state_owner = InvalidOid;
-		layout_valid = false;
-	}
-}
-
-static void
-ensure_callback(void)
-{
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
-		callback_registered = true;
-	}
-}
-
-/*
- * rs_state_relid
- *		OID of roastr_state.state; ERROR when the extension is not installed
- *		in this database.
- */
-Oid
-rs_state_relid(void)
-{
-	ensure_callback();
-	if (!OidIsValid(state_relid))
-	{
-		Oid			nsp = get_namespace_oid(ROASTR_SCHEMA, true);
-		Oid			relid = InvalidOid;
-		HeapTuple	tp;
-
-		if (OidIsValid(nsp))
-			relid = get_relname_relid(ROASTR_STATE_TABLE, nsp);
-
-		if (!OidIsValid(relid))
-			ereport(ERROR,
-					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					errmsg("extension \"roastr_state\" is not installed in this database"));
-		tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for relation %u", relid);
-		state_owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
-		state_relid = relid;
-	}
-	return state_relid;
-}
-
-Oid
-rs_extension_owner(void)
-{
-	(void) rs_state_relid();
-	return state_owner;
-}
-
-/*
- * rs_layout
- *		Attribute numbers of roastr_state.state's columns, found by name.
- *		Cached until the next relcache invalidation of the table.
- */
-const RsLayout *
-rs_layout(Relation rel)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	RsLayout   *l = &layout_cache;
-
-	ensure_callback();
-	if (layout_valid && l->relid == RelationGetRelid(rel) &&
-		l->natts == desc->natts)
-		return l;
-
-	memset(l, 0, sizeof(RsLayout));
-	l->relid = RelationGetRelid(rel);
-	l->owner = rel->rd_rel->relowner;
-	l->natts = desc->natts;
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
-		AttrNumber	attnum = i + 1;
-
-		if (att->attisdropped)
-			continue;
-		if (strcmp(name, "user_id") == 0)
-			l->att_user_id = attnum;
-		else if (strcmp(name, "version") == 0)
-			l->att_version = attnum;
-		else if (strcmp(name, "updated_at") == 0)
-			l->att_updated_at = attnum;
-		else if (strcmp(name, "field_versions") == 0)
-			l->att_fv = attnum;
-		else if (strcmp(name, "field_times") == 0)
-			l->att_ft = attnum;
-		else if (strcmp(name, "created_at") == 0)
-			l->att_created_at = attnum;
-		else
-		{
-			for (int f = 0; f < RS_NFIELDS; f++)
-			{
-				if (rs_fields[f].column &&
-					strcmp(rs_fields[f].column, name) == 0)
-					l->att_field[f] = attnum;
-			}
-		}
-	}
-	/* the C code reads the columns by type: refuse a table that differs */
-	for (int f = 0; f < RS_NFIELDS; f++)
-	{
-		if (l->att_field[f] != 0 &&
-			TupleDescAttr(desc, l->att_field[f] - 1)->atttypid !=
-			rs_field_typoid(&rs_fields[f]))
-			l->att_user_id = 0;
-	}
-	if ((l->att_user_id && TupleDescAttr(desc, l->att_user_id - 1)->atttypid != UUIDOID) ||
-		(l->att_version && TupleDescAttr(desc, l->att_version - 1)->atttypid != INT8OID) ||
-		(l->att_updated_at && TupleDescAttr(desc, l->att_updated_at - 1)->atttypid != TIMESTAMPTZOID) ||
-		(l->att_fv && TupleDescAttr(desc, l->att_fv - 1)->atttypid != INT8ARRAYOID) ||
-		(l->att_ft && TupleDescAttr(desc, l->att_ft - 1)->atttypid != TIMESTAMPTZARRAYOID) ||
-		(l->att_created_at && TupleDescAttr(desc, l->att_created_at - 1)->atttypid != TIMESTAMPTZOID))
-		l->att_user_id = 0;
-	if (!l->att_user_id || !l->att_version || !l->att_updated_at ||
-		!l->att_fv || !l->att_ft || !l->att_created_at)
-		ereport(ERROR,
-				errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
-				errmsg("relation \"%s\" does not have the columns of roastr_state.state",
-					   RelationGetRelationName(rel)),
-				errdetail("A column is missing or has another type than the extension created."),
-				errtable(rel));
-	layout_valid = true;
-	return l;
-}
-
 /*
  * A JSON parse that keeps the top-level "sub" string and nothing else.
  * Callbacks return void before PostgreSQL 16, a status from 16 on.
  */
-typedef struct ClaimsParse
+typedef struct RsClaimsParse
 {
 	int			depth;
 	bool		at_sub;
 	bool		found;
 	char	   *sub;
-} ClaimsParse;
+} RsClaimsParse;
 
+/* JSON callback: entering an object. */
 static RS_JSON_ACTION
 claims_object_start(void *state)
 {
-	((ClaimsParse *) state)->depth++;
+	((RsClaimsParse *) state)->depth++;
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: leaving an object. */
 static RS_JSON_ACTION
 claims_object_end(void *state)
 {
-	((ClaimsParse *) state)->depth--;
+	((RsClaimsParse *) state)->depth--;
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: a key; remember whether it is the top-level "sub". */
 static RS_JSON_ACTION
 claims_field_start(void *state, char *fname, bool isnull)
 {
-	ClaimsParse *p = (ClaimsParse *) state;
+	RsClaimsParse *p = (RsClaimsParse *) state;
 
 	p->at_sub = (p->depth == 1 && strcmp(fname, "sub") == 0);
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: a scalar; keep it when it is the value of "sub". */
 static RS_JSON_ACTION
 claims_scalar(void *state, char *token, JsonTokenType tokentype)
 {
-	ClaimsParse *p = (ClaimsParse *) state;
+	RsClaimsParse *p = (RsClaimsParse *) state;
 
 	if (p->at_sub && p->depth == 1)
 	{
@@ -244,10 +97,11 @@ claims_scalar(void *state, char *token, JsonTokenType tokentype)
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: entering an array. */
 static RS_JSON_ACTION
 claims_array_start(void *state)
 {
-	ClaimsParse *p = (ClaimsParse *) state;
+	RsClaimsParse *p = (RsClaimsParse *) state;
 
 	/* "sub": [...] is not a subject */
 	if (p->at_sub && p->depth == 1)
@@ -260,10 +114,11 @@ claims_array_start(void *state)
 	RS_JSON_RETURN;
 }
 
+/* JSON callback: leaving an array. */
 static RS_JSON_ACTION
 claims_array_end(void *state)
 {
-	((ClaimsParse *) state)->depth--;
+	((RsClaimsParse *) state)->depth--;
 	RS_JSON_RETURN;
 }
 
@@ -279,7 +134,7 @@ parse_claims_sub(const char *claims, pg_uuid_t *out)
 {
 	JsonLexContext *lex;
 	JsonSemAction sem;
-	ClaimsParse state;
+	RsClaimsParse state;
 	pg_uuid_t  *u;
 
 	memset(&state, 0, sizeof(state));
@@ -303,6 +158,12 @@ parse_claims_sub(const char *claims, pg_uuid_t *out)
 	return true;
 }
 
+/*
+ * caller_user
+ *		The user named by the JWT claims PostgREST set for this request, if
+ *		any.  The last claims string and its user are cached, since every
+ *		call of a request sees the same one.
+ */
 static bool
 caller_user(pg_uuid_t *out)
 {
@@ -341,6 +202,11 @@ caller_user(pg_uuid_t *out)
 	}
 }
 
+/*
+ * role_is_service
+ *		Whether "role" acts as the service: a superuser, a role with
+ *		BYPASSRLS, or one with the privileges of roastr_state.service_role.
+ */
 static bool
 role_is_service(Oid role)
 {
@@ -348,9 +214,9 @@ role_is_service(Oid role)
 
 	if (superuser_arg(role) || has_bypassrls_privilege(role))
 		return true;
-	if (rs_service_role_name == NULL || rs_service_role_name[0] == '\0')
+	if (service_role_name == NULL || service_role_name[0] == '\0')
 		return false;
-	svc = get_role_oid(rs_service_role_name, true);
+	svc = get_role_oid(service_role_name, true);
 	return OidIsValid(svc) && has_privs_of_role(role, svc);
 }
 
@@ -419,6 +285,11 @@ rs_resolve_target(FunctionCallInfo fcinfo, int argno, RsCaller *caller,
 				 target);
 }
 
+/*
+ * rs_require_service
+ *		ERROR (42501) unless the caller is the service; "funcname" names the
+ *		SQL function in the message.
+ */
 void
 rs_require_service(const RsCaller *caller, const char *funcname)
 {
@@ -446,56 +317,63 @@ rs_become_owner(RsUserSwitch *sw)
 						   SECURITY_RESTRICTED_OPERATION);
 }
 
+/* Back to the user and security context rs_become_owner saved. */
 void
 rs_restore_user(RsUserSwitch *sw)
 {
 	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
 }
 
-PG_FUNCTION_INFO_V1(roastr_state_caller_is_service);
-
 /*
- * roastr_state.caller_is_service() -> bool, for row security policies.
+ * rs_caller_is_service
+ *		Whether the current role acts as the service (row security policies
+ *		ask this through roastr_state.caller_is_service()).
  */
-Datum
-roastr_state_caller_is_service(PG_FUNCTION_ARGS)
+bool
+rs_caller_is_service(void)
 {
-	PG_RETURN_BOOL(role_is_service(GetUserId()));
+	return role_is_service(GetUserId());
 }
 
-PG_FUNCTION_INFO_V1(roastr_state_authorize_channel);
+/*
+ * rs_channel_allowed
+ *		Whether "caller" may LISTEN on "channel": a user on their own
+ *		"user:<uuid>" channel (exactly the lower-case spelling we send
+ *		to); the service on every channel of ours.
+ */
+bool
+rs_channel_allowed(const RsCaller *caller, const char *channel)
+{
+	if (strncmp(channel, "user:", 5) == 0)
+	{
+		pg_uuid_t  *u = rs_parse_uuid(channel + 5);
+
+		if (u == NULL || strcmp(rs_uuid_to_cstring(u), channel + 5) != 0)
+			return false;
+		if (caller->is_service)
+			return true;
+		return caller->has_user &&
+			memcmp(u->data, caller->user_id.data, UUID_LEN) == 0;
+	}
+	if (strcmp(channel, "roastr_state") == 0 ||
+		strcmp(channel, "roastr_state_embeddings") == 0)
+		return caller->is_service;
+	return false;
+}
 
 /*
- * roastr_state.authorize_channel(channel text) -> bool
- *		Whether the caller may LISTEN on a channel: a user on their own
- *		"user:<uuid>" channel; the service on every channel of ours.
- *		Anything malformed is simply false.
+ * rs_access_init
+ *		Define roastr_state.service_role; called once, from _PG_init.
  */
-Datum
-roastr_state_authorize_channel(PG_FUNCTION_ARGS)
+void
+rs_access_init(void)
 {
-	RsCaller	caller;
-	char	   *ch;
-	pg_uuid_t  *u;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(false);
-	ch = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	rs_get_caller(&caller);
-
-	if (strncmp(ch, "user:", 5) == 0)
-	{
-		/* channel names are exact: only the lower-case spelling we use */
-		u = rs_parse_uuid(ch + 5);
-		if (u == NULL || strcmp(rs_uuid_to_cstring(u), ch + 5) != 0)
-			PG_RETURN_BOOL(false);
-		if (caller.is_service)
-			PG_RETURN_BOOL(true);
-		PG_RETURN_BOOL(caller.has_user &&
-					   memcmp(u->data, caller.user_id.data, UUID_LEN) == 0);
-	}
-	if (strcmp(ch, "roastr_state") == 0 ||
-		strcmp(ch, "roastr_state_embeddings") == 0)
-		PG_RETURN_BOOL(caller.is_service);
-	PG_RETURN_BOOL(false);
+	DefineCustomStringVariable("roastr_state.service_role",
+							   "Role whose members act as the roastr_state service.",
+							   "Superusers and roles with BYPASSRLS are the service as well.",
+							   &service_role_name,
+							   "service_role",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 }

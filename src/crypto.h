@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * crypto.h
- *	  Persona encryption for roastr_state: the master key ring, users' data
- *	  keys and per-field ciphertext envelopes (PostgreSQL side).
+ *	  Persona encryption for roastr_state: users' data keys and per-field
+ *	  ciphertext envelopes (PostgreSQL side).
  *
  * The byte formats and the pure-C primitives are in core/rs_crypto_core.h;
- * src/crypto.c adds the setting roastr_state.master_key_file, key ring
- * loading and reloading, memory hygiene and PostgreSQL errors.
+ * the master keys in keyring.h; src/crypto.c adds memory hygiene and
+ * PostgreSQL errors.
  *
  * Copyright (c) 2026, the roastr_state authors
  *
@@ -15,8 +15,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef ROASTR_CRYPTO_H
-#define ROASTR_CRYPTO_H
+#ifndef RS_CRYPTO_H
+#define RS_CRYPTO_H
 
 #include "utils/uuid.h"
 
@@ -33,15 +33,6 @@ typedef struct RsDataKey
 	uint32		keygen;			/* generation, written into envelopes */
 	uint8		key[RS_KEY_BYTES];
 } RsDataKey;
-
-extern char *rs_master_key_file;
-
-/* setup, from _PG_init after sodium_init() */
-extern void rs_crypto_init(void);
-
-/* master key ring */
-extern void rs_keyring_require(void);
-extern uint32 rs_keyring_current_id(void);
 
 /* data keys */
 extern RsDataKey *rs_datakey_alloc(uint32 keygen);
@@ -60,4 +51,4 @@ extern bytea *rs_persona_seal(const RsDataKey *dek, const pg_uuid_t *user,
 extern text *rs_persona_open(const RsDataKey *dek, const pg_uuid_t *user,
 							 const char *field, bytea *env);
 
-#endif							/* ROASTR_CRYPTO_H */
+#endif							/* RS_CRYPTO_H */

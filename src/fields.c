@@ -22,14 +22,18 @@
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/date.h"
-#include "utils/datum.h"
 #include "utils/datetime.h"
+#include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/numeric.h"
 
-#include "roastr_state.h"
+#include "fields.h"
+#include "json_util.h"
 
+/*
+ * rs_field_typoid
+ *		The SQL type of a field's column (persona text: its ciphertext).
+ */
 Oid
 rs_field_typoid(const RsField *f)
 {
@@ -103,6 +107,7 @@ describe_expected(const RsField *f)
 	return buf.data;
 }
 
+/* ERROR 22023 naming the field, with what it accepts. */
 static void
 invalid_value(const RsField *f)
 {
@@ -294,79 +299,6 @@ rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull)
 }
 
 /*
- * rs_parse_timestamptz
- *		Parse a timestamp with time zone without throwing; false when the
- *		text is not a finite timestamp.  PostgreSQL 15 has no soft input
- *		errors, so we use the datetime decoder directly (as timestamptz_in
- *		does), which reports problems by return code.
- */
-bool
-rs_parse_timestamptz(const char *str, TimestampTz *result)
-{
-	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
-	char	   *field[MAXDATEFIELDS];
-	int			ftype[MAXDATEFIELDS];
-	int			nf;
-	int			dtype;
-	int			tz;
-	int			dterr;
-	struct pg_tm tt;
-	fsec_t		fsec;
-
-	RS_DTERR_EXTRA_DECL;
-
-	if (strlen(str) >= MAXDATELEN)
-		return false;
-	dterr = ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
-						  MAXDATEFIELDS, &nf);
-	if (dterr != 0)
-		return false;
-	dterr = RS_DECODE_DATETIME(field, ftype, nf, &dtype, &tt, &fsec, &tz);
-	if (dterr != 0 || dtype != DTK_DATE)
-		return false;
-	if (tm2timestamp(&tt, fsec, &tz, result) != 0)
-		return false;
-	return IS_VALID_TIMESTAMP(*result);
-}
-
-/*
- * rs_parse_uuid
- *		Parse a UUID in its canonical 8-4-4-4-12 form (either case) without
- *		throwing; NULL when the text is not one.
- */
-pg_uuid_t *
-rs_parse_uuid(const char *s)
-{
-	pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
-
-	StaticAssertStmt(UUID_LEN == RS_UUID_BYTES, "UUID size mismatch");
-	if (!rs_parse_uuid_text(s, strnlen(s, RS_UUID_CHARS + 1), u->data))
-	{
-		pfree(u);
-		return NULL;
-	}
-	return u;
-}
-
-char *
-rs_uuid_to_cstring(const pg_uuid_t *u)
-{
-	static const char hex[] = "0123456789abcdef";
-	char	   *buf = palloc(37);
-	int			j = 0;
-
-	for (int i = 0; i < UUID_LEN; i++)
-	{
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			buf[j++] = '-';
-		buf[j++] = hex[u->data[i] >> 4];
-		buf[j++] = hex[u->data[i] & 0xf];
-	}
-	buf[j] = '\0';
-	return buf;
-}
-
-/*
  * rs_value_to_json
  *		Append a field value as JSON text (used for notification payloads,
  *		which must be built without jsonb round trips).  Never called for
@@ -428,29 +360,29 @@ rs_value_to_jsonb(JsonbParseState **st, const RsField *f, Datum value,
 {
 	if (isnull)
 	{
-		jb_null(st);
+		rs_jb_null(st);
 		return;
 	}
 	switch (f->type)
 	{
 		case FT_BOOL:
-			jb_bool(st, DatumGetBool(value));
+			rs_jb_bool(st, DatumGetBool(value));
 			break;
 		case FT_INT2:
-			jb_int64(st, DatumGetInt16(value));
+			rs_jb_int64(st, DatumGetInt16(value));
 			break;
 		case FT_INT4:
-			jb_int64(st, DatumGetInt32(value));
+			rs_jb_int64(st, DatumGetInt32(value));
 			break;
 		case FT_TEXT:
 		case FT_SECRET:
-			jb_string(st, TextDatumGetCString(value));
+			rs_jb_string(st, TextDatumGetCString(value));
 			break;
 		case FT_TSTZ:
-			jb_timestamptz(st, DatumGetTimestampTz(value));
+			rs_jb_timestamptz(st, DatumGetTimestampTz(value));
 			break;
 		case FT_UUID:
-			jb_string(st, rs_uuid_to_cstring(DatumGetUUIDP(value)));
+			rs_jb_string(st, rs_uuid_to_cstring(DatumGetUUIDP(value)));
 			break;
 	}
 }
@@ -483,80 +415,6 @@ rs_values_equal(const RsField *f, Datum a, bool anull, Datum b, bool bnull)
 			return datum_image_eq(a, b, false, -1);
 	}
 	return false;
-}
-
-/* jsonb building helpers */
-
-void
-jb_key(JsonbParseState **st, const char *key)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(st, WJB_KEY, &v);
-}
-
-void
-jb_string(JsonbParseState **st, const char *s)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) s;
-	v.val.string.len = strlen(s);
-	pushJsonbValue(st, WJB_VALUE, &v);
-}
-
-/* a string element of an array */
-void
-jb_elem_string(JsonbParseState **st, const char *s)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) s;
-	v.val.string.len = strlen(s);
-	pushJsonbValue(st, WJB_ELEM, &v);
-}
-
-void
-jb_int64(JsonbParseState **st, int64 i)
-{
-	JsonbValue	v;
-
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(i);
-	pushJsonbValue(st, WJB_VALUE, &v);
-}
-
-void
-jb_bool(JsonbParseState **st, bool b)
-{
-	JsonbValue	v;
-
-	v.type = jbvBool;
-	v.val.boolean = b;
-	pushJsonbValue(st, WJB_VALUE, &v);
-}
-
-void
-jb_null(JsonbParseState **st)
-{
-	JsonbValue	v;
-
-	v.type = jbvNull;
-	pushJsonbValue(st, WJB_VALUE, &v);
-}
-
-void
-jb_timestamptz(JsonbParseState **st, TimestampTz ts)
-{
-	char		buf[MAXDATELEN + 1];
-
-	JsonEncodeDateTime(buf, TimestampTzGetDatum(ts), TIMESTAMPTZOID, NULL);
-	jb_string(st, pstrdup(buf));
 }
 
 /*
@@ -594,6 +452,7 @@ rs_read_field_log(Datum fv, bool fvnull, Datum ft, bool ftnull,
 	}
 }
 
+/* A bigint[] of n values (a row's field_versions). */
 Datum
 rs_build_int8_array(const int64 *vals, int n)
 {
@@ -605,6 +464,7 @@ rs_build_int8_array(const int64 *vals, int n)
 										   TYPALIGN_DOUBLE));
 }
 
+/* A timestamptz[] of n values (a row's field_times). */
 Datum
 rs_build_tstz_array(const TimestampTz *vals, int n)
 {
@@ -614,4 +474,20 @@ rs_build_tstz_array(const TimestampTz *vals, int n)
 		d[i] = TimestampTzGetDatum(vals[i]);
 	return PointerGetDatum(construct_array(d, n, TIMESTAMPTZOID, 8,
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * rs_text_equals
+ *		Whether a text value (not null) is exactly "s".
+ */
+bool
+rs_text_equals(Datum d, bool isnull, const char *s)
+{
+	text	   *t;
+
+	if (isnull)
+		return false;
+	t = DatumGetTextPP(d);
+	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
+		memcmp(VARDATA_ANY(t), s, VARSIZE_ANY_EXHDR(t)) == 0;
 }

@@ -33,53 +33,14 @@
 #include "utils/builtins.h"
 #include "utils/uuid.h"
 
-#include "roastr_state.h"
-
-static SPIPlanPtr plan_lock_org = NULL;
-static SPIPlanPtr plan_role_of = NULL;
-static SPIPlanPtr plan_touch = NULL;
+#include "access.h"
+#include "errcodes.h"
+#include "fields.h"
+#include "json_util.h"
+#include "read.h"
+#include "spi_util.h"
 
 static const char *const org_roles[] = {"owner", "admin", "member", NULL};
-
-static void
-prepare_org_plans(void)
-{
-	Oid			t1[1] = {UUIDOID};
-	Oid			t2[2] = {UUIDOID, UUIDOID};
-
-	if (plan_touch != NULL)
-		return;
-	plan_lock_org = rs_prepare_kept("SELECT FROM roastr_state.organizations "
-									"WHERE id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
-									1, t1);
-	plan_role_of = rs_prepare_kept("SELECT role FROM roastr_state.organization_members "
-								   "WHERE org_id OPERATOR(pg_catalog.=) $1 "
-								   "AND user_id OPERATOR(pg_catalog.=) $2",
-								   2, t2);
-	plan_touch = rs_prepare_kept("UPDATE roastr_state.state "
-								 "SET organization_changed_at = pg_catalog.clock_timestamp() "
-								 "WHERE user_id OPERATOR(pg_catalog.=) $2 "
-								 "AND organization_id OPERATOR(pg_catalog.=) $1",
-								 2, t2);
-}
-
-/* run a kept plan, ERROR on failure */
-static void
-run(SPIPlanPtr plan, Datum *args, const char *nulls, int expect)
-{
-	int			rc = SPI_execute_plan(plan, args, nulls, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "organization statement failed: %s", SPI_result_code_string(rc));
-}
-
-static SPIPlanPtr
-kept(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-		*slot = rs_prepare_kept(sql, nargs, types);
-	return *slot;
-}
 
 /*
  * lock_org
@@ -88,10 +49,16 @@ kept(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 static void
 lock_org(const pg_uuid_t *org)
 {
+	static SPIPlanPtr plan = NULL;
+	Oid			t1[1] = {UUIDOID};
 	Datum		args[1] = {UUIDPGetDatum(org)};
 
-	run(plan_lock_org, args, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	if (rs_spi_run(rs_spi_kept(&plan,
+							   "SELECT FROM roastr_state.organizations "
+							   "WHERE id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+							   1, t1),
+				   args, NULL, false, 0, SPI_OK_SELECT,
+				   "lock an organization") == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_ROASTR_NOT_FOUND),
 				errmsg("organization %s does not exist", rs_uuid_to_cstring(org)));
@@ -101,11 +68,18 @@ lock_org(const pg_uuid_t *org)
 static char *
 role_of(const pg_uuid_t *org, const pg_uuid_t *user)
 {
+	static SPIPlanPtr plan = NULL;
+	Oid			t2[2] = {UUIDOID, UUIDOID};
 	Datum		args[2] = {UUIDPGetDatum(org), UUIDPGetDatum(user)};
 	bool		isnull;
 
-	run(plan_role_of, args, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	if (rs_spi_run(rs_spi_kept(&plan,
+							   "SELECT role FROM roastr_state.organization_members "
+							   "WHERE org_id OPERATOR(pg_catalog.=) $1 "
+							   "AND user_id OPERATOR(pg_catalog.=) $2",
+							   2, t2),
+				   args, NULL, false, 0, SPI_OK_SELECT,
+				   "read a member's role") == 0)
 		return NULL;
 	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1, &isnull));
@@ -115,11 +89,20 @@ role_of(const pg_uuid_t *org, const pg_uuid_t *user)
 static void
 touch(const pg_uuid_t *org, const pg_uuid_t *user)
 {
+	static SPIPlanPtr plan = NULL;
+	Oid			t2[2] = {UUIDOID, UUIDOID};
 	Datum		args[2] = {UUIDPGetDatum(org), UUIDPGetDatum(user)};
 
-	run(plan_touch, args, NULL, SPI_OK_UPDATE);
+	rs_spi_run(rs_spi_kept(&plan,
+						   "UPDATE roastr_state.state "
+						   "SET organization_changed_at = pg_catalog.clock_timestamp() "
+						   "WHERE user_id OPERATOR(pg_catalog.=) $2 "
+						   "AND organization_id OPERATOR(pg_catalog.=) $1",
+						   2, t2),
+			   args, NULL, false, 0, SPI_OK_UPDATE, "bump a member");
 }
 
+/* ERROR (PT404): the user is not a member of the organization. */
 static void
 not_member(const pg_uuid_t *org, const pg_uuid_t *user)
 {
@@ -129,6 +112,7 @@ not_member(const pg_uuid_t *org, const pg_uuid_t *user)
 				   rs_uuid_to_cstring(user), rs_uuid_to_cstring(org)));
 }
 
+/* ERROR (42501): the caller may not do "what". */
 static void
 denied(const char *what)
 {
@@ -167,6 +151,7 @@ require_someone(const RsCaller *caller)
 				errmsg("permission denied: the caller is not an authenticated user"));
 }
 
+/* Argument n, a uuid named "name" in the message; ERROR (22023) if null. */
 static pg_uuid_t *
 uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
@@ -177,6 +162,7 @@ uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	return PG_GETARG_UUID_P(n);
 }
 
+/* Argument n, an organization role; ERROR (22023) if null or unknown. */
 static char *
 role_arg(FunctionCallInfo fcinfo, int n)
 {
@@ -197,6 +183,7 @@ role_arg(FunctionCallInfo fcinfo, int n)
 	return NULL;				/* keep compiler quiet */
 }
 
+/* ERROR (22023) unless t is 3 to 63 of [a-z0-9-] (the table's check). */
 static void
 check_slug(text *t)
 {
@@ -217,19 +204,18 @@ check_slug(text *t)
 					errdetail("A slug has 3 to 63 lower-case letters, digits and hyphens."));
 }
 
-/* make org the user's current organization when they have none */
-static SPIPlanPtr plan_adopt = NULL;
-
+/* Make org the user's current organization when they have none. */
 static void
 adopt_if_none(const pg_uuid_t *org, const pg_uuid_t *user)
 {
+	static SPIPlanPtr plan_adopt = NULL;
 	Oid			t2[2] = {UUIDOID, UUIDOID};
 	Datum		args[2] = {UUIDPGetDatum(org), UUIDPGetDatum(user)};
 
-	run(kept(&plan_adopt,
-			 "UPDATE roastr_state.state SET organization_id = $1 "
-			 "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id IS NULL",
-			 2, t2), args, NULL, SPI_OK_UPDATE);
+	rs_spi_run(rs_spi_kept(&plan_adopt,
+						   "UPDATE roastr_state.state SET organization_id = $1 "
+						   "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id IS NULL",
+						   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 }
 
 /* a user must exist to join */
@@ -240,8 +226,8 @@ require_user(const pg_uuid_t *user)
 	Oid			t1[1] = {UUIDOID};
 	Datum		args[1] = {UUIDPGetDatum(user)};
 
-	run(kept(&plan, "SELECT FROM roastr_state.state WHERE user_id OPERATOR(pg_catalog.=) $1",
-			 1, t1), args, NULL, SPI_OK_SELECT);
+	rs_spi_run(rs_spi_kept(&plan, "SELECT FROM roastr_state.state WHERE user_id OPERATOR(pg_catalog.=) $1",
+						   1, t1), args, NULL, false, 0, SPI_OK_SELECT, "run an organization statement");
 	if (SPI_processed == 0)
 		rs_no_state(user);
 }
@@ -276,13 +262,11 @@ roastr_state_create_organization(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	prepare_org_plans();
 	require_user(&owner);
 	args[0] = PG_GETARG_DATUM(1);
 	args[1] = PG_GETARG_DATUM(2);
-	run(kept(&ins_org, "INSERT INTO roastr_state.organizations (name, slug) "
-			 "VALUES ($1, $2) RETURNING id", 2, t3), args, NULL,
-		SPI_OK_INSERT_RETURNING);
+	rs_spi_run(rs_spi_kept(&ins_org, "INSERT INTO roastr_state.organizations (name, slug) "
+						   "VALUES ($1, $2) RETURNING id", 2, t3), args, NULL, false, 0, SPI_OK_INSERT_RETURNING, "run an organization statement");
 	org = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 	args[0] = UUIDPGetDatum(&org);
@@ -290,9 +274,8 @@ roastr_state_create_organization(PG_FUNCTION_ARGS)
 	{
 		Oid			t2[2] = {UUIDOID, UUIDOID};
 
-		run(kept(&ins_member, "INSERT INTO roastr_state.organization_members "
-				 "(org_id, user_id, role) VALUES ($1, $2, 'owner')", 2, t2),
-			args, NULL, SPI_OK_INSERT);
+		rs_spi_run(rs_spi_kept(&ins_member, "INSERT INTO roastr_state.organization_members "
+							   "(org_id, user_id, role) VALUES ($1, $2, 'owner')", 2, t2), args, NULL, false, 0, SPI_OK_INSERT, "run an organization statement");
 	}
 	adopt_if_none(&org, &owner);
 	rs_restore_user(&sw);
@@ -334,7 +317,6 @@ roastr_state_add_member(PG_FUNCTION_ARGS)
 				errhint("Add the member, then transfer ownership with set_member_role."));
 	SPI_connect();
 	rs_become_owner(&sw);
-	prepare_org_plans();
 	lock_org(&org);
 	actor = actor_role(&caller, &org, "add members to this organization");
 	if (strcmp(actor, "member") == 0 ||
@@ -350,8 +332,8 @@ roastr_state_add_member(PG_FUNCTION_ARGS)
 	args[0] = UUIDPGetDatum(&org);
 	args[1] = UUIDPGetDatum(&user);
 	args[2] = CStringGetTextDatum(role);
-	run(kept(&ins, "INSERT INTO roastr_state.organization_members (org_id, user_id, role) "
-			 "VALUES ($1, $2, $3)", 3, t3), args, NULL, SPI_OK_INSERT);
+	rs_spi_run(rs_spi_kept(&ins, "INSERT INTO roastr_state.organization_members (org_id, user_id, role) "
+						   "VALUES ($1, $2, $3)", 3, t3), args, NULL, false, 0, SPI_OK_INSERT, "run an organization statement");
 	adopt_if_none(&org, &user);
 	rs_restore_user(&sw);
 	SPI_finish();
@@ -385,7 +367,6 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 	require_someone(&caller);
 	SPI_connect();
 	rs_become_owner(&sw);
-	prepare_org_plans();
 	lock_org(&org);
 	actor = actor_role(&caller, &org, "change roles in this organization");
 	current = role_of(&org, &user);
@@ -410,21 +391,21 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 			pg_uuid_t	prev;
 
 			/* the previous owner, to bump; then demote, then promote */
-			run(kept(&old_owner, "SELECT user_id FROM roastr_state.organization_members "
-					 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
-					 1, t1), args, NULL, SPI_OK_SELECT);
+			rs_spi_run(rs_spi_kept(&old_owner, "SELECT user_id FROM roastr_state.organization_members "
+								   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+								   1, t1), args, NULL, false, 0, SPI_OK_SELECT, "run an organization statement");
 			if (SPI_processed != 1)
 				elog(ERROR, "organization %s has no owner", rs_uuid_to_cstring(&org));
 			prev = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
-			run(kept(&demote_owner, "UPDATE roastr_state.organization_members SET role = 'admin' "
-					 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
-					 1, t1), args, NULL, SPI_OK_UPDATE);
+			rs_spi_run(rs_spi_kept(&demote_owner, "UPDATE roastr_state.organization_members SET role = 'admin' "
+								   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+								   1, t1), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 			touch(&org, &prev);
 		}
-		run(kept(&set, "UPDATE roastr_state.organization_members SET role = $3 "
-				 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
-				 3, t3), args, NULL, SPI_OK_UPDATE);
+		rs_spi_run(rs_spi_kept(&set, "UPDATE roastr_state.organization_members SET role = $3 "
+							   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+							   3, t3), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 		/* the member may have gone while we waited (delete_user) */
 		if (SPI_processed != 1)
 			ereport(ERROR,
@@ -466,7 +447,6 @@ roastr_state_remove_member(PG_FUNCTION_ARGS)
 	self = caller.has_user && memcmp(caller.user_id.data, user.data, UUID_LEN) == 0;
 	SPI_connect();
 	rs_become_owner(&sw);
-	prepare_org_plans();
 	lock_org(&org);
 	target = role_of(&org, &user);
 	if (!self || caller.is_service)
@@ -487,12 +467,12 @@ roastr_state_remove_member(PG_FUNCTION_ARGS)
 				errhint("Transfer ownership before the owner leaves."));
 	args[0] = UUIDPGetDatum(&org);
 	args[1] = UUIDPGetDatum(&user);
-	run(kept(&del, "DELETE FROM roastr_state.organization_members "
-			 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
-			 2, t2), args, NULL, SPI_OK_DELETE);
-	run(kept(&unset, "UPDATE roastr_state.state SET organization_id = NULL "
-			 "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id OPERATOR(pg_catalog.=) $1",
-			 2, t2), args, NULL, SPI_OK_UPDATE);
+	rs_spi_run(rs_spi_kept(&del, "DELETE FROM roastr_state.organization_members "
+						   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+						   2, t2), args, NULL, false, 0, SPI_OK_DELETE, "run an organization statement");
+	rs_spi_run(rs_spi_kept(&unset, "UPDATE roastr_state.state SET organization_id = NULL "
+						   "WHERE user_id OPERATOR(pg_catalog.=) $2 AND organization_id OPERATOR(pg_catalog.=) $1",
+						   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -526,21 +506,20 @@ roastr_state_rename_organization(PG_FUNCTION_ARGS)
 	rs_require_label(PG_GETARG_TEXT_PP(1), "organization name", 200);
 	SPI_connect();
 	rs_become_owner(&sw);
-	prepare_org_plans();
 	lock_org(&org);
 	actor = actor_role(&caller, &org, "rename this organization");
 	if (strcmp(actor, "member") == 0)
 		denied("rename this organization");
 	args[0] = UUIDPGetDatum(&org);
 	args[1] = PG_GETARG_DATUM(1);
-	run(kept(&ren, "UPDATE roastr_state.organizations SET name = $2 "
-			 "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
-			 2, t2), args, NULL, SPI_OK_UPDATE);
+	rs_spi_run(rs_spi_kept(&ren, "UPDATE roastr_state.organizations SET name = $2 "
+						   "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
+						   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	if (SPI_processed > 0)
-		run(kept(&touch_all, "UPDATE roastr_state.state "
-				 "SET organization_changed_at = pg_catalog.clock_timestamp() "
-				 "WHERE organization_id OPERATOR(pg_catalog.=) $1",
-				 1, t2), args, NULL, SPI_OK_UPDATE);
+		rs_spi_run(rs_spi_kept(&touch_all, "UPDATE roastr_state.state "
+							   "SET organization_changed_at = pg_catalog.clock_timestamp() "
+							   "WHERE organization_id OPERATOR(pg_catalog.=) $1",
+							   1, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -567,7 +546,6 @@ roastr_state_set_current_organization(PG_FUNCTION_ARGS)
 	rs_resolve_target(fcinfo, 0, &caller, &user);
 	SPI_connect();
 	rs_become_owner(&sw);
-	prepare_org_plans();
 	require_user(&user);
 	if (!PG_ARGISNULL(1))
 	{
@@ -584,9 +562,8 @@ roastr_state_set_current_organization(PG_FUNCTION_ARGS)
 		nulls[1] = 'n';
 	}
 	args[0] = UUIDPGetDatum(&user);
-	run(kept(&set, "UPDATE roastr_state.state SET organization_id = $2 "
-			 "WHERE user_id OPERATOR(pg_catalog.=) $1", 2, t2), args, nulls,
-		SPI_OK_UPDATE);
+	rs_spi_run(rs_spi_kept(&set, "UPDATE roastr_state.state SET organization_id = $2 "
+						   "WHERE user_id OPERATOR(pg_catalog.=) $1", 2, t2), args, nulls, false, 0, SPI_OK_UPDATE, "run an organization statement");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -15,7 +15,7 @@
  * what changed and writes the ciphertext row.  The versioning (conflict
  * check, version bump, change log, notification naming the fields) is the
  * trigger's, which learns which persona fields changed from patch()
- * through rs_trigger_apply_begin.
+ * through rs_trigger_execute (trigger.c).
  *
  * delete_user deletes the state row; the DEK goes with it (ON DELETE
  * CASCADE), so every copy of the user's ciphertext, wherever it survives,
@@ -35,19 +35,23 @@
 
 #include <sodium.h>
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
-#include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 
+#include "access.h"
 #include "crypto.h"
-#include "roastr_state.h"
+#include "errcodes.h"
+#include "fields.h"
+#include "json_util.h"
+#include "keyring.h"
+#include "persona.h"
+#include "spi_util.h"
+#include "usage.h"
 
-
-static SPIPlanPtr upsert_plan = NULL;
-static SPIPlanPtr key_insert_plan = NULL;
 
 /*
  * rs_user_dek
@@ -55,13 +59,14 @@ static SPIPlanPtr key_insert_plan = NULL;
  *		the user has none yet.  Inside SPI, as the owner.
  */
 RsDataKey *
-rs_user_dek(const pg_uuid_t *user, const UserState *st, bool create)
+rs_user_dek(const pg_uuid_t *user, const RsUserState *st, bool create)
 {
+	static SPIPlanPtr plan = NULL;
+	Oid			types[4] = {UUIDOID, INT4OID, INT4OID, BYTEAOID};
 	RsDataKey  *dek = NULL;
 	uint32		master_id;
 	bytea	   *wrapped;
 	Datum		args[4];
-	int			rc;
 
 	if (st->has_dek)
 		return rs_dek_open(user, st->dek_keygen, st->dek_master_id,
@@ -69,22 +74,15 @@ rs_user_dek(const pg_uuid_t *user, const UserState *st, bool create)
 	if (!create)
 		return NULL;
 	wrapped = rs_dek_create(user, 1, &master_id, &dek);
-	if (key_insert_plan == NULL)
-	{
-		Oid			types[4] = {UUIDOID, INT4OID, INT4OID, BYTEAOID};
-
-		key_insert_plan = rs_prepare_kept(
-										  "INSERT INTO roastr_state.user_keys (user_id, keygen, master_key_id, wrapped) "
-										  "VALUES ($1, $2, $3, $4)",
-										  4, types);
-	}
 	args[0] = UUIDPGetDatum(user);
 	args[1] = Int32GetDatum(1);
 	args[2] = Int32GetDatum((int32) master_id);
 	args[3] = PointerGetDatum(wrapped);
-	rc = SPI_execute_plan(key_insert_plan, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not store the data key: %s", SPI_result_code_string(rc));
+	rs_spi_run(rs_spi_kept(&plan,
+						   "INSERT INTO roastr_state.user_keys (user_id, keygen, master_key_id, wrapped) "
+						   "VALUES ($1, $2, $3, $4)",
+						   4, types),
+			   args, NULL, false, 0, SPI_OK_INSERT, "store the data key");
 	return dek;
 }
 
@@ -93,7 +91,7 @@ rs_user_dek(const pg_uuid_t *user, const UserState *st, bool create)
  *		The decrypted text of a persona field of st (NULL when empty).
  */
 text *
-rs_persona_plaintext(const pg_uuid_t *user, const UserState *st,
+rs_persona_plaintext(const pg_uuid_t *user, const RsUserState *st,
 					 RsDataKey *dek, RsFieldId f)
 {
 	if (st->nulls[f])
@@ -108,6 +106,7 @@ rs_persona_plaintext(const pg_uuid_t *user, const UserState *st,
 						   DatumGetByteaPP(st->vals[f]));
 }
 
+/* Wipe the bytes of a decrypted text before its memory is reused. */
 static void
 wipe_text(text *t)
 {
@@ -125,20 +124,21 @@ wipe_text(text *t)
  *		persona.tolerance needs the pro or plus plan (PT402).
  */
 uint32
-rs_persona_apply(const pg_uuid_t *user, const UserState *st, uint32 mask,
+rs_persona_apply(const pg_uuid_t *user, const RsUserState *st, uint32 mask,
 				 Datum *vals, bool *nulls, RsDataKey *dek)
 {
+	static SPIPlanPtr plan = NULL;
+	Oid			types[4] = {UUIDOID, BYTEAOID, BYTEAOID, BYTEAOID};
 	RsEffective eff;
 	uint32		changed = 0;
 	Datum		args[4];
 	char		argnulls[4] = {' ', ' ', ' ', ' '};
 	static const RsFieldId fields[3] = {F_PERSONA_IDENTITY,
 	F_PERSONA_INTOLERANCE, F_PERSONA_TOLERANCE};
-	int			rc;
 
 	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
 	if ((mask & (1U << F_PERSONA_TOLERANCE)) && !nulls[F_PERSONA_TOLERANCE] &&
-		strcmp(eff.plan, "pro") != 0 && strcmp(eff.plan, "plus") != 0)
+		!rs_plan_has_tolerance(eff.plan))
 		ereport(ERROR,
 				errcode(ERRCODE_ROASTR_PLAN_REQUIRED),
 				errmsg("field \"persona.tolerance\" needs the pro or plus plan"),
@@ -190,21 +190,69 @@ rs_persona_apply(const pg_uuid_t *user, const UserState *st, uint32 mask,
 	if (changed == 0)
 		return 0;
 
-	if (upsert_plan == NULL)
-	{
-		Oid			types[4] = {UUIDOID, BYTEAOID, BYTEAOID, BYTEAOID};
-
-		upsert_plan = rs_prepare_kept(
-									  "INSERT INTO roastr_state.persona (user_id, identity, intolerance, tolerance) "
-									  "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET "
-									  "identity = EXCLUDED.identity, intolerance = EXCLUDED.intolerance, "
-									  "tolerance = EXCLUDED.tolerance",
-									  4, types);
-	}
-	rc = SPI_execute_plan(upsert_plan, args, argnulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not store persona: %s", SPI_result_code_string(rc));
+	rs_spi_run(rs_spi_kept(&plan,
+						   "INSERT INTO roastr_state.persona (user_id, identity, intolerance, tolerance) "
+						   "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET "
+						   "identity = EXCLUDED.identity, intolerance = EXCLUDED.intolerance, "
+						   "tolerance = EXCLUDED.tolerance",
+						   4, types),
+			   args, argnulls, false, 0, SPI_OK_INSERT, "store persona");
 	return changed;
+}
+
+/*
+ * persona_trigger_row
+ *		For the triggers of roastr_state.persona: check they are fired
+ *		BEFORE ... FOR EACH ROW, and return the row being written.
+ */
+static HeapTuple
+persona_trigger_row(FunctionCallInfo fcinfo, const char *name,
+					TriggerData **tdp)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("function \"%s\" must be fired BEFORE ... FOR EACH ROW", name));
+	*tdp = td;
+	return TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple :
+		td->tg_trigtuple;
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_persona_guard);
+
+/*
+ * roastr_state_persona_guard
+ *		BEFORE INSERT OR UPDATE on roastr_state.persona in a 0.1.0 schema,
+ *		which has no persona encryption: it refuses any persona text, so
+ *		nothing can store it in plain text by accident.  0.2.0 replaces it
+ *		with persona_check.
+ */
+Datum
+roastr_state_persona_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	HeapTuple	tup = persona_trigger_row(fcinfo, "persona_guard", &td);
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		isnull;
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), "user_id") == 0)
+			continue;
+		(void) heap_getattr(tup, i + 1, desc, &isnull);
+		if (!isnull)
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("persona text cannot be stored before ALTER EXTENSION roastr_state UPDATE"),
+					errdetail("Persona fields are stored only encrypted, which needs version 0.2.0 of the extension."),
+					errtable(td->tg_relation));
+	}
+	return PointerGetDatum(tup);
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_persona_check);
@@ -220,8 +268,9 @@ Datum
 roastr_state_persona_check(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
-	HeapTuple	tup = rs_persona_trigger_row(fcinfo, "persona_check", &td);
+	HeapTuple	tup = persona_trigger_row(fcinfo, "persona_check", &td);
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -266,28 +315,97 @@ roastr_state_delete_user(PG_FUNCTION_ARGS)
 	RsUserSwitch sw;
 	Datum		args[1];
 	static SPIPlanPtr plan = NULL;
-	int			rc;
+	Oid			types[1] = {UUIDOID};
 	bool		deleted;
 
 	rs_resolve_target(fcinfo, 0, &caller, &user);
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (plan == NULL)
-	{
-		Oid			types[1] = {UUIDOID};
-
-		plan = rs_prepare_kept("DELETE FROM roastr_state.state "
-							   "WHERE user_id OPERATOR(pg_catalog.=) $1",
-							   1, types);
-	}
 	args[0] = UUIDPGetDatum(&user);
-	rc = SPI_execute_plan(plan, args, NULL, false, 0);
-	if (rc != SPI_OK_DELETE)
-		elog(ERROR, "could not delete user: %s", SPI_result_code_string(rc));
-	deleted = SPI_processed > 0;
+	deleted = rs_spi_run(rs_spi_kept(&plan,
+									 "DELETE FROM roastr_state.state "
+									 "WHERE user_id OPERATOR(pg_catalog.=) $1",
+									 1, types),
+						 args, NULL, false, 0, SPI_OK_DELETE,
+						 "delete user") > 0;
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_BOOL(deleted);
+}
+
+/*
+ * rewrap_batch
+ *		Rewrap up to "batch" data keys that are not under master key
+ *		"current", skipping rows a concurrent writer holds; returns how many.
+ *		Inside SPI, as the owner.
+ */
+static uint64
+rewrap_batch(uint32 current, int32 batch)
+{
+	static SPIPlanPtr pick = NULL;
+	static SPIPlanPtr store = NULL;
+	Oid			t2[2] = {INT4OID, INT4OID};
+	Oid			t3[3] = {UUIDOID, INT4OID, BYTEAOID};
+	Datum		args[2];
+	SPITupleTable *tt;
+	uint64		n;
+
+	rs_spi_kept(&store,
+				"UPDATE roastr_state.user_keys SET master_key_id = $2, wrapped = $3, "
+				"rewrapped_at = pg_catalog.now() "
+				"WHERE user_id OPERATOR(pg_catalog.=) $1",
+				3, t3);
+	args[0] = Int32GetDatum((int32) current);
+	args[1] = Int32GetDatum(batch);
+	n = rs_spi_run(rs_spi_kept(&pick,
+							   "SELECT user_id, keygen, master_key_id, wrapped FROM roastr_state.user_keys "
+							   "WHERE master_key_id OPERATOR(pg_catalog.<>) $1 "
+							   "LIMIT $2 FOR UPDATE SKIP LOCKED",
+							   2, t2),
+				   args, NULL, false, 0, SPI_OK_SELECT, "read data keys");
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tt->vals[i];
+		bool		isnull;
+		pg_uuid_t	user = *DatumGetUUIDP(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
+		uint32		keygen = DatumGetInt32(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
+		uint32		mid = DatumGetInt32(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
+		bytea	   *wrapped = DatumGetByteaPP(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
+		uint32		newid;
+		bytea	   *rewrapped = rs_dek_rewrap(&user, keygen, mid, wrapped, &newid);
+		Datum		sargs[3];
+
+		sargs[0] = UUIDPGetDatum(&user);
+		sargs[1] = Int32GetDatum((int32) newid);
+		sargs[2] = PointerGetDatum(rewrapped);
+		rs_spi_run(store, sargs, NULL, false, 0, SPI_OK_UPDATE,
+				   "store a rewrapped data key");
+	}
+	return n;
+}
+
+/*
+ * count_not_current
+ *		How many data keys are not under master key "current".  Inside SPI,
+ *		as the owner.
+ */
+static int64
+count_not_current(uint32 current)
+{
+	static SPIPlanPtr count = NULL;
+	Oid			t1[1] = {INT4OID};
+	Datum		args[1];
+	bool		isnull;
+
+	args[0] = Int32GetDatum((int32) current);
+	rs_spi_run(rs_spi_kept(&count,
+						   "SELECT pg_catalog.count(*) FROM roastr_state.user_keys "
+						   "WHERE master_key_id OPERATOR(pg_catalog.<>) $1",
+						   1, t1),
+			   args, NULL, false, 1, SPI_OK_SELECT, "count data keys");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_rotate_master_key);
@@ -308,17 +426,10 @@ roastr_state_rotate_master_key(PG_FUNCTION_ARGS)
 	RsUserSwitch sw;
 	int32		batch;
 	uint32		current;
-	static SPIPlanPtr pick = NULL;
-	static SPIPlanPtr store = NULL;
-	static SPIPlanPtr count = NULL;
-	Datum		args[3];
-	int			rc;
 	uint64		n;
 	int64		remaining;
-	bool		isnull;
 	JsonbParseState *js = NULL;
 	JsonbValue *res;
-	MemoryContext cxt = CurrentMemoryContext;
 
 	rs_get_caller(&caller);
 	rs_require_service(&caller, "rotate_master_key");
@@ -335,71 +446,18 @@ roastr_state_rotate_master_key(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (count == NULL)
-	{
-		Oid			t2[2] = {INT4OID, INT4OID};
-		Oid			t3[3] = {UUIDOID, INT4OID, BYTEAOID};
-
-		pick = rs_prepare_kept(
-							   "SELECT user_id, keygen, master_key_id, wrapped FROM roastr_state.user_keys "
-							   "WHERE master_key_id OPERATOR(pg_catalog.<>) $1 "
-							   "LIMIT $2 FOR UPDATE SKIP LOCKED",
-							   2, t2);
-		store = rs_prepare_kept(
-								"UPDATE roastr_state.user_keys SET master_key_id = $2, wrapped = $3, "
-								"rewrapped_at = pg_catalog.now() "
-								"WHERE user_id OPERATOR(pg_catalog.=) $1",
-								3, t3);
-		count = rs_prepare_kept(
-								"SELECT pg_catalog.count(*) FROM roastr_state.user_keys "
-								"WHERE master_key_id OPERATOR(pg_catalog.<>) $1",
-								1, t2);
-	}
-	args[0] = Int32GetDatum((int32) current);
-	args[1] = Int32GetDatum(batch);
-	rc = SPI_execute_plan(pick, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read data keys: %s", SPI_result_code_string(rc));
-	n = SPI_processed;
-	if (n > 0)
-	{
-		SPITupleTable *tt = SPI_tuptable;
-
-		for (uint64 i = 0; i < n; i++)
-		{
-			HeapTuple	tup = tt->vals[i];
-			pg_uuid_t	user = *DatumGetUUIDP(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
-			uint32		keygen = DatumGetInt32(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
-			uint32		mid = DatumGetInt32(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
-			bytea	   *wrapped = DatumGetByteaPP(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
-			uint32		newid;
-			bytea	   *rewrapped = rs_dek_rewrap(&user, keygen, mid, wrapped, &newid);
-			Datum		sargs[3];
-
-			sargs[0] = UUIDPGetDatum(&user);
-			sargs[1] = Int32GetDatum((int32) newid);
-			sargs[2] = PointerGetDatum(rewrapped);
-			rc = SPI_execute_plan(store, sargs, NULL, false, 0);
-			if (rc != SPI_OK_UPDATE)
-				elog(ERROR, "could not store a rewrapped data key");
-		}
-	}
-	rc = SPI_execute_plan(count, args, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not count data keys");
-	remaining = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
+	n = rewrap_batch(current, batch);
+	remaining = count_not_current(current);
 	rs_restore_user(&sw);
 	SPI_finish();
 
-	MemoryContextSwitchTo(cxt);
 	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
-	jb_key(&js, "key_id");
-	jb_int64(&js, current);
-	jb_key(&js, "rewrapped");
-	jb_int64(&js, (int64) n);
-	jb_key(&js, "remaining");
-	jb_int64(&js, remaining);
+	rs_jb_key(&js, "key_id");
+	rs_jb_int64(&js, current);
+	rs_jb_key(&js, "rewrapped");
+	rs_jb_int64(&js, (int64) n);
+	rs_jb_key(&js, "remaining");
+	rs_jb_int64(&js, remaining);
 	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }

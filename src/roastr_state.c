@@ -1,7 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * roastr_state.c
- *	  Module entry point: PG_MODULE_MAGIC, _PG_init and the general GUCs.
+ *	  Module entry point: PG_MODULE_MAGIC and _PG_init.
+ *
+ * Each module defines its own roastr_state.* settings in its init
+ * function, called from here; the variables stay static in their files.
  *
  * Copyright (c) 2026, the roastr_state authors
  *
@@ -14,12 +17,17 @@
 
 #include <sodium.h>
 
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
-#include "crypto.h"
-#include "roastr_state.h"
+#include "access.h"
+#include "keyring.h"
+#include "notify.h"
+#include "notify_queue.h"
+#include "stats.h"
+#include "webhook.h"
 
 PG_MODULE_MAGIC;
 
@@ -28,20 +36,24 @@ void		_PG_init(void);
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* shmem_request_hook: ask for the notifier's shared memory. */
 static void
 roastr_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	rs_notify_shmem_request();
+	rs_queue_shmem_request();
+	rs_stats_shmem_request();
 }
 
+/* shmem_startup_hook: attach to (or set up) the notifier's shared memory. */
 static void
 roastr_shmem_startup(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	rs_notify_shmem_startup();
+	rs_queue_shmem_startup();
+	rs_stats_shmem_startup();
 }
 
 /*
@@ -57,16 +69,10 @@ _PG_init(void)
 				errcode(ERRCODE_INTERNAL_ERROR),
 				errmsg("could not initialize libsodium"));
 
-	DefineCustomStringVariable("roastr_state.service_role",
-							   "Role whose members act as the roastr_state service.",
-							   "Superusers and roles with BYPASSRLS are the service as well.",
-							   &rs_service_role_name,
-							   "service_role",
-							   PGC_SUSET,
-							   0,
-							   NULL, NULL, NULL);
-	rs_crypto_init();
+	rs_access_init();
+	rs_keyring_init();
 	rs_notify_init();
+	rs_queue_init();
 	rs_webhook_init();
 
 	MarkGUCPrefixReserved("roastr_state");

@@ -20,6 +20,9 @@
  * So a notification of version N names exactly what state_sync(user, N - 1)
  * reports at version N.
  *
+ * The documents state_full and state_sync are rendered here too, from the
+ * same table, with persona text opened.
+ *
  * Copyright (c) 2026, the roastr_state authors
  *
  * IDENTIFICATION
@@ -32,11 +35,15 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
-#include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 
+#include "crypto.h"
+#include "fields.h"
+#include "json_util.h"
+#include "persona.h"
 #include "shown.h"
+#include "usage.h"
 
 #define DEP(f)				(UINT32_C(1) << (f))
 #define DEPS_STATUS			(DEP(F_SUB_STATUS) | DEP(F_SUB_TRIAL_ENDS_AT))
@@ -55,6 +62,16 @@ StaticAssertDecl(RS_NSHOWN <= 32, "shown masks are 32 bits");
 const char *const rs_sections[RS_NSECTIONS] = {
 	"auth", "subscription", "persona", "roasting", "usage", "organization"
 };
+
+/* One shown path of a rendered document: its value and version. */
+typedef struct RsOutItem
+{
+	RsShownId	id;
+	Datum		value;
+	bool		isnull;
+	int64		version;
+	TimestampTz time;
+} RsOutItem;
 
 /* a stored field shown as stored */
 #define STORED(s, f) \
@@ -113,6 +130,7 @@ const RsShown rs_shown[RS_NSHOWN] = {
 	DEPS_ORG, K_ORGANIZATION, true},
 };
 
+/* The dotted path of a shown value ("usage.remaining_roasts"). */
 const char *
 rs_shown_path(RsShownId s)
 {
@@ -120,6 +138,7 @@ rs_shown_path(RsShownId s)
 		rs_shown[s].path;
 }
 
+/* The section (top-level key of state_full) of a shown value. */
 const char *
 rs_shown_section(RsShownId s)
 {
@@ -127,6 +146,7 @@ rs_shown_section(RsShownId s)
 		rs_shown[s].section;
 }
 
+/* The key of a shown value within its section. */
 const char *
 rs_shown_key(RsShownId s)
 {
@@ -217,7 +237,7 @@ rs_shown_version(RsShownId s, const RsFieldLog *log, TimestampTz *time)
  *		stored value is ciphertext, which the caller opens or withholds.
  */
 void
-rs_shown_value(const UserState *st, const RsEffective *eff, RsShownId s,
+rs_shown_value(const RsUserState *st, const RsEffective *eff, RsShownId s,
 			   Datum *value, bool *isnull)
 {
 	int			f = rs_shown[s].field;
@@ -331,19 +351,19 @@ rs_shown_to_jsonb(JsonbParseState **js, RsShownId s, Datum value,
 	}
 	if (isnull)
 	{
-		jb_null(js);
+		rs_jb_null(js);
 		return;
 	}
 	switch (r->type)
 	{
 		case SV_INT4:
-			jb_int64(js, DatumGetInt32(value));
+			rs_jb_int64(js, DatumGetInt32(value));
 			break;
 		case SV_TSTZ:
-			jb_timestamptz(js, DatumGetTimestampTz(value));
+			rs_jb_timestamptz(js, DatumGetTimestampTz(value));
 			break;
 		case SV_TEXT:
-			jb_string(js, TextDatumGetCString(value));
+			rs_jb_string(js, TextDatumGetCString(value));
 			break;
 		case SV_FIELD:
 			break;
@@ -359,7 +379,7 @@ rs_shown_to_jsonb(JsonbParseState **js, RsShownId s, Datum value,
  *		RS_SHOWN_NEEDS_LIMITS.
  */
 void
-rs_shown_payload_values(const UserState *st, uint32 named, char **values)
+rs_shown_payload_values(const RsUserState *st, uint32 named, char **values)
 {
 	RsEffective eff;
 
@@ -378,4 +398,187 @@ rs_shown_payload_values(const UserState *st, uint32 named, char **values)
 		rs_shown_to_json(&buf, s, value, isnull);
 		values[s] = buf.data;
 	}
+}
+
+/*
+ * build_items
+ *		Every shown path with its value at this moment and its
+ *		version: the newest among its inputs.  Persona text is opened here
+ *		(below pro, persona.tolerance reads as null; the text is kept).
+ */
+static void
+build_items(const RsUserState *st, RsOutItem *items)
+{
+	RsEffective eff;
+	RsDataKey  *dek = NULL;
+	bool		tolerance_allowed;
+
+	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
+	tolerance_allowed = rs_plan_has_tolerance(eff.plan);
+	if (st->has_dek && (!st->nulls[F_PERSONA_IDENTITY] ||
+						!st->nulls[F_PERSONA_INTOLERANCE] ||
+						!st->nulls[F_PERSONA_TOLERANCE]))
+		dek = rs_user_dek(&st->user_id, st, false);
+
+	for (int s = 0; s < RS_NSHOWN; s++)
+	{
+		RsOutItem  *it = &items[s];
+		int			f = rs_shown[s].field;
+
+		it->id = s;
+		it->version = rs_shown_version(s, &st->log, &it->time);
+		if (f >= 0 && rs_fields[f].type == FT_SECRET)
+		{
+			text	   *t = (f == F_PERSONA_TOLERANCE && !tolerance_allowed) ?
+			NULL : rs_persona_plaintext(&st->user_id, st, dek, f);
+
+			it->value = PointerGetDatum(t);
+			it->isnull = (t == NULL);
+		}
+		else
+			rs_shown_value(st, &eff, s, &it->value, &it->isnull);
+	}
+	if (dek != NULL)
+		rs_datakey_clear(dek);
+}
+
+
+/*
+ * push_section
+ *		Push one section of state_full as an object: its shown paths in
+ *		table order ("auth" also carries the user id).
+ */
+static void
+push_section(JsonbParseState **js, const RsUserState *st, const RsOutItem *items,
+			 const char *section)
+{
+	pushJsonbValue(js, WJB_BEGIN_OBJECT, NULL);
+	if (strcmp(section, "auth") == 0)
+	{
+		rs_jb_key(js, "userId");
+		rs_jb_string(js, rs_uuid_to_cstring(&st->user_id));
+	}
+	for (int s = 0; s < RS_NSHOWN; s++)
+	{
+		if (strcmp(rs_shown_section(s), section) != 0)
+			continue;
+		rs_jb_key(js, rs_shown_key(s));
+		rs_shown_to_jsonb(js, s, items[s].value, items[s].isnull);
+	}
+	pushJsonbValue(js, WJB_END_OBJECT, NULL);
+}
+
+/*
+ * rs_render_full
+ *		The state_full document: every section in rs_sections order (the
+ *		organization is null when there is none), then _meta with the
+ *		version, the history token it belongs to (history.c) and the time.
+ */
+Jsonb *
+rs_render_full(const RsUserState *st, const char *history)
+{
+	JsonbParseState *js = NULL;
+	RsOutItem	items[RS_NSHOWN];
+	JsonbValue *res;
+
+	build_items(st, items);
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	for (int sec = 0; sec < RS_NSECTIONS; sec++)
+	{
+		rs_jb_key(&js, rs_sections[sec]);
+		if (strcmp(rs_sections[sec], "organization") == 0 && st->org_null)
+			rs_jb_null(&js);
+		else
+			push_section(&js, st, items, rs_sections[sec]);
+	}
+
+	rs_jb_key(&js, "_meta");
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	rs_jb_key(&js, "version");
+	rs_jb_int64(&js, st->version);
+	rs_jb_key(&js, "history");
+	rs_jb_string(&js, history);
+	rs_jb_key(&js, "lastSyncedAt");
+	rs_jb_timestamptz(&js, GetCurrentTransactionStartTimestamp());
+	pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+
+	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/* qsort comparator of sync items: by version, then by path. */
+static int
+item_version_cmp(const void *a, const void *b)
+{
+	const RsOutItem *ia = (const RsOutItem *) a;
+	const RsOutItem *ib = (const RsOutItem *) b;
+
+	if (ia->version != ib->version)
+		return ia->version < ib->version ? -1 : 1;
+	return strcmp(rs_shown_path(ia->id), rs_shown_path(ib->id));
+}
+
+/*
+ * rs_render_sync
+ *		{changes, cursor, history, reset, lastSyncedAt}: every shown path
+ *		whose version is after the cursor (by_time: whose change time is
+ *		after the time; all: every path), at most once, with its current
+ *		value, ordered by version.  "reset" says the client must replace
+ *		what it holds (its cursor belonged to another history).
+ */
+Jsonb *
+rs_render_sync(const RsUserState *st, bool all, bool by_time, int64 since,
+			   TimestampTz since_at, const char *history, bool reset)
+{
+	JsonbParseState *js = NULL;
+	RsOutItem	items[RS_NSHOWN];
+	int			m = 0;
+	JsonbValue *res;
+
+	build_items(st, items);
+	for (int i = 0; i < RS_NSHOWN; i++)
+	{
+		bool		keep;
+
+		if (all)
+			keep = true;
+		else if (by_time)
+			keep = items[i].time > since_at;
+		else
+			keep = items[i].version > since;
+		if (keep)
+			items[m++] = items[i];
+	}
+	qsort(items, m, sizeof(RsOutItem), item_version_cmp);
+
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	rs_jb_key(&js, "changes");
+	pushJsonbValue(&js, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < m; i++)
+	{
+		pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+		rs_jb_key(&js, "field");
+		rs_jb_string(&js, rs_shown_path(items[i].id));
+		rs_jb_key(&js, "value");
+		rs_shown_to_jsonb(&js, items[i].id, items[i].value, items[i].isnull);
+		rs_jb_key(&js, "version");
+		rs_jb_int64(&js, items[i].version);
+		rs_jb_key(&js, "updated_at");
+		if (items[i].time == 0)
+			rs_jb_null(&js);
+		else
+			rs_jb_timestamptz(&js, items[i].time);
+		pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	}
+	pushJsonbValue(&js, WJB_END_ARRAY, NULL);
+	rs_jb_key(&js, "cursor");
+	rs_jb_int64(&js, st->version);
+	rs_jb_key(&js, "history");
+	rs_jb_string(&js, history);
+	rs_jb_key(&js, "reset");
+	rs_jb_bool(&js, reset);
+	rs_jb_key(&js, "lastSyncedAt");
+	rs_jb_timestamptz(&js, GetCurrentTransactionStartTimestamp());
+	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
 }

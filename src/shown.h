@@ -2,7 +2,8 @@
  *
  * shown.h
  *	  What a client is shown of a user's state: every path of state_full,
- *	  what each is computed from, and its value.
+ *	  what each is computed from, its value, and the documents state_full
+ *	  and state_sync.
  *
  * This is the one rule that decides both which fields a sync reports after
  * a cursor and which fields a notification names: a shown path carries the
@@ -23,7 +24,9 @@
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
-#include "roastr_state.h"
+#include "fields.h"
+#include "usage.h"
+#include "user_state.h"
 
 typedef enum RsShownId
 {
@@ -101,13 +104,19 @@ extern uint32 rs_shown_named(uint32 changed);
 extern uint32 rs_shown_kinds(uint32 named);
 extern int64 rs_shown_version(RsShownId s, const RsFieldLog *log,
 							  TimestampTz *time);
-extern void rs_shown_value(const UserState *st, const RsEffective *eff,
+extern void rs_shown_value(const RsUserState *st, const RsEffective *eff,
 						   RsShownId id, Datum *value, bool *isnull);
 extern void rs_shown_to_json(StringInfo buf, RsShownId id, Datum value,
 							 bool isnull);
 extern void rs_shown_to_jsonb(JsonbParseState **js, RsShownId id, Datum value,
 							  bool isnull);
-extern void rs_shown_payload_values(const UserState *st, uint32 named,
+extern void rs_shown_payload_values(const RsUserState *st, uint32 named,
 									char **values);
+
+/* the documents */
+extern Jsonb *rs_render_full(const RsUserState *st, const char *history);
+extern Jsonb *rs_render_sync(const RsUserState *st, bool all, bool by_time,
+							 int64 since, TimestampTz since_at,
+							 const char *history, bool reset);
 
 #endif							/* RS_SHOWN_H */

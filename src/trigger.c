@@ -22,6 +22,12 @@
  *	  users x fields and "changes since cursor N" is one row read.
  *	- The change is recorded for notification at commit (notify.c).
  *
+ * The C write paths (patch, consume_roasts, settling) run their UPDATE
+ * through rs_trigger_execute, which tells the trigger what they already
+ * know for that one statement: persona text they wrote to its own table,
+ * values they have validated, the plan limits they read.  Nothing else
+ * passes between them.
+ *
  * Because the row lock is held from the version bump to commit, versions of
  * one user commit in order; a reader's snapshot therefore sees a prefix of
  * that user's history, and its row's version is a safe cursor.
@@ -48,8 +54,16 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "roastr_state.h"
+#include "access.h"
+#include "fields.h"
+#include "json_util.h"
+#include "notify.h"
+#include "relation.h"
+#include "rowcheck.h"
 #include "shown.h"
+#include "spi_util.h"
+#include "trigger.h"
+#include "user_state.h"
 
 /*
  * What the caller of an UPDATE of one user's row told the trigger, and what
@@ -62,6 +76,7 @@ typedef struct RsApplyContext
 	TransactionId xid;
 	pg_uuid_t	user;
 	uint32		persona_changed;	/* persona text patch() has written */
+	uint32		validated;		/* values the caller has validated */
 	bool		has_limits;		/* the caller read the plan limits */
 	char	   *plan;			/* ... for this stored plan */
 	bool		plan_limit_null;
@@ -75,27 +90,32 @@ static RsLastApply last_apply;
 
 /*
  * rs_trigger_execute
- *		Run "plan", an UPDATE of the row of "user", telling the trigger the
- *		persona fields the caller has just written (their text lives in
- *		another table, so the row shows no change of them) and the state it
- *		read under the row lock ("st", or NULL), whose plan limits the
- *		trigger may use instead of reading them again.  What it tells never
- *		outlives the statement, even when it fails.  "applied" (or NULL)
- *		gets what the trigger did to the row; its "valid" is false when the
- *		trigger did not run.  Returns SPI_execute_plan's result.
+ *		Run "plan", an UPDATE of the row of call->user, telling the trigger
+ *		what the caller knows (see RsTriggerCall): the persona fields it has
+ *		just written (their text lives in another table, so the row shows no
+ *		change of them), the fields whose new values it has validated (the
+ *		trigger does not validate them again), and the state it read under
+ *		the row lock, whose plan limits the trigger may use instead of
+ *		reading them again.  What it tells never outlives the statement,
+ *		even when it fails.  ERROR unless SPI answers "expect" ("what"
+ *		completes the internal message).  "applied" (or NULL) gets what the
+ *		trigger did to the row; its "valid" is false when the trigger did
+ *		not run.  Returns the number of rows processed.  Inside SPI.
  */
-int
+uint64
 rs_trigger_execute(SPIPlanPtr plan, Datum *args, const char *nulls,
-				   const pg_uuid_t *user, uint32 persona_changed,
-				   const UserState *st, RsLastApply *applied)
+				   const RsTriggerCall *call, int expect, const char *what,
+				   RsLastApply *applied)
 {
-	int			rc;
+	const RsUserState *st = call->st;
+	uint64		processed;
 
 	memset(&last_apply, 0, sizeof(last_apply));
 	memset(&apply_cxt, 0, sizeof(apply_cxt));
 	apply_cxt.xid = GetTopTransactionId();
-	apply_cxt.user = *user;
-	apply_cxt.persona_changed = persona_changed;
+	apply_cxt.user = *call->user;
+	apply_cxt.persona_changed = call->persona_changed;
+	apply_cxt.validated = call->validated;
 	if (st != NULL && !st->nulls[F_SUB_PLAN])
 	{
 		apply_cxt.has_limits = true;
@@ -108,17 +128,18 @@ rs_trigger_execute(SPIPlanPtr plan, Datum *args, const char *nulls,
 	apply_cxt.active = true;
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(plan, args, nulls, false, 0);
+		processed = rs_spi_run(plan, args, nulls, false, 0, expect, what);
 	}
 	PG_FINALLY();
 	{
 		apply_cxt.active = false;
 		apply_cxt.persona_changed = 0;
+		apply_cxt.validated = 0;
 	}
 	PG_END_TRY();
 	if (applied != NULL)
 		*applied = last_apply;
-	return rc;
+	return processed;
 }
 
 /* The context rs_trigger_execute set for "user", or NULL. */
@@ -130,162 +151,6 @@ apply_context(const pg_uuid_t *user)
 		memcmp(apply_cxt.user.data, user->data, UUID_LEN) != 0)
 		return NULL;
 	return &apply_cxt;
-}
-
-/* Columns the trigger maintains and nobody else may set. */
-static void
-check_maintained(Relation rel, const RsLayout *l, AttrNumber attnum,
-				 Datum *oldv, bool *oldn, Datum *newv, bool *newn)
-{
-	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-	bool		same;
-
-	if (oldn[attnum - 1] || newn[attnum - 1])
-		same = oldn[attnum - 1] == newn[attnum - 1];
-	else
-		same = datum_image_eq(oldv[attnum - 1], newv[attnum - 1],
-							  att->attbyval, att->attlen);
-	if (!same)
-		ereport(ERROR,
-				errcode(ERRCODE_GENERATED_ALWAYS),
-				errmsg("column \"%s\" of relation \"%s\" is maintained by roastr_state and cannot be set",
-					   NameStr(att->attname), RelationGetRelationName(rel)),
-				errtablecol(rel, attnum));
-}
-
-/*
- * check_status_move
- *		Within one paid subscription (same plan family, same Polar
- *		subscription id) the status follows the lifecycle of usage.c;
- *		anything else starts a new subscription and may set any status.
- */
-static void
-check_status_move(Relation rel, const RsLayout *l, Datum *oldv, bool *oldn,
-				  Datum *newv, bool *newn)
-{
-	AttrNumber	ap = l->att_field[F_SUB_PLAN];
-	AttrNumber	as = l->att_field[F_SUB_STATUS];
-	AttrNumber	ai = l->att_field[F_SUB_POLAR_SUBSCRIPTION_ID];
-	char	   *from;
-	char	   *to;
-
-	if (rs_text_equals(oldv[ap - 1], oldn[ap - 1], "free"))
-		return;
-	if (ai != 0 && !rs_values_equal(&rs_fields[F_SUB_POLAR_SUBSCRIPTION_ID],
-									oldv[ai - 1], oldn[ai - 1],
-									newv[ai - 1], newn[ai - 1]))
-		return;
-	from = TextDatumGetCString(oldv[as - 1]);
-	to = TextDatumGetCString(newv[as - 1]);
-	if (!rs_status_move_allowed(from, to))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("invalid value for field \"subscription.status\""),
-				errdetail("A subscription cannot go from \"%s\" to \"%s\".", from, to),
-				errhint("A new subscription (a new polar_subscription_id, or a plan change from free) may start in any status."),
-				errtablecol(rel, as));
-}
-
-/*
- * check_membership
- *		A user's current organization must be one they belong to; otherwise
- *		the state would later change (when they join) without a version.
- */
-static void
-check_membership(Relation rel, const RsLayout *l, const pg_uuid_t *user,
-				 const pg_uuid_t *org)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {UUIDOID, UUIDOID};
-	Datum		args[2];
-	bool		member;
-
-	SPI_connect();
-	if (plan == NULL)
-		plan = rs_prepare_kept("SELECT FROM roastr_state.organization_members "
-							   "WHERE org_id OPERATOR(pg_catalog.=) $1 "
-							   "AND user_id OPERATOR(pg_catalog.=) $2",
-							   2, types);
-	args[0] = UUIDPGetDatum(org);
-	args[1] = UUIDPGetDatum(user);
-	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not check organization membership");
-	member = SPI_processed == 1;
-	SPI_finish();
-	if (!member)
-		ereport(ERROR,
-				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				errmsg("user %s is not a member of organization %s",
-					   rs_uuid_to_cstring(user), rs_uuid_to_cstring(org)),
-				errtablecol(rel, l->att_field[F_ORG_ID]));
-}
-
-/*
- * raise_conflict
- *		PT409 with the JSON detail of the API: every conflicting field with
- *		the server's value and the version that changed it.
- */
-static char *
-conflict_json(const RsLayout *l, int64 server_version, int64 base,
-			  uint32 conflicts, const RsFieldLog *log, Datum *oldv,
-			  bool *oldn, bool for_log)
-{
-	StringInfoData buf;
-	bool		first = true;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"code\":\"E_CONFLICT\",\"server_version\":%lld"
-					 ",\"client_version\":%lld,\"conflicts\":[",
-					 (long long) server_version, (long long) base);
-	for (int f = 0; f < RS_NFIELDS; f++)
-	{
-		const RsField *fd = &rs_fields[f];
-		AttrNumber	a = l->att_field[f];
-
-		if (!(conflicts & (1U << f)))
-			continue;
-		if (!first)
-			appendStringInfoChar(&buf, ',');
-		first = false;
-		appendStringInfoString(&buf, "{\"field\":");
-		escape_json(&buf, fd->path);
-		appendStringInfoString(&buf, ",\"server_value\":");
-		if (fd->type == FT_SECRET || a == 0 || (for_log && fd->private))
-			appendStringInfoString(&buf, "null");
-		else
-			rs_value_to_json(&buf, fd, oldv[a - 1], oldn[a - 1]);
-		appendStringInfo(&buf, ",\"server_version\":%lld}",
-						 (long long) log->version[f]);
-	}
-	appendStringInfoString(&buf, "]}");
-	return buf.data;
-}
-
-/*
- * raise_conflict
- *		PT409 with the JSON detail of the API: every conflicting field with
- *		the server's value and the version that changed it.  The server log
- *		gets the same detail without personal values.
- */
-static void
-raise_conflict(Relation rel, const RsLayout *l, int64 server_version,
-			   int64 base, uint32 conflicts, const RsFieldLog *log,
-			   Datum *oldv, bool *oldn)
-{
-	ereport(ERROR,
-			errcode(ERRCODE_ROASTR_CONFLICT),
-			errmsg("version conflict: fields were changed after version %lld",
-				   (long long) base),
-			errdetail_internal("%s", conflict_json(l, server_version, base,
-												   conflicts, log, oldv, oldn,
-												   false)),
-			errdetail_log("%s", conflict_json(l, server_version, base,
-											  conflicts, log, oldv, oldn,
-											  true)),
-			errhint("Read the changes with state_sync, then retry with base version %lld.",
-					(long long) server_version),
-			errtable(rel));
 }
 
 /*
@@ -306,14 +171,14 @@ rs_first_version(const pg_uuid_t *user)
 	if (!OidIsValid(get_relname_relid("deleted_users", nsp)))
 		return 1;
 	SPI_connect();
-	if (plan == NULL)
-		plan = rs_prepare_kept("SELECT last_version OPERATOR(pg_catalog.+) 1 "
+	args[0] = UUIDPGetDatum(user);
+	if (rs_spi_run(rs_spi_kept(&plan,
+							   "SELECT last_version OPERATOR(pg_catalog.+) 1 "
 							   "FROM roastr_state.deleted_users "
 							   "WHERE user_id OPERATOR(pg_catalog.=) $1",
-							   1, types);
-	args[0] = UUIDPGetDatum(user);
-	if (SPI_execute_plan(plan, args, NULL, false, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
+							   1, types),
+				   args, NULL, false, 1, SPI_OK_SELECT,
+				   "read the last version of a deleted user") == 1)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
@@ -436,9 +301,10 @@ trigger_insert(TriggerData *td, const RsLayout *l)
  *		roasts, never unlimited).
  */
 static void
-lookup_limits(UserState *st)
+lookup_limits(RsUserState *st)
 {
 	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
 	RsUserSwitch sw;
 	HeapTuple	tup;
@@ -449,22 +315,18 @@ lookup_limits(UserState *st)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (plan == NULL)
-	{
-		Oid			types[1] = {TEXTOID};
-
-		plan = rs_prepare_kept("SELECT pl.monthly_roasts_limit, pl.plan IS NOT NULL, "
+	args[0] = st->vals[F_SUB_PLAN];
+	if (rs_spi_run(rs_spi_kept(&plan,
+							   "SELECT pl.monthly_roasts_limit, pl.plan IS NOT NULL, "
 							   "fr.monthly_roasts_limit, fr.plan IS NOT NULL "
 							   "FROM (SELECT) AS one "
 							   "LEFT JOIN roastr_state.plans pl "
 							   "ON pl.plan OPERATOR(pg_catalog.=) $1 "
 							   "LEFT JOIN roastr_state.plans fr "
 							   "ON fr.plan OPERATOR(pg_catalog.=) 'free'",
-							   1, types);
-	}
-	args[0] = st->vals[F_SUB_PLAN];
-	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
+							   1, types),
+				   args, NULL, false, 1, SPI_OK_SELECT,
+				   "read the plan limits") != 1)
 		elog(ERROR, "could not read the plan limits");
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
@@ -492,7 +354,7 @@ payload_values(const RsLayout *l, const pg_uuid_t *user,
 			   const RsApplyContext *cxt, Datum *newv, bool *newn,
 			   uint32 named, char **values)
 {
-	UserState	st;
+	RsUserState st;
 	uint32		shown = 0;
 
 	for (int s = 0; s < RS_NSHOWN; s++)
@@ -535,67 +397,19 @@ payload_values(const RsLayout *l, const pg_uuid_t *user,
 }
 
 /*
- * trigger_update
- *		See the file header.  Runs in the per-tuple memory context.
+ * diff_fields
+ *		The fields whose value the UPDATE changes (validated, unless the
+ *		caller said it validated them for this statement), plus the persona
+ *		fields the caller wrote; and among them, in *conflicts, those
+ *		changed after the base version.
  */
-static HeapTuple
-trigger_update(TriggerData *td, const RsLayout *l)
+static uint32
+diff_fields(const RsLayout *l, const RsApplyContext *cxt,
+			const RsFieldLog *log, int64 cur, int64 base, Datum *oldv,
+			bool *oldn, Datum *newv, bool *newn, uint32 *conflicts)
 {
-	Relation	rel = td->tg_relation;
-	TupleDesc	desc = RelationGetDescr(rel);
-	HeapTuple	oldtup = td->tg_trigtuple;
-	HeapTuple	newtup = td->tg_newtuple;
-	Datum	   *oldv = palloc(desc->natts * sizeof(Datum));
-	bool	   *oldn = palloc(desc->natts * sizeof(bool));
-	Datum	   *newv = palloc(desc->natts * sizeof(Datum));
-	bool	   *newn = palloc(desc->natts * sizeof(bool));
-	int64		cur;
-	int64		base;
 	uint32		changed = 0;
-	uint32		conflicts = 0;
-	RsFieldLog	log;
-	TimestampTz now;
-	int64		newver;
-	uint32		named;
-	char	   *values[RS_NSHOWN];
-	const pg_uuid_t *user;
-	const RsApplyContext *cxt;
-	int			cols[4];
-	Datum		modvals[4];
-	bool		modnulls[4] = {false, false, false, false};
-
-	heap_deform_tuple(oldtup, desc, oldv, oldn);
-	heap_deform_tuple(newtup, desc, newv, newn);
-
-	check_maintained(rel, l, l->att_user_id, oldv, oldn, newv, newn);
-	check_maintained(rel, l, l->att_fv, oldv, oldn, newv, newn);
-	check_maintained(rel, l, l->att_ft, oldv, oldn, newv, newn);
-	check_maintained(rel, l, l->att_created_at, oldv, oldn, newv, newn);
-
-	cur = DatumGetInt64(oldv[l->att_version - 1]);
-	if (newn[l->att_version - 1])
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("base version must not be null"),
-				errtablecol(rel, l->att_version));
-	base = DatumGetInt64(newv[l->att_version - 1]);
-	if (base > cur)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("base version %lld is newer than the current version %lld",
-					   (long long) base, (long long) cur),
-				errhint("Use a version returned by state_full, state_sync or patch."),
-				errtablecol(rel, l->att_version));
-	if (base < 0)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("base version must not be negative"),
-				errtablecol(rel, l->att_version));
-
-	rs_read_field_log(oldv[l->att_fv - 1], oldn[l->att_fv - 1],
-					  oldv[l->att_ft - 1], oldn[l->att_ft - 1], &log);
-	user = DatumGetUUIDP(oldv[l->att_user_id - 1]);
-	cxt = apply_context(user);
+	uint32		validated = cxt != NULL ? cxt->validated : 0;
 
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
@@ -607,59 +421,72 @@ trigger_update(TriggerData *td, const RsLayout *l)
 		if (rs_values_equal(fd, oldv[a - 1], oldn[a - 1],
 							newv[a - 1], newn[a - 1]))
 			continue;
-		rs_validate_value(fd, newv[a - 1], newn[a - 1]);
-		changed |= 1U << f;
-		if (base != cur && log.version[f] > base)
-			conflicts |= 1U << f;
+		if (!(validated & RS_FIELD_BIT(f)))
+			rs_validate_value(fd, newv[a - 1], newn[a - 1]);
+		changed |= RS_FIELD_BIT(f);
 	}
 
 	/* persona text that patch() has just written for this user */
-	if (cxt != NULL && cxt->persona_changed != 0)
+	if (cxt != NULL)
+		changed |= cxt->persona_changed;
+
+	*conflicts = 0;
+	if (base != cur)
 	{
 		for (int f = 0; f < RS_NFIELDS; f++)
-		{
-			if (!(cxt->persona_changed & (1U << f)))
-				continue;
-			changed |= 1U << f;
-			if (base != cur && log.version[f] > base)
-				conflicts |= 1U << f;
-		}
-		apply_cxt.persona_changed = 0;
+			if ((changed & RS_FIELD_BIT(f)) && log->version[f] > base)
+				*conflicts |= RS_FIELD_BIT(f);
 	}
+	return changed;
+}
 
-	if (conflicts)
-		raise_conflict(rel, l, cur, base, conflicts, &log, oldv, oldn);
+/*
+ * unchanged_row
+ *		The row of an UPDATE that changed no field: no new version, and
+ *		neither the base version nor a new time left behind.
+ */
+static HeapTuple
+unchanged_row(TriggerData *td, const RsLayout *l, int64 cur, Datum *oldv)
+{
+	int			cols[2];
+	Datum		modvals[2];
+	bool		modnulls[2] = {false, false};
 
-	if (changed & (1U << F_SUB_STATUS))
-		check_status_move(rel, l, oldv, oldn, newv, newn);
-	if ((changed & (1U << F_ORG_ID)) && !newn[l->att_field[F_ORG_ID] - 1])
-		check_membership(rel, l, user,
-						 DatumGetUUIDP(newv[l->att_field[F_ORG_ID] - 1]));
+	last_apply.new_version = cur;
+	cols[0] = l->att_version;
+	modvals[0] = Int64GetDatum(cur);
+	cols[1] = l->att_updated_at;
+	modvals[1] = oldv[l->att_updated_at - 1];
+	return heap_modify_tuple_by_cols(td->tg_newtuple,
+									 RelationGetDescr(td->tg_relation),
+									 2, cols, modvals, modnulls);
+}
 
-	last_apply.valid = true;
-	last_apply.old_version = cur;
-	last_apply.changed = changed;
+/*
+ * versioned_row
+ *		The row of an UPDATE that changed fields: version old + 1, those
+ *		fields logged at it, and the change recorded for notification at
+ *		commit (named by every shown path it moves).
+ */
+static HeapTuple
+versioned_row(TriggerData *td, const RsLayout *l, const pg_uuid_t *user,
+			  const RsApplyContext *cxt, int64 cur, uint32 changed,
+			  RsFieldLog *log, Datum *newv, bool *newn)
+{
+	int64		newver = cur + 1;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	uint32		named;
+	char	   *values[RS_NSHOWN];
+	int			cols[4];
+	Datum		modvals[4];
+	bool		modnulls[4] = {false, false, false, false};
 
-	if (changed == 0)
-	{
-		/* Nothing changed: no new version, no base or time left behind. */
-		last_apply.new_version = cur;
-		cols[0] = l->att_version;
-		modvals[0] = Int64GetDatum(cur);
-		cols[1] = l->att_updated_at;
-		modvals[1] = oldv[l->att_updated_at - 1];
-		return heap_modify_tuple_by_cols(newtup, desc, 2, cols, modvals,
-										 modnulls);
-	}
-
-	newver = cur + 1;
-	now = GetCurrentTransactionStartTimestamp();
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
-		if (changed & (1U << f))
+		if (changed & RS_FIELD_BIT(f))
 		{
-			log.version[f] = newver;
-			log.time[f] = now;
+			log->version[f] = newver;
+			log->time[f] = now;
 		}
 	}
 	named = rs_shown_named(changed);
@@ -671,14 +498,80 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	cols[1] = l->att_updated_at;
 	modvals[1] = TimestampTzGetDatum(now);
 	cols[2] = l->att_fv;
-	modvals[2] = rs_build_int8_array(log.version, RS_NFIELDS);
+	modvals[2] = rs_build_int8_array(log->version, RS_NFIELDS);
 	cols[3] = l->att_ft;
-	modvals[3] = rs_build_tstz_array(log.time, RS_NFIELDS);
+	modvals[3] = rs_build_tstz_array(log->time, RS_NFIELDS);
 
 	rs_notify_record(user, newver, changed, named, values);
 	last_apply.new_version = newver;
 
-	return heap_modify_tuple_by_cols(newtup, desc, 4, cols, modvals, modnulls);
+	return heap_modify_tuple_by_cols(td->tg_newtuple,
+									 RelationGetDescr(td->tg_relation),
+									 4, cols, modvals, modnulls);
+}
+
+/*
+ * trigger_update
+ *		See the file header: check the maintained columns and the base
+ *		version, find the changed fields and the conflicts, check the
+ *		subscription lifecycle and the organization, then version and log
+ *		the row.  Runs in the per-tuple memory context.
+ */
+static HeapTuple
+trigger_update(TriggerData *td, const RsLayout *l)
+{
+	Relation	rel = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *oldv = palloc(desc->natts * sizeof(Datum));
+	bool	   *oldn = palloc(desc->natts * sizeof(bool));
+	Datum	   *newv = palloc(desc->natts * sizeof(Datum));
+	bool	   *newn = palloc(desc->natts * sizeof(bool));
+	int64		cur;
+	int64		base;
+	uint32		changed;
+	uint32		conflicts;
+	RsFieldLog	log;
+	const pg_uuid_t *user;
+	const RsApplyContext *cxt;
+
+	heap_deform_tuple(td->tg_trigtuple, desc, oldv, oldn);
+	heap_deform_tuple(td->tg_newtuple, desc, newv, newn);
+
+	rs_check_maintained(rel, l, l->att_user_id, oldv, oldn, newv, newn);
+	rs_check_maintained(rel, l, l->att_fv, oldv, oldn, newv, newn);
+	rs_check_maintained(rel, l, l->att_ft, oldv, oldn, newv, newn);
+	rs_check_maintained(rel, l, l->att_created_at, oldv, oldn, newv, newn);
+
+	cur = DatumGetInt64(oldv[l->att_version - 1]);
+	base = rs_check_base_version(rel, l, cur, newv, newn);
+
+	rs_read_field_log(oldv[l->att_fv - 1], oldn[l->att_fv - 1],
+					  oldv[l->att_ft - 1], oldn[l->att_ft - 1], &log);
+	user = DatumGetUUIDP(oldv[l->att_user_id - 1]);
+	cxt = apply_context(user);
+
+	changed = diff_fields(l, cxt, &log, cur, base, oldv, oldn, newv, newn,
+						  &conflicts);
+	if (cxt != NULL)
+		apply_cxt.persona_changed = 0;	/* told once, for one row */
+
+	if (conflicts)
+		rs_raise_conflict(rel, l, cur, base, conflicts, &log, oldv, oldn);
+
+	if (changed & RS_FIELD_BIT(F_SUB_STATUS))
+		rs_check_status_move(rel, l, oldv, oldn, newv, newn);
+	if ((changed & RS_FIELD_BIT(F_ORG_ID)) &&
+		!newn[l->att_field[F_ORG_ID] - 1])
+		rs_check_membership(rel, l, user,
+							DatumGetUUIDP(newv[l->att_field[F_ORG_ID] - 1]));
+
+	last_apply.valid = true;
+	last_apply.old_version = cur;
+	last_apply.changed = changed;
+
+	if (changed == 0)
+		return unchanged_row(td, l, cur, oldv);
+	return versioned_row(td, l, user, cxt, cur, changed, &log, newv, newn);
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_trigger);
@@ -713,58 +606,4 @@ roastr_state_trigger(PG_FUNCTION_ARGS)
 			errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 			errmsg("function \"state_trigger\" must be fired for INSERT or UPDATE"));
 	return (Datum) 0;			/* keep compiler quiet */
-}
-
-/*
- * rs_persona_trigger_row
- *		For the triggers of roastr_state.persona: check they are fired
- *		BEFORE ... FOR EACH ROW, and return the row being written.
- */
-HeapTuple
-rs_persona_trigger_row(FunctionCallInfo fcinfo, const char *name,
-					   TriggerData **tdp)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!TRIGGER_FIRED_BEFORE(td->tg_event))
-		ereport(ERROR,
-				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("function \"%s\" must be fired BEFORE ... FOR EACH ROW", name));
-	*tdp = td;
-	return TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple :
-		td->tg_trigtuple;
-}
-
-PG_FUNCTION_INFO_V1(roastr_state_persona_guard);
-
-/*
- * roastr_state_persona_guard
- *		BEFORE INSERT OR UPDATE on roastr_state.persona in a 0.1.0 schema,
- *		which has no persona encryption: it refuses any persona text, so
- *		nothing can store it in plain text by accident.  0.2.0 replaces it
- *		with persona_check (persona.c).
- */
-Datum
-roastr_state_persona_guard(PG_FUNCTION_ARGS)
-{
-	TriggerData *td;
-	HeapTuple	tup = rs_persona_trigger_row(fcinfo, "persona_guard", &td);
-	TupleDesc	desc = RelationGetDescr(td->tg_relation);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		bool		isnull;
-
-		if (att->attisdropped || strcmp(NameStr(att->attname), "user_id") == 0)
-			continue;
-		(void) heap_getattr(tup, i + 1, desc, &isnull);
-		if (!isnull)
-			ereport(ERROR,
-					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					errmsg("persona text cannot be stored before ALTER EXTENSION roastr_state UPDATE"),
-					errdetail("Persona fields are stored only encrypted, which needs version 0.2.0 of the extension."),
-					errtable(td->tg_relation));
-	}
-	return PointerGetDatum(tup);
 }

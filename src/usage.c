@@ -11,7 +11,7 @@
  * they are right without any job.  Because clients sync by version, such a
  * move must also become a versioned change: the first writable call that
  * finds one pending (rs_needs_settle) writes it down through the usual
- * trigger (state.c, rs_settle), which bumps the version, logs the derived
+ * trigger (read.c, rs_settle), which bumps the version, logs the derived
  * fields and notifies.
  *
  * Rules (README, "Plans and usage"):
@@ -38,19 +38,8 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 
-#include "roastr_state.h"
-
-bool
-rs_text_equals(Datum d, bool isnull, const char *s)
-{
-	text	   *t;
-
-	if (isnull)
-		return false;
-	t = DatumGetTextPP(d);
-	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
-		memcmp(VARDATA_ANY(t), s, VARSIZE_ANY_EXHDR(t)) == 0;
-}
+#include "fields.h"
+#include "usage.h"
 
 /*
  * month_bounds
@@ -83,8 +72,9 @@ month_bounds(TimestampTz now, TimestampTz *start, TimestampTz *end)
 				errmsg("timestamp out of range"));
 }
 
+/* A timestamp field of "st", or "dflt" when it is null. */
 static TimestampTz
-ts_or(const UserState *st, RsFieldId f, TimestampTz dflt)
+ts_or(const RsUserState *st, RsFieldId f, TimestampTz dflt)
 {
 	return st->nulls[f] ? dflt : DatumGetTimestampTz(st->vals[f]);
 }
@@ -94,7 +84,7 @@ ts_or(const UserState *st, RsFieldId f, TimestampTz dflt)
  *		Compute the meaning of "st" at "now".  Pure: reads nothing else.
  */
 void
-rs_effective(const UserState *st, TimestampTz now, RsEffective *eff)
+rs_effective(const RsUserState *st, TimestampTz now, RsEffective *eff)
 {
 	bool		in_trial = rs_text_equals(st->vals[F_SUB_STATUS],
 										  st->nulls[F_SUB_STATUS], "trial");
@@ -170,7 +160,7 @@ rs_effective(const UserState *st, TimestampTz now, RsEffective *eff)
  *		versioned change.
  */
 bool
-rs_needs_settle(const UserState *st, const RsEffective *eff)
+rs_needs_settle(const RsUserState *st, const RsEffective *eff)
 {
 	return eff->trial_expired || eff->cancel_ended ||
 		(eff->rolled_over && DatumGetInt32(st->vals[F_USAGE_USED]) != 0);
@@ -201,4 +191,15 @@ rs_status_move_allowed(const char *from, const char *to)
 		if (strcmp(moves[i][0], from) == 0 && strcmp(moves[i][1], to) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * rs_plan_has_tolerance
+ *		Whether an effective plan may hold persona.tolerance (pro and plus);
+ *		below them the field reads as null and cannot be written (PT402).
+ */
+bool
+rs_plan_has_tolerance(const char *plan)
+{
+	return strcmp(plan, "pro") == 0 || strcmp(plan, "plus") == 0;
 }

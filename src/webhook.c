@@ -15,8 +15,10 @@
  * reported as idempotent), orders events per subscription by modified_at,
  * and applies the subscription through the state trigger.
  *
- * The secret never reaches a message, a log line or SQL text: it is read
- * into a buffer that is zeroed after use.
+ * The secret file is read by the one secret file reader (secret_file.c):
+ * a regular file of the server's OS user without group or world access.
+ * The decoded secret is kept in guarded memory until the file changes.  It
+ * never reaches a message, a log line or SQL text.
  *
  * Copyright (c) 2026, the roastr_state authors
  *
@@ -26,10 +28,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
@@ -42,16 +40,25 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "roastr_state.h"
+#include "access.h"
 #include "core/rs_webhook_core.h"
+#include "errcodes.h"
+#include "fields.h"
+#include "secret_file.h"
+#include "spi_util.h"
+#include "stats.h"
+#include "webhook.h"
 
 /* Bodies larger than this are refused before any work. */
 #define RS_WH_MAX_BODY		(1024 * 1024)
 
-char	   *rs_webhook_secret_file = NULL;
+/* roastr_state.webhook_secret_file */
+static char *webhook_secret_file = NULL;
 
-static SPIPlanPtr apply_plan = NULL;
-
+/*
+ * rs_webhook_init
+ *		Define roastr_state.webhook_secret_file; called once, from _PG_init.
+ */
 void
 rs_webhook_init(void)
 {
@@ -59,7 +66,7 @@ rs_webhook_init(void)
 							   "Path of the file holding the Polar webhook secret.",
 							   "\"whsec_\" followed by base64 (Standard Webhooks), or the raw secret (Polar). "
 							   "The file must not be readable by group or others.",
-							   &rs_webhook_secret_file,
+							   &webhook_secret_file,
 							   "",
 							   PGC_SUSET,
 							   0,
@@ -67,71 +74,149 @@ rs_webhook_init(void)
 }
 
 /*
+ * The decoded secret of the last file read, in guarded memory, and the
+ * file it came from: reused while the file is unchanged (one stat() per
+ * delivery instead of a read and a decode).
+ */
+static uint8 *cached_key = NULL;
+static size_t cached_keylen = 0;
+static RsFileSig cached_sig;
+
+/*
+ * secret_file_error
+ *		ERROR for a webhook secret file that could not be read (problem and
+ *		errno from rs_secret_file_read).  Every message names the file and
+ *		the setting, never the secret.
+ */
+static void
+secret_file_error(const char *path, RsSecretProblem problem, int save_errno)
+{
+	switch (problem)
+	{
+		case RS_SECRET_OPEN:
+			errno = save_errno;
+			ereport(ERROR,
+					errcode_for_file_access(),
+					errmsg("could not open webhook secret file \"%s\" (roastr_state.webhook_secret_file): %m",
+						   path));
+			break;
+		case RS_SECRET_NOT_REGULAR:
+			ereport(ERROR,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errmsg("webhook secret file \"%s\" (roastr_state.webhook_secret_file) is not a regular file",
+						   path));
+			break;
+		case RS_SECRET_NOT_OWNER:
+			ereport(ERROR,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errmsg("webhook secret file \"%s\" (roastr_state.webhook_secret_file) is not owned by the database server's user",
+						   path),
+					errhint("Change its owner to the operating system user that runs the server."));
+			break;
+		case RS_SECRET_PERMISSIONS:
+			ereport(ERROR,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errmsg("webhook secret file \"%s\" (roastr_state.webhook_secret_file) is accessible by group or others",
+						   path),
+					errhint("Run chmod 600 on it."));
+			break;
+		case RS_SECRET_NO_MEMORY:
+			ereport(ERROR,
+					errcode(ERRCODE_OUT_OF_MEMORY),
+					errmsg("out of memory"),
+					errdetail("Could not allocate guarded memory for the webhook secret."));
+			break;
+		default:
+			ereport(ERROR,
+					errcode(ERRCODE_CONFIG_FILE_ERROR),
+					errmsg("could not read webhook secret file \"%s\" (roastr_state.webhook_secret_file)",
+						   path));
+			break;
+	}
+}
+
+/*
+ * forget_secret
+ *		Wipe and drop the cached secret.
+ */
+static void
+forget_secret(void)
+{
+	if (cached_key != NULL)
+		sodium_free(cached_key);	/* wipes it */
+	cached_key = NULL;
+	cached_keylen = 0;
+	memset(&cached_sig, 0, sizeof(cached_sig));
+}
+
+/*
+ * load_secret
+ *		Read the secret file at "path" (secret_file.c) and decode it into
+ *		the cache.  ERROR, with the cache empty, when it cannot be read or
+ *		decoded.
+ */
+static void
+load_secret(const char *path)
+{
+	char	   *buf;
+	size_t		len;
+	RsFileSig	sig;
+	int			save_errno;
+	RsSecretProblem problem;
+	RsWebhookResult r;
+
+	forget_secret();
+	problem = rs_secret_file_read(path, RS_WH_MAX_SECRET * 2 - 1, &buf, &len,
+								  &sig, &save_errno);
+	if (problem != RS_SECRET_OK)
+		secret_file_error(path, problem, save_errno);
+	cached_key = sodium_malloc(RS_WH_MAX_SECRET);
+	if (cached_key == NULL)
+	{
+		rs_secret_file_free(buf, RS_WH_MAX_SECRET * 2 - 1);
+		secret_file_error(path, RS_SECRET_NO_MEMORY, 0);
+	}
+	r = rs_webhook_secret_key(buf, len, cached_key, &cached_keylen);
+	rs_secret_file_free(buf, RS_WH_MAX_SECRET * 2 - 1);
+	if (r != RS_WH_OK)
+	{
+		forget_secret();
+		ereport(ERROR,
+				errcode(ERRCODE_CONFIG_FILE_ERROR),
+				errmsg("invalid webhook secret in \"%s\" (roastr_state.webhook_secret_file)", path),
+				errdetail("Expected \"whsec_\" followed by base64, or the raw secret."));
+	}
+	cached_sig = sig;
+}
+
+/*
  * read_secret_key
- *		Read and decode the webhook secret into "key" (RS_WH_MAX_SECRET
- *		bytes, zeroed by the caller).  Errors name the setting, never the
+ *		The decoded webhook secret, copied into "key" (RS_WH_MAX_SECRET
+ *		bytes, wiped by the caller): from the cache while the file is
+ *		unchanged, else read again.  Errors name the setting, never the
  *		secret.
  */
 static void
 read_secret_key(uint8 *key, size_t *keylen)
 {
-	const char *path = rs_webhook_secret_file;
-	int			fd;
-	struct stat sb;
-	char		buf[RS_WH_MAX_SECRET * 2];
-	ssize_t		n;
-	RsWebhookResult r;
+	const char *path = webhook_secret_file;
 
 	if (path == NULL || path[0] == '\0')
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("roastr_state.webhook_secret_file is not set"),
 				errhint("Point it at a file holding the Polar webhook secret."));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		ereport(ERROR,
-				errcode_for_file_access(),
-				errmsg("could not open webhook secret file \"%s\" (roastr_state.webhook_secret_file): %m",
-					   path));
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-	{
-		close(fd);
-		ereport(ERROR,
-				errcode(ERRCODE_CONFIG_FILE_ERROR),
-				errmsg("webhook secret file \"%s\" (roastr_state.webhook_secret_file) is not a regular file",
-					   path));
-	}
-	if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-	{
-		close(fd);
-		ereport(ERROR,
-				errcode(ERRCODE_CONFIG_FILE_ERROR),
-				errmsg("webhook secret file \"%s\" (roastr_state.webhook_secret_file) is accessible by group or others",
-					   path),
-				errhint("Run chmod 600 on it."));
-	}
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n < 0 || n == (ssize_t) sizeof(buf))
-	{
-		sodium_memzero(buf, sizeof(buf));
-		ereport(ERROR,
-				errcode(ERRCODE_CONFIG_FILE_ERROR),
-				errmsg("could not read webhook secret file \"%s\" (roastr_state.webhook_secret_file)",
-					   path));
-	}
-	r = rs_webhook_secret_key(buf, (size_t) n, key, keylen);
-	sodium_memzero(buf, sizeof(buf));
-	if (r != RS_WH_OK)
-		ereport(ERROR,
-				errcode(ERRCODE_CONFIG_FILE_ERROR),
-				errmsg("invalid webhook secret in \"%s\" (roastr_state.webhook_secret_file)", path),
-				errdetail("Expected \"whsec_\" followed by base64, or the raw secret."));
+	if (cached_key == NULL || !rs_file_unchanged(&cached_sig, path))
+		load_secret(path);
+	memcpy(key, cached_key, cached_keylen);
+	*keylen = cached_keylen;
 }
 
+/* ERROR (PT401): the delivery is not authentic; nothing is applied. */
 static void
 unauthorized(RsWebhookResult r)
 {
+	rs_stats_count(RS_STAT_WEBHOOKS_REFUSED);
 	ereport(ERROR,
 			errcode(ERRCODE_ROASTR_UNAUTHORIZED),
 			errmsg("webhook rejected: %s", rs_webhook_result_text(r)),
@@ -158,8 +243,9 @@ roastr_state_apply_polar_webhook(PG_FUNCTION_ARGS)
 	RsWebhookResult r;
 	MemoryContext cxt = CurrentMemoryContext;
 	RsUserSwitch sw;
+	static SPIPlanPtr apply_plan = NULL;
+	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
-	int			rc;
 	bool		isnull;
 	Jsonb	   *result;
 
@@ -199,17 +285,12 @@ roastr_state_apply_polar_webhook(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (apply_plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-
-		apply_plan = rs_prepare_kept("SELECT roastr_state._apply_polar_event($1, $2)",
-									 2, types);
-	}
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PointerGetDatum(body);
-	rc = SPI_execute_plan(apply_plan, args, NULL, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+	if (rs_spi_run(rs_spi_kept(&apply_plan,
+							   "SELECT roastr_state._apply_polar_event($1, $2)",
+							   2, types),
+				   args, NULL, false, 1, SPI_OK_SELECT, "apply webhook") != 1)
 		elog(ERROR, "could not apply webhook");
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -240,7 +321,7 @@ roastr_state_set_product_plan(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 	static SPIPlanPtr set_plan = NULL;
 	static SPIPlanPtr del_plan = NULL;
-	int			rc;
+	Oid			types[2] = {TEXTOID, TEXTOID};
 
 	rs_get_caller(&caller);
 	rs_require_service(&caller, "set_product_plan");
@@ -264,23 +345,18 @@ roastr_state_set_product_plan(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	if (del_plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-
-		set_plan = rs_prepare_kept(
-								   "INSERT INTO roastr_state.product_plans (product_id, plan) VALUES ($1, $2) "
-								   "ON CONFLICT (product_id) DO UPDATE SET plan = EXCLUDED.plan",
-								   2, types);
-		del_plan = rs_prepare_kept(
-								   "DELETE FROM roastr_state.product_plans "
-								   "WHERE product_id OPERATOR(pg_catalog.=) $1",
-								   1, types);
-	}
-	rc = SPI_execute_plan(PG_ARGISNULL(1) ? del_plan : set_plan, args, nulls,
-						  false, 0);
-	if (rc != SPI_OK_INSERT && rc != SPI_OK_DELETE)
-		elog(ERROR, "could not set product plan: %s", SPI_result_code_string(rc));
+	if (PG_ARGISNULL(1))
+		rs_spi_run(rs_spi_kept(&del_plan,
+							   "DELETE FROM roastr_state.product_plans "
+							   "WHERE product_id OPERATOR(pg_catalog.=) $1",
+							   1, types),
+				   args, nulls, false, 0, SPI_OK_DELETE, "set product plan");
+	else
+		rs_spi_run(rs_spi_kept(&set_plan,
+							   "INSERT INTO roastr_state.product_plans (product_id, plan) VALUES ($1, $2) "
+							   "ON CONFLICT (product_id) DO UPDATE SET plan = EXCLUDED.plan",
+							   2, types),
+				   args, nulls, false, 0, SPI_OK_INSERT, "set product plan");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -94,7 +94,7 @@ rs_crypto_strerror(int status)
 
 /* Store v big-endian at p[0..3]. */
 static void
-store_be32(uint8_t * p, uint32_t v)
+store_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t) (v >> 24);
 	p[1] = (uint8_t) (v >> 16);
@@ -104,7 +104,7 @@ store_be32(uint8_t * p, uint32_t v)
 
 /* Read a big-endian uint32 from p[0..3]. */
 static uint32_t
-load_be32(const uint8_t * p)
+load_be32(const uint8_t *p)
 {
 	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) |
 		((uint32_t) p[2] << 8) | (uint32_t) p[3];
@@ -120,8 +120,8 @@ load_be32(const uint8_t * p)
  * no more than RS_FIELD_MAX_BYTES + 1 bytes of it are ever read.
  */
 static int
-env_ad(uint8_t * ad, size_t *adlen, const uint8_t * header,
-	   const uint8_t * user, const char *field)
+env_ad(uint8_t *ad, size_t *adlen, const uint8_t *header,
+	   const uint8_t *user, const char *field)
 {
 	size_t		flen = 0;
 
@@ -151,8 +151,8 @@ env_ad(uint8_t * ad, size_t *adlen, const uint8_t * header,
 int
 rs_env_seal(const uint8_t key[RS_KEY_BYTES], uint32_t keygen,
 			const uint8_t user[RS_USER_BYTES], const char *field,
-			const uint8_t * plain, size_t plen,
-			uint8_t * out, size_t outcap, size_t *outlen)
+			const uint8_t *plain, size_t plen,
+			uint8_t *out, size_t outcap, size_t *outlen)
 {
 	uint8_t		ad[RS_ENV_AD_MAX];
 	size_t		adlen;
@@ -209,8 +209,8 @@ rs_env_seal(const uint8_t key[RS_KEY_BYTES], uint32_t keygen,
 int
 rs_env_open(const uint8_t key[RS_KEY_BYTES],
 			const uint8_t user[RS_USER_BYTES], const char *field,
-			const uint8_t * env, size_t envlen,
-			uint8_t * plain, size_t plaincap, size_t *plen)
+			const uint8_t *env, size_t envlen,
+			uint8_t *plain, size_t plaincap, size_t *plen)
 {
 	uint8_t		ad[RS_ENV_AD_MAX];
 	uint8_t		dummy[1];
@@ -268,7 +268,7 @@ rs_env_open(const uint8_t key[RS_KEY_BYTES],
  * rs_env_open; the generation is not authenticated until it is opened.
  */
 int
-rs_env_keygen(const uint8_t * env, size_t envlen, uint32_t * keygen)
+rs_env_keygen(const uint8_t *env, size_t envlen, uint32_t *keygen)
 {
 	if (keygen == NULL)
 		return RS_ERR_ARG;
@@ -287,7 +287,7 @@ rs_env_keygen(const uint8_t * env, size_t envlen, uint32_t * keygen)
 
 /* Build the associated data of a wrapped data key (RS_DEK_AD_BYTES). */
 static void
-dek_ad(uint8_t * ad, const uint8_t * user, uint32_t keygen, uint32_t master_id)
+dek_ad(uint8_t *ad, const uint8_t *user, uint32_t keygen, uint32_t master_id)
 {
 	memcpy(ad, RS_DEK_AD_PREFIX, RS_DEK_AD_PREFIX_BYTES);
 	memcpy(ad + RS_DEK_AD_PREFIX_BYTES, user, RS_USER_BYTES);
@@ -308,7 +308,7 @@ int
 rs_dek_wrap(const uint8_t master[RS_KEY_BYTES], uint32_t master_id,
 			const uint8_t user[RS_USER_BYTES], uint32_t keygen,
 			const uint8_t dek[RS_KEY_BYTES],
-			uint8_t * out, size_t outcap)
+			uint8_t *out, size_t outcap)
 {
 	uint8_t		ad[RS_DEK_AD_BYTES];
 	unsigned long long clen;
@@ -343,7 +343,7 @@ rs_dek_wrap(const uint8_t master[RS_KEY_BYTES], uint32_t master_id,
 int
 rs_dek_unwrap(const uint8_t master[RS_KEY_BYTES], uint32_t master_id,
 			  const uint8_t user[RS_USER_BYTES], uint32_t keygen,
-			  const uint8_t * wrapped, size_t wrappedlen,
+			  const uint8_t *wrapped, size_t wrappedlen,
 			  uint8_t dek[RS_KEY_BYTES])
 {
 	uint8_t		ad[RS_DEK_AD_BYTES];

@@ -183,7 +183,7 @@ rs_keyfile_parse(const char *text, size_t len, RsKeyRing *ring, int *bad_line)
  *
  * A linear search: a ring holds at most RS_KEYRING_MAX keys.
  */
-const		uint8_t *
+const uint8_t *
 rs_keyring_find(const RsKeyRing *ring, uint32_t id)
 {
 	int			n;

@@ -6,7 +6,7 @@
  *
  * Nothing here includes a PostgreSQL header: the core needs only libc and
  * libsodium, so unit tests, fuzzers and valgrind runs can link it without
- * a server.  src/crypto.c is the PostgreSQL glue around it.
+ * a server.  src/keyring.c and src/crypto.c are the PostgreSQL glue around it.
  *
  * Every function returns an RsCryptoStatus.  Statuses never carry key,
  * nonce or plaintext bytes; rs_crypto_strerror() turns one into a short,

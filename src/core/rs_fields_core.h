@@ -9,7 +9,7 @@
  * jsonb parser reads the JSON; everything after that is decided here: which
  * keys name a field, which caller may write it, and whether a value is
  * acceptable (UTF-8, length in characters, control characters, enumerations,
- * integer ranges, UUID syntax).  The server code (fields.c, state.c) turns
+ * integer ranges, UUID syntax).  The server code (fields.c, patch.c) turns
  * the results into SQLSTATEs.
  *
  * Copyright (c) 2026, the roastr_state authors

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RS_WH_TOLERANCE_S		300		/* Standard Webhooks: 5 minutes */
+#define RS_WH_TOLERANCE_S		300 /* Standard Webhooks: 5 minutes */
 #define RS_WH_MAX_ID			255
 #define RS_WH_MAX_HEADER		4096
 #define RS_WH_MAX_SIGNATURES	16

@@ -72,7 +72,7 @@ is_base64(const char *s, size_t len)
 }
 
 RsWebhookResult
-rs_webhook_secret_key(const char *secret, size_t len, uint8_t * key,
+rs_webhook_secret_key(const char *secret, size_t len, uint8_t *key,
 					  size_t *keylen)
 {
 	while (len > 0 && (secret[len - 1] == '\n' || secret[len - 1] == '\r' ||
@@ -100,7 +100,7 @@ rs_webhook_secret_key(const char *secret, size_t len, uint8_t * key,
 }
 
 static int
-parse_seconds(const char *s, int64_t * out)
+parse_seconds(const char *s, int64_t *out)
 {
 	int64_t		v = 0;
 	size_t		n = strlen(s);
@@ -118,8 +118,8 @@ parse_seconds(const char *s, int64_t * out)
 }
 
 RsWebhookResult
-rs_webhook_verify(const uint8_t * key, size_t keylen, const char *id,
-				  const char *timestamp, const uint8_t * body, size_t bodylen,
+rs_webhook_verify(const uint8_t *key, size_t keylen, const char *id,
+				  const char *timestamp, const uint8_t *body, size_t bodylen,
 				  const char *header, int64_t now, int64_t tolerance)
 {
 	size_t		idlen = strlen(id);

@@ -10,7 +10,8 @@
 #  not preloaded (each new backend reads the file at its first key use):
 #   (a) a file with group access (0640): F0000, naming the file and the
 #       setting, at the first read and at the first write; also a
-#       directory in its place ("not a regular file");
+#       directory in its place ("not a regular file") and, when run as
+#       root, a file of another user ("is not owned");
 #   (b) bad lines -- a short key, a non-hex digit, a repeated id -- F0000
 #       "invalid master key file", "Line N"; the valid key of the same file
 #       and the bad line's digits appear nowhere;
@@ -133,6 +134,16 @@ st a_dir "SELECT roastr_state.state_full('$u1');" | sess
 expect a_dir F0000 "is not a regular file" "roastr_state.master_key_file"
 rmdir "$keyfile"
 mv "$keyfile.saved" "$keyfile"
+# owned by another user, readable by the server (root can make one): the
+# owner is checked first
+if [ "$(id -u)" -eq 0 ]; then
+	chown root: "$keyfile"
+	chmod 604 "$keyfile"
+	st a_owner "SELECT roastr_state.state_full('$u1');" | sess
+	expect a_owner F0000 "is not owned by the database server's user" "roastr_state.master_key_file" "$keyfile"
+	chmod 600 "$keyfile"
+	chown "$(stat -c %U "$ROASTR_CLUSTER_DIR")" "$keyfile"
+fi
 st a_fixed "SELECT roastr_state.state_full('$u1')->'persona'->>'identity';" | sess
 expect a_fixed 00000
 grep -q -x "first text" "$work/out" || bad "a_fixed: the persona did not read back: $(cat "$work/out")"

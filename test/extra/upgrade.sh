@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The upgrade path equals a fresh install.  Database A gets CREATE EXTENSION
-# roastr_state (the default version, read from roastr_state.control); database
-# B gets VERSION '0.1.0', is used through the 0.1.0 API -- served by the
-# installed library, which is the newest one -- and is then taken to the
+# roastr_state (the default version, read from roastr_state.control), which
+# runs the full install script of that version (sql/roastr_state--X.Y.Z.sql);
+# database B gets VERSION '0.1.0', is used through the 0.1.0 API -- served by
+# the installed library, which is the newest one -- and is then taken to the
 # default version with ALTER EXTENSION UPDATE (0.1.0 -> 0.2.0 -> 0.3.0 ...).
 # Then:
 #   1. every object of the extension is compared between A and B through the
@@ -81,8 +82,8 @@ $$ SELECT jsonb_path_query_array(j, '$.changes[*].field')::text $$;
 CREATE FUNCTION pg_temp.snapshot() RETURNS text LANGUAGE sql AS $$
 SELECT jsonb_pretty(jsonb_build_object(
 	'users', (SELECT jsonb_object_agg(s.user_id, jsonb_build_object(
-			'state_sync', roastr_state.state_sync(s.user_id, 0) - 'lastSyncedAt',
-			'state_full', roastr_state.state_full(s.user_id) #- '{_meta,lastSyncedAt}',
+			'state_sync', roastr_state.state_sync(s.user_id, 0) - 'lastSyncedAt' - 'history',
+			'state_full', roastr_state.state_full(s.user_id) #- '{_meta,lastSyncedAt}' #- '{_meta,history}',
 			'row', to_jsonb(s)))
 		FROM roastr_state.state s),
 	'mutations', (SELECT jsonb_agg(to_jsonb(m) ORDER BY m.user_id, m.mutation_id) FROM roastr_state.mutations m),
@@ -210,11 +211,12 @@ SELECT pg_temp.expect('state_sync on 0.1.0', pg_temp.fields(roastr_state.state_s
 	'["usage.monthly_roasts_used", "usage.period_start", "usage.remaining_roasts"]');
 SELECT pg_temp.expect('its cursor', roastr_state.state_sync(:'u1', 3) ->> 'cursor', '4');
 SELECT pg_temp.expect('state_sync from 0 on 0.1.0', roastr_state.state_sync(:'u1', 0) ->> 'cursor', '4');
-SELECT pg_temp.expect('a cursor newer than the server on 0.1.0', (roastr_state.state_sync(:'u1', 99) - 'lastSyncedAt')::text,
-	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt')::text);
+SELECT pg_temp.expect('a cursor newer than the server on 0.1.0', (roastr_state.state_sync(:'u1', 99) - 'lastSyncedAt' - 'history' - 'reset')::text,
+	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt' - 'history' - 'reset')::text);
+SELECT pg_temp.expect('... flagged reset', roastr_state.state_sync(:'u1', 99)->>'reset', 'true');
 SELECT pg_temp.expect('state_sync by time on 0.1.0',
-	(roastr_state.state_sync(:'u1', '2000-01-01'::timestamptz) - 'lastSyncedAt')::text,
-	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt')::text);
+	(roastr_state.state_sync(:'u1', '2000-01-01'::timestamptz) - 'lastSyncedAt' - 'history')::text,
+	(roastr_state.state_sync(:'u1', 0) - 'lastSyncedAt' - 'history')::text);
 
 -- persona text is refused on 0.1.0, by patch and by the table's guard
 SELECT pg_temp.expect('persona patch on 0.1.0',
@@ -404,10 +406,12 @@ report "0.2.0 and 0.3.0 on pre-upgrade users in $old" "$out" "$st"
 # Every member of the extension (pg_depend deptype 'e'), and everything
 # that hangs off a member table, one property per line.  No OIDs appear:
 # foreign keys' internal triggers and TOAST tables are described by what
-# they are.  The comparison is strict, column order included: a fresh
-# install has no script of its own for 0.2.0 or later, so CREATE EXTENSION
-# runs the very same chain of scripts (0.1.0, 0.1.0--0.2.0, 0.2.0--0.3.0)
-# that B ran, and nothing may differ.
+# they are.  The comparison is strict, column order included: A ran the
+# full install script of the current version, B the chain of upgrade
+# scripts (0.1.0, 0.1.0--0.2.0, 0.2.0--0.3.0, ...), and nothing may differ --
+# columns added by ALTER TABLE come last in the full script too, function
+# bodies and comments are the chain's final ones, and the tables are
+# registered with pg_extension_config_dump in the chain's order.
 catalog_sql=$(cat <<'SQL'
 WITH ext AS (SELECT * FROM pg_extension WHERE extname = 'roastr_state'),
 mem AS (SELECT d.classid, d.objid, d.objsubid

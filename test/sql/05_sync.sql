@@ -20,7 +20,7 @@ SELECT is(pg_temp.fields(roastr_state.state_sync(:u1, 1)), '', 'nothing after th
 SELECT is((roastr_state.state_sync(:u1, 1)->>'cursor')::int, 1, 'the cursor is the version');
 SELECT is(
 	(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(roastr_state.state_sync(:u1, 1)) k),
-	ARRAY['changes', 'cursor', 'lastSyncedAt'], 'the sync answer has the keys of the API');
+	ARRAY['changes', 'cursor', 'history', 'lastSyncedAt', 'reset'], 'the sync answer has the keys of the API');
 
 SELECT roastr_state.patch(:u1, '{"roasting.enabled": false}') IS NOT NULL;
 SELECT roastr_state.patch(:u1, '{"roasting.roast_level": 1}') IS NOT NULL;

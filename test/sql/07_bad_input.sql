@@ -73,6 +73,13 @@ INSERT INTO cases (label, sql, code) VALUES
 	('state_sync: negative cursor', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', -5)$$, '22023'),
 	('state_sync: infinite time', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', 'infinity'::timestamptz)$$, '22023'),
 	('state_sync: ambiguous NULL cursor', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', NULL)$$, '42725'),
+	('state_sync: history not a token', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', 1, 'nope')$$, '22023'),
+	('state_sync: history with a bad timeline', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', 1, '123.0')$$, '22023'),
+	('state_sync: history with lower-case hex', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', 1, '123.1.ff')$$, '22023'),
+	('state_sync: history too long', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', 1, repeat('1', 65))$$, '22023'),
+	('state_sync: history overflowing', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', 1, '99999999999999999999999.1')$$, '22023'),
+	('state_sync: history, negative cursor', $$SELECT roastr_state.state_sync('a1111111-1111-4111-8111-111111111111', -1, NULL)$$, '22023'),
+	('state_sync: history, unknown user', $$SELECT roastr_state.state_sync('afffffff-ffff-4fff-8fff-ffffffffffff', 0, NULL)$$, 'PT404'),
 	-- ensure_user
 	('ensure_user: NULL user', $$SELECT roastr_state.ensure_user(NULL, 'x@example.com')$$, '22023'),
 	('ensure_user: NULL e-mail', $$SELECT roastr_state.ensure_user('a1111111-1111-4111-8111-111111111111', NULL)$$, '22023'),

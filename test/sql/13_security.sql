@@ -9,7 +9,7 @@
 \set u5 '''a5555555-5555-4555-8555-555555555555'''
 
 BEGIN;
-SELECT plan(373);
+SELECT plan(377);
 
 -- Supabase's roles (the test cluster has them), then reinstall so the
 -- install script grants to them.
@@ -269,6 +269,8 @@ INSERT INTO evil_calls (phase, label, cmd) VALUES
 	('service', 'set_product_plan remove', $$SELECT roastr_state.set_product_plan('prod_svc_$V', NULL)$$),
 	('service', 'rotate_master_key', $$SELECT roastr_state.rotate_master_key()$$),
 	('service', 'notify_stats', $$SELECT roastr_state.notify_stats()$$),
+	('service', 'stats', $$SELECT roastr_state.stats()$$),
+	('service', 'state_sync with history', $$SELECT roastr_state.state_sync('e00000$V4-0000-4000-8000-000000000001', 0::bigint, NULL)$$),
 	('service', 'caller_is_service', $$SELECT roastr_state.caller_is_service()$$),
 	('service', 'authorize_channel', $$SELECT roastr_state.authorize_channel('roastr_state')$$),
 	('service', 'create_organization', $$SELECT roastr_state.create_organization('e00000$V6-0000-4000-8000-000000000001', 'Six $V', 'evil-six-$V')$$),
@@ -397,6 +399,7 @@ INSERT INTO grid VALUES
 	-- functions users call
 	('roastr_state.state_full(uuid)',                                '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.state_sync(uuid,bigint)',                         '', '', 'EXECUTE', 'EXECUTE'),
+	('roastr_state.state_sync(uuid,bigint,text)',                    '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.state_sync(uuid,timestamp with time zone)',       '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.patch(uuid,jsonb,bigint,uuid)',                   '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.consume_roasts(uuid,integer,text)',               '', '', 'EXECUTE', 'EXECUTE'),
@@ -415,6 +418,7 @@ INSERT INTO grid VALUES
 	('roastr_state.apply_polar_webhook(text,text,text,text)',        '', '', '',        'EXECUTE'),
 	('roastr_state.rotate_master_key(integer)',                      '', '', '',        'EXECUTE'),
 	('roastr_state.notify_stats()',                                  '', '', '',        'EXECUTE'),
+	('roastr_state.stats()',                                         '', '', '',        'EXECUTE'),
 	('roastr_state.caller_is_service()',                             '', '', '',        'EXECUTE'),
 	-- internal: nobody but the owner
 	('roastr_state._apply_polar_event(text,text)',                   '', '', '',        ''),
@@ -739,6 +743,7 @@ INSERT INTO attempts (label, r, claims, sub, cmd) VALUES
 	('A: _apply_polar_event', 'authenticated', :cA, NULL, 'SELECT roastr_state._apply_polar_event(''w'', ''{}'')'),
 	('A: rotate_master_key', 'authenticated', :cA, NULL, 'SELECT roastr_state.rotate_master_key()'),
 	('A: notify_stats', 'authenticated', :cA, NULL, 'SELECT roastr_state.notify_stats()'),
+	('A: stats', 'authenticated', :cA, NULL, 'SELECT roastr_state.stats()'),
 	('A: caller_is_service', 'authenticated', :cA, NULL, 'SELECT roastr_state.caller_is_service()'),
 	('A: state_trigger()', 'authenticated', :cA, NULL, 'SELECT roastr_state.state_trigger()'),
 	('A: remember_deleted()', 'authenticated', :cA, NULL, 'SELECT roastr_state.remember_deleted()'),
@@ -757,6 +762,7 @@ INSERT INTO attempts (label, r, claims, sub, cmd) VALUES
 	('granted: _apply_polar_event', 'rs_sec_granted', :cA, NULL, 'SELECT roastr_state._apply_polar_event(''w'', ''{}'')'),
 	('granted: rotate_master_key', 'rs_sec_granted', :cA, NULL, 'SELECT roastr_state.rotate_master_key()'),
 	('granted: notify_stats', 'rs_sec_granted', :cA, NULL, 'SELECT roastr_state.notify_stats()'),
+	('granted: stats', 'rs_sec_granted', :cA, NULL, 'SELECT roastr_state.stats()'),
 	('granted: state_full of B', 'rs_sec_granted', :cA, NULL, format('SELECT roastr_state.state_full(%L)', :uB)),
 	('granted: patch B', 'rs_sec_granted', :cA, NULL, format($$SELECT roastr_state.patch(%L, '{"roasting.enabled": false}')$$, :uB)),
 	('granted: add themselves to org-b', 'rs_sec_granted', :cA, NULL, format('SELECT roastr_state.add_member(%L, %L, ''member'')', :'orgb', :uA)),

@@ -372,6 +372,10 @@ INSERT INTO cases (label, who, sql, code) VALUES
 	('notify_stats: anon', 'anon', 'SELECT roastr_state.notify_stats()', '42501'),
 	('notify_stats: with an argument', 'service', 'SELECT roastr_state.notify_stats(1)', '42883'),
 	('notify_stats: with a NULL argument', 'service', 'SELECT roastr_state.notify_stats(NULL)', '42883'),
+	-- stats(): no arguments to get wrong
+	('stats: as a user', :u1, 'SELECT roastr_state.stats()', '42501'),
+	('stats: anon', 'anon', 'SELECT roastr_state.stats()', '42501'),
+	('stats: with an argument', 'service', 'SELECT roastr_state.stats(1)', '42883'),
 	('caller_is_service: as a user', :u1, 'SELECT roastr_state.caller_is_service()', '42501'),
 	('caller_is_service: anon', 'anon', 'SELECT roastr_state.caller_is_service()', '42501'),
 	('caller_is_service: with an argument', 'service', 'SELECT roastr_state.caller_is_service(''x'')', '42883'),
