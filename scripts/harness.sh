@@ -71,3 +71,43 @@ client_node_modules() {
 		cp client/package-lock.json "$stamp"
 	fi
 }
+
+# pgbouncer_start DIR PORT USERS DATABASES
+#   Debian's PgBouncer in pool_mode = transaction, listening only on a unix
+#   socket in DIR (port PORT), trust auth for the space-separated USERS,
+#   DATABASES the lines of its [databases] section; run as the cluster's
+#   OS user (it refuses root).  Sets $pgb_pid; the caller kills it.
+pgbouncer_start() {
+	local dir=$1 port=$2 users=$3 databases=$4 u owner bin
+	bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+	[ -x "$bin" ] || { echo "pgbouncer not found (scripts/deps.sh installs it)" >&2; return 1; }
+	owner=$(stat -c %U "$ROASTR_CLUSTER_DIR")
+	: >"$dir/userlist.txt"
+	for u in $users; do printf '"%s" ""\n' "$u" >>"$dir/userlist.txt"; done
+	cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+$databases
+[pgbouncer]
+pool_mode = transaction
+listen_addr =
+listen_port = $port
+unix_socket_dir = $dir
+auth_type = trust
+auth_file = $dir/userlist.txt
+stats_users = postgres
+max_client_conn = 200
+default_pool_size = 2
+reserve_pool_size = 0
+server_lifetime = 3600
+ignore_startup_parameters = extra_float_digits
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+	chmod 755 "$dir"
+	chown -R "$owner": "$dir"
+	runuser -u "$owner" -- "$bin" "$dir/pgbouncer.ini" >"$dir/stdout.log" 2>&1 &
+	pgb_pid=$!
+	for _ in $(seq 100); do [ -S "$dir/.s.PGSQL.$port" ] && break; sleep 0.05; done
+	[ -S "$dir/.s.PGSQL.$port" ] || { echo "pgbouncer did not start:" >&2; cat "$dir"/*.log >&2; return 1; }
+	echo "pgbouncer: $("$bin" --version | head -n 1), pool_mode = transaction, in $dir"
+}

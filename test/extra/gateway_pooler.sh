@@ -19,8 +19,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 command -v node >/dev/null || { echo "gateway_pooler: node not found (install nodejs)"; exit 1; }
-PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-[ -x "$PGBOUNCER" ] || { echo "gateway_pooler: pgbouncer not found (scripts/deps.sh installs it)"; exit 1; }
 if [ -z "${ROASTR_CLUSTER_DIR:-}" ] || [ ! -d "$ROASTR_CLUSTER_DIR/data" ]; then
 	echo "gateway_pooler: needs the cluster of scripts/cluster.sh (ROASTR_CLUSTER_DIR)"; exit 1
 fi
@@ -63,34 +61,8 @@ SQL
 
 # One pool of 2 server connections; trust on the unix socket, as the
 # cluster is; postgres may read SHOW CLIENTS.
-cat >"$dir/userlist.txt" <<EOF
-"$gw_role" ""
-"postgres" ""
-EOF
-cat >"$dir/pgbouncer.ini" <<EOF
-[databases]
-$db = host=$PGHOST port=$PGPORT dbname=$db pool_size=2
-[pgbouncer]
-pool_mode = transaction
-listen_addr =
-listen_port = $port
-unix_socket_dir = $dir
-auth_type = trust
-auth_file = $dir/userlist.txt
-stats_users = postgres
-max_client_conn = 100
-default_pool_size = 2
-reserve_pool_size = 0
-ignore_startup_parameters = extra_float_digits
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-EOF
-chown -R "$owner": "$dir"
-runuser -u "$owner" -- "$PGBOUNCER" "$dir/pgbouncer.ini" >"$dir/stdout.log" 2>&1 &
-pgb_pid=$!
-for _ in $(seq 100); do [ -S "$dir/.s.PGSQL.$port" ] && break; sleep 0.05; done
-[ -S "$dir/.s.PGSQL.$port" ] || { echo "gateway_pooler: pgbouncer did not start"; cat "$dir"/*.log; exit 1; }
-echo "gateway_pooler: $("$PGBOUNCER" --version | head -n 1), pool_mode = transaction, pool_size = 2"
+pgbouncer_start "$dir" "$port" "$gw_role postgres" \
+	"$db = host=$PGHOST port=$PGPORT dbname=$db pool_size=2" || exit 1
 
 passed=0
 failed=0

@@ -9,8 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 command -v node >/dev/null || { echo "pooler: node not found (install nodejs)"; exit 1; }
-PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-[ -x "$PGBOUNCER" ] || { echo "pooler: pgbouncer not found (scripts/deps.sh installs it)"; exit 1; }
 if [ -z "${ROASTR_CLUSTER_DIR:-}" ] || [ ! -d "$ROASTR_CLUSTER_DIR/data" ]; then
 	echo "pooler: needs the cluster of scripts/cluster.sh (ROASTR_CLUSTER_DIR)"; exit 1
 fi
@@ -19,9 +17,7 @@ source scripts/harness.sh
 gateway_node_modules
 
 db=rs_pooler
-owner=$(stat -c %U "$ROASTR_CLUSTER_DIR")
 dir=$(mktemp -d /tmp/roastr_pooler.XXXXXX)
-chmod 755 "$dir"
 port=6439
 pgb_pid=""
 # shellcheck disable=SC2317   # called through the EXIT trap
@@ -40,35 +36,9 @@ psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION roastr_state" >/dev/
 # the load, "rs_pooler_one" with 1 for the deterministic demonstrations of
 # what leaks through a pooler (a session-level setting, a named prepared
 # statement).  Trust on the unix socket, as the cluster is.
-cat >"$dir/userlist.txt" <<EOF
-"authenticator" ""
-"postgres" ""
-EOF
-cat >"$dir/pgbouncer.ini" <<EOF
-[databases]
-$db = host=$PGHOST port=$PGPORT dbname=$db pool_size=2
-${db}_one = host=$PGHOST port=$PGPORT dbname=$db pool_size=1
-[pgbouncer]
-pool_mode = transaction
-listen_addr =
-listen_port = $port
-unix_socket_dir = $dir
-auth_type = trust
-auth_file = $dir/userlist.txt
-max_client_conn = 200
-default_pool_size = 2
-reserve_pool_size = 0
-server_lifetime = 3600
-ignore_startup_parameters = extra_float_digits
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-EOF
-chown -R "$owner": "$dir"
-runuser -u "$owner" -- "$PGBOUNCER" "$dir/pgbouncer.ini" >"$dir/stdout.log" 2>&1 &
-pgb_pid=$!
-for _ in $(seq 100); do [ -S "$dir/.s.PGSQL.$port" ] && break; sleep 0.05; done
-[ -S "$dir/.s.PGSQL.$port" ] || { echo "pooler: pgbouncer did not start"; cat "$dir"/*.log; exit 1; }
-echo "pooler: $("$PGBOUNCER" --version | head -n 1), pool_mode = transaction, pool_size = 2"
+pgbouncer_start "$dir" "$port" "authenticator postgres" \
+	"$db = host=$PGHOST port=$PGPORT dbname=$db pool_size=2
+${db}_one = host=$PGHOST port=$PGPORT dbname=$db pool_size=1" || exit 1
 
 status=0
 POOL_HOST=$dir POOL_PORT=$port POOL_DB=$db DIRECT_DB=$db node test/pooler.js || status=$?
