@@ -67,7 +67,16 @@ step "2b. The reference gateway (gateway/, Node.js + Socket.IO) relays it to dev
 [ -d gateway/node_modules ] || npm ci --prefix gateway --no-audit --no-fund --loglevel=error >/dev/null
 JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 export JWT_SECRET
-PGUSER=authenticator PORT=0 HOST=127.0.0.1 node gateway/server.js >"$gwlog" 2>&1 &
+# a login role of its own, whose only membership is authenticated
+psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<'SQL'
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'roastr_gateway') THEN
+		CREATE ROLE roastr_gateway LOGIN NOINHERIT;
+	END IF;
+END $$;
+GRANT authenticated TO roastr_gateway;
+SQL
+PGUSER=roastr_gateway PORT=0 HOST=127.0.0.1 node gateway/server.js >"$gwlog" 2>&1 &
 gateway_pid=$!
 for _ in $(seq 100); do grep -q '"msg":"listening"' "$gwlog" && break; sleep 0.05; done
 GWPORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$gwlog" | head -n 1)

@@ -69,9 +69,17 @@ JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 page=http://127.0.0.1:$page_port
 gateway=http://127.0.0.1:$gw_port
 
-# The gateway logs in as authenticator (as PostgREST does) and admits the
-# page's origin.
-PGUSER=authenticator JWT_SECRET=$JWT_SECRET PORT=$gw_port HOST=127.0.0.1 CORS_ORIGIN=$page \
+# The gateway logs in as a role of its own whose only membership is
+# authenticated (README, Gateway) and admits the page's origin.
+psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<'SQL'
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'roastr_gateway') THEN
+		CREATE ROLE roastr_gateway LOGIN NOINHERIT;
+	END IF;
+END $$;
+GRANT authenticated TO roastr_gateway;
+SQL
+PGUSER=roastr_gateway JWT_SECRET=$JWT_SECRET PORT=$gw_port HOST=127.0.0.1 CORS_ORIGIN=$page \
 	node gateway/server.js >"$work/gateway.log" 2>&1 &
 gw_pid=$!
 for _ in $(seq 200); do

@@ -103,10 +103,18 @@ if [ -z "$page_url" ]; then
 	echo "client_browser: the page server did not start:"; cat "$logdir/page.log"; exit 1
 fi
 
-# The real gateway, logging in as authenticator (as PostgREST does), the
-# page's origin admitted (CORS_ORIGIN).
+# The real gateway, logging in as a role of its own whose only membership is
+# authenticated (README, Gateway), the page's origin admitted (CORS_ORIGIN).
+psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<'SQL'
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'roastr_gateway') THEN
+		CREATE ROLE roastr_gateway LOGIN NOINHERIT;
+	END IF;
+END $$;
+GRANT authenticated TO roastr_gateway;
+SQL
 mode=${CLIENT_BROWSER_LISTEN_MODE:-per-user}
-PGDATABASE=$db PGUSER=authenticator JWT_SECRET=$secret LISTEN_MODE=$mode CORS_ORIGIN=$page_url \
+PGDATABASE=$db PGUSER=roastr_gateway JWT_SECRET=$secret LISTEN_MODE=$mode CORS_ORIGIN=$page_url \
 	PORT=0 HOST=127.0.0.1 node gateway/server.js >"$logdir/gateway.log" 2>&1 &
 gw_pid=$!
 port=$(wait_for "$logdir/gateway.log" 's/.*"msg":"listening","port":\([0-9]*\).*/\1/p' "$gw_pid")

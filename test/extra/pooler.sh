@@ -41,7 +41,8 @@ pgbouncer_start "$dir" "$port" "authenticator postgres" \
 ${db}_one = host=$PGHOST port=$PGPORT dbname=$db pool_size=1" || exit 1
 
 status=0
-POOL_HOST=$dir POOL_PORT=$port POOL_DB=$db DIRECT_DB=$db node test/pooler.js || status=$?
+POOL_PGBOUNCER_VERSION=$(pgbouncer --version | sed -n '1s/^PgBouncer \([0-9.]*\).*/\1/p') \
+	POOL_HOST=$dir POOL_PORT=$port POOL_DB=$db DIRECT_DB=$db node test/pooler.js || status=$?
 if [ "$status" -ne 0 ]; then
 	echo "---- pgbouncer log"; tail -n 30 "$dir/pgbouncer.log"
 fi
