@@ -122,8 +122,8 @@ failed=$((failed + ${f:-1}))
 sleep 2
 # (the application_name column by its header: PgBouncer 1.21 and later add
 # columns after it)
-clients=$(psql -X -A -F ' ' -h "$dir" -p $port -U postgres -d pgbouncer -c 'SHOW CLIENTS' |
-	awk -v db=$db 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "application_name") a = i; next }
+clients=$(psql -X -A -F '|' -h "$dir" -p $port -U postgres -d pgbouncer -c 'SHOW CLIENTS' |
+	awk -F '|' -v db=$db 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "application_name") a = i; next }
 		$3 == db { print $1, $2, $a }' | sort | uniq -c)
 direct=$(psql -X -At -d "$db" -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '$gw_role' AND application_name = 'roastr_state_gateway_listen'")
 if grep -q "C $gw_role roastr_state_gateway\$" <<<"$clients" && ! grep -q roastr_state_gateway_listen <<<"$clients" && [ "$direct" = 1 ]; then
