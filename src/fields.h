@@ -43,7 +43,8 @@ typedef struct RsFieldLog
 extern Oid	rs_field_typoid(const RsField *f);
 extern void rs_validate_value(const RsField *f, Datum value, bool isnull);
 extern void rs_require_label(text *t, const char *what, int maxchars);
-extern Datum rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull);
+extern Datum rs_value_from_jsonb(const RsField *f, JsonbValue *v,
+								 bool *isnull);
 extern void rs_value_to_json(StringInfo buf, const RsField *f, Datum value,
 							 bool isnull);
 extern void rs_value_to_jsonb(JsonbParseState **st, const RsField *f,

@@ -536,7 +536,8 @@ keyring_refresh(void)
 	}
 
 	have_st = (stat(path, &st) == 0);
-	if (keyring != NULL && have_st && rs_file_sig_matches(&keyring_sig, path, &st))
+	if (keyring != NULL && have_st &&
+		rs_file_sig_matches(&keyring_sig, path, &st))
 		return;					/* unchanged */
 	if (have_st && rs_file_sig_matches(&failed_sig, path, &st))
 		return;					/* the same bad file: keep ring or error */

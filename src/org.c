@@ -444,7 +444,8 @@ roastr_state_remove_member(PG_FUNCTION_ARGS)
 
 	rs_get_caller(&caller);
 	require_someone(&caller);
-	self = caller.has_user && memcmp(caller.user_id.data, user.data, UUID_LEN) == 0;
+	self = caller.has_user &&
+		memcmp(caller.user_id.data, user.data, UUID_LEN) == 0;
 	SPI_connect();
 	rs_become_owner(&sw);
 	lock_org(&org);

@@ -368,14 +368,17 @@ rewrap_batch(uint32 current, int32 batch)
 	{
 		HeapTuple	tup = tt->vals[i];
 		bool		isnull;
-		pg_uuid_t	user = *DatumGetUUIDP(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
-		uint32		keygen = DatumGetInt32(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
-		uint32		mid = DatumGetInt32(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
-		bytea	   *wrapped = DatumGetByteaPP(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
+		TupleDesc	desc = tt->tupdesc;
+		pg_uuid_t	user = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+		uint32		keygen = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		uint32		mid = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		bytea	   *wrapped = DatumGetByteaPP(SPI_getbinval(tup, desc, 4,
+															&isnull));
 		uint32		newid;
-		bytea	   *rewrapped = rs_dek_rewrap(&user, keygen, mid, wrapped, &newid);
+		bytea	   *rewrapped;
 		Datum		sargs[3];
 
+		rewrapped = rs_dek_rewrap(&user, keygen, mid, wrapped, &newid);
 		sargs[0] = UUIDPGetDatum(&user);
 		sargs[1] = Int32GetDatum((int32) newid);
 		sargs[2] = PointerGetDatum(rewrapped);

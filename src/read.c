@@ -201,6 +201,13 @@ rs_lock_state(const pg_uuid_t *user)
 					  "lock user state") > 0;
 }
 
+/* Column c (0-based, COL_*) of the read's row. */
+static Datum
+col(HeapTuple tup, TupleDesc desc, int c, bool *isnull)
+{
+	return SPI_getbinval(tup, desc, c + 1, isnull);
+}
+
 /*
  * read_limits
  *		The plan limits of a read's row (a missing plan row means no roasts,
@@ -213,13 +220,13 @@ read_limits(HeapTuple tup, TupleDesc desc, RsUserState *st)
 	bool		found;
 	Datum		d;
 
-	found = DatumGetBool(SPI_getbinval(tup, desc, COL_PLAN_FOUND + 1, &isnull));
-	d = SPI_getbinval(tup, desc, COL_PLAN_LIMIT + 1, &isnull);
+	found = DatumGetBool(col(tup, desc, COL_PLAN_FOUND, &isnull));
+	d = col(tup, desc, COL_PLAN_LIMIT, &isnull);
 	st->plan_limit_null = found && isnull;
 	st->plan_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
 
-	found = DatumGetBool(SPI_getbinval(tup, desc, COL_FREE_FOUND + 1, &isnull));
-	d = SPI_getbinval(tup, desc, COL_FREE_LIMIT + 1, &isnull);
+	found = DatumGetBool(col(tup, desc, COL_FREE_FOUND, &isnull));
+	d = col(tup, desc, COL_FREE_LIMIT, &isnull);
 	st->free_limit_null = found && isnull;
 	st->free_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
 }
@@ -235,22 +242,22 @@ read_extras(HeapTuple tup, TupleDesc desc, RsUserState *st)
 	bool		isnull;
 	Datum		d;
 
-	d = SPI_getbinval(tup, desc, COL_ORG_ROLE + 1, &isnull);
+	d = col(tup, desc, COL_ORG_ROLE, &isnull);
 	st->org_null = isnull;
 	if (!isnull)
 	{
 		st->org_role = TextDatumGetCString(d);
-		st->org_name = TextDatumGetCString(SPI_getbinval(tup, desc, COL_ORG_NAME + 1, &isnull));
-		st->org_slug = TextDatumGetCString(SPI_getbinval(tup, desc, COL_ORG_SLUG + 1, &isnull));
+		st->org_name = TextDatumGetCString(col(tup, desc, COL_ORG_NAME, &isnull));
+		st->org_slug = TextDatumGetCString(col(tup, desc, COL_ORG_SLUG, &isnull));
 	}
 
-	d = SPI_getbinval(tup, desc, COL_DEK_WRAPPED + 1, &isnull);
+	d = col(tup, desc, COL_DEK_WRAPPED, &isnull);
 	st->has_dek = !isnull;
 	if (st->has_dek)
 	{
 		st->dek_wrapped = DatumGetByteaPCopy(d);
-		st->dek_keygen = DatumGetInt32(SPI_getbinval(tup, desc, COL_DEK_KEYGEN + 1, &isnull));
-		st->dek_master_id = DatumGetInt32(SPI_getbinval(tup, desc, COL_DEK_MASTER + 1, &isnull));
+		st->dek_keygen = DatumGetInt32(col(tup, desc, COL_DEK_KEYGEN, &isnull));
+		st->dek_master_id = DatumGetInt32(col(tup, desc, COL_DEK_MASTER, &isnull));
 	}
 }
 
@@ -271,18 +278,18 @@ unpack_state(const pg_uuid_t *user, HeapTuple tup, TupleDesc desc,
 
 	memset(st, 0, sizeof(RsUserState));
 	st->user_id = *user;
-	st->version = DatumGetInt64(SPI_getbinval(tup, desc, COL_VERSION + 1, &isnull));
+	st->version = DatumGetInt64(col(tup, desc, COL_VERSION, &isnull));
 	st->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc,
 													   COL_UPDATED_AT + 1,
 													   &isnull));
-	fv = SPI_getbinval(tup, desc, COL_FV + 1, &fvn);
-	ft = SPI_getbinval(tup, desc, COL_FT + 1, &ftn);
+	fv = col(tup, desc, COL_FV, &fvn);
+	ft = col(tup, desc, COL_FT, &ftn);
 	rs_read_field_log(fv, fvn, ft, ftn, &st->log);
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, COL_FIELD0 + f);
-		Datum		d = SPI_getbinval(tup, desc, COL_FIELD0 + f + 1,
-									  &st->nulls[f]);
+		Datum		d = col(tup, desc, COL_FIELD0 + f,
+							&st->nulls[f]);
 
 		st->vals[f] = st->nulls[f] ? (Datum) 0 :
 			datumCopy(d, att->attbyval, att->attlen);

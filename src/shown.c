@@ -449,8 +449,8 @@ build_items(const RsUserState *st, RsOutItem *items)
  *		table order ("auth" also carries the user id).
  */
 static void
-push_section(JsonbParseState **js, const RsUserState *st, const RsOutItem *items,
-			 const char *section)
+push_section(JsonbParseState **js, const RsUserState *st,
+			 const RsOutItem *items, const char *section)
 {
 	pushJsonbValue(js, WJB_BEGIN_OBJECT, NULL);
 	if (strcmp(section, "auth") == 0)
