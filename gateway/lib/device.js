@@ -80,13 +80,12 @@ export function decide(msg, cursor, history = null) {
 }
 
 // Whether a state_sync answer that moved nothing must still be sent, for
-// its history: the device's is another line, or has no WAL position where
-// the answer has one (a token with a WAL position lets a cursor survive a
-// failover that kept it; one without can only be proven on its own line).
+// its history: the device's is of another line (a failover that kept the
+// device's cursor: from now on the device's cursor is of the new line).  A
+// WAL position alone is no news: the one the device holds (or its absence)
+// still holds for its cursor.
 function historyNews(held, answer) {
-  if (answer === null || answer === held) return false;
-  if (held === null || historyLine(held) !== historyLine(answer)) return true;
-  return held === historyLine(held) && answer !== historyLine(answer);
+  return answer !== null && historyLine(held) !== historyLine(answer);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
