@@ -38,7 +38,7 @@ function fakePostgrest(model, { fail = null } = {}) {
     }
     try {
       if (fn === 'patch') return reply(200, model.patch({ changes: args.changes, base_version: args.base_version, mutation_id: args.mutation_id }));
-      if (fn === 'state_sync') return reply(200, model.sync(args.since));
+      if (fn === 'state_sync') return reply(200, model.sync(args.since, args.history ?? null));
       if (fn === 'state_full') return reply(200, model.full());
       return reply(404, { code: 'PGRST202', message: 'Could not find the function', details: null, hint: null });
     } catch (e) {
@@ -66,7 +66,9 @@ test('postgrest: the exact requests (method, URL, headers, body)', async () => {
   assert.equal(patchReq.body, `{"user_id":null,"changes":{"roasting.enabled":false},"base_version":1,"mutation_id":"${id}"}`);
   // no push: the client pulls right after the confirmation
   await until(() => client.state._meta.version === 2);
-  assert.equal(pg.requests.at(-1).body, '{"user_id":null,"since":1}');
+  // with the history of the cursor (0.5.0)
+  assert.equal(pg.requests.at(-1).body, `{"user_id":null,"since":1,"history":"${model.sysid}.1.1000028"}`);
+  assert.equal(client.status.cursor, 2);
   await client.close();
 
   const t = postgrestTransport({ url: URL_, apikey: KEY, token: JWT, fetch: pg.fetch });

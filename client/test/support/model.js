@@ -14,9 +14,20 @@
 //   - persona text: writing the text a field holds is no change; a change
 //     clears persona.embeddings_*; tolerance needs pro or plus (PT402) and
 //     reads as null below them, keeping the text and its version;
-//   - notifications {type, version, fields, data}: data holds the changed
-//     stored fields that may be shown (no persona text, no personal values,
-//     no computed values); organization changes name its four fields.
+//   - notifications {type, version, fields, data, history}: data holds the
+//     changed stored fields that may be shown (no persona text, no personal
+//     values, no computed values); organization changes name its four
+//     fields;
+//   - histories (0.5.0, src/history.c): the server is on a timeline of a
+//     cluster ("<sysid>.<tli>"), and every commit moves its WAL position.
+//     state_sync answers "<sysid>.<tli>.<WAL hex>", patch and notifications
+//     "<sysid>.<tli>".  restore(snapshot) is a failover that lost the
+//     commits after the snapshot (or a point-in-time restore): a new
+//     timeline whose versions after the snapshot's are handed out again.
+//     state_sync(since, history) is reset: true, with every field, unless
+//     the cursor is of this timeline (and not beyond the version), or of an
+//     ancestor one at a WAL position at or before the point this history
+//     left it; no history: reset only when the cursor is beyond the version.
 // Browser-safe (the example page runs it); no Node imports.
 
 export class ModelError extends Error {
@@ -70,6 +81,12 @@ export class ServerModel {
       history: [{ version: 1, mutationId: null, fields: [...STORED], by: 'ensure_user' }],
       at: {},                    // version -> state_full at that version (for the tests' checks)
     };
+    this.sysid = '7391234567890123456';
+    this.s.tli = 1;
+    this.s.lsn = 0x1000028;
+    this.maxTli = 1;
+    this.parents = new Map();    // timeline -> {parent, fork}: where it left its parent's WAL
+    this.historyResets = 0;      // resets only a history could tell (the cursor is not beyond the version)
     this.listeners = new Set();
     this.clock = Date.parse('2026-11-01T00:00:00Z');
     this.s.at[1] = this.full();
@@ -77,6 +94,32 @@ export class ServerModel {
 
   get version() {
     return this.s.version;
+  }
+
+  // "<sysid>.<tli>": what patch and notifications carry.
+  get line() {
+    return `${this.sysid}.${this.s.tli}`;
+  }
+
+  // "<sysid>.<tli>.<WAL hex>": what state_sync and state_full carry.
+  token() {
+    return `${this.line}.${this.s.lsn.toString(16).toUpperCase()}`;
+  }
+
+  // Whether a cursor of `history` (null: a bare cursor) is in this
+  // server's history, as src/history.c judges it on a primary.
+  owns(since, history) {
+    if (since > this.s.version) return false;
+    if (history === null) return true;
+    const [sysid, tli, lsn] = history.split('.');
+    if (sysid !== this.sysid) return false;
+    if (Number(tli) === this.s.tli) return true;
+    for (let t = this.s.tli; this.parents.has(t);) {
+      const { parent, fork } = this.parents.get(t);
+      if (parent === Number(tli)) return lsn !== undefined && parseInt(lsn, 16) <= fork;
+      t = parent;
+    }
+    return false;
   }
 
   onNotify(fn) {
@@ -96,7 +139,7 @@ export class ServerModel {
       const rec = s.mutations[mutation_id];
       if (rec) {
         if (rec.key !== key) throw new ModelError('22023', `mutation_id ${mutation_id} was already used for a different patch`);
-        return clone(rec.result);
+        return { ...clone(rec.result), history: this.line };
       }
     }
     if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) throw new ModelError('22023', 'changes must be a JSON object');
@@ -127,7 +170,7 @@ export class ServerModel {
     }
     let result;
     if (changed.length === 0) {
-      result = { version: s.version, applied: [] };
+      result = { version: s.version, applied: [], history: this.line };
     } else {
       const all = [...changed];
       if (changed.some((f) => PERSONA.includes(f))) {
@@ -142,7 +185,7 @@ export class ServerModel {
       }
       s.version = nv;
       s.history.push({ version: nv, mutationId: mutation_id, fields: all, by });
-      result = { version: nv, applied: changed };
+      result = { version: nv, applied: changed, history: this.line };
       this.announce(nv, all);
     }
     if (mutation_id !== null) s.mutations[mutation_id] = { key, result: clone(result) };
@@ -191,6 +234,7 @@ export class ServerModel {
 
   announce(version, fields) {
     const s = this.s;
+    s.lsn += 0x28 + 8 * fields.length;     // the commit's WAL
     s.at[version] = this.full();
     const kinds = [...new Set(fields.map((f) => (f.startsWith('organization') ? 'organization_update' : KIND(f))))];
     const named = fields.filter((f) => f !== 'organization.id');
@@ -201,7 +245,7 @@ export class ServerModel {
       const [sec, k] = f.split('.');
       (data[sec] ??= {})[k] = s.values[f];
     }
-    const msg = { type: kinds.length === 1 ? kinds[0] : kinds, version, fields: named, data };
+    const msg = { type: kinds.length === 1 ? kinds[0] : kinds, version, fields: named, data, history: this.line };
     for (const fn of [...this.listeners]) fn(clone(msg));
   }
 
@@ -251,17 +295,22 @@ export class ServerModel {
     return out;
   }
 
-  // state_sync(user, since): every field changed after `since`, once, with
-  // its latest value, ordered by version; a cursor above the version (or 0)
-  // gives everything.
-  sync(since = 0) {
+  // state_sync(user, since, history): every field changed after `since`,
+  // once, with its latest value, ordered by version; a cursor of another
+  // history, or above the version, is reset: true with everything.
+  sync(since = 0, history = null) {
     if (!Number.isSafeInteger(since) || since < 0) throw new ModelError('22023', 'cursor must not be negative');
-    const from = since > this.s.version ? 0 : since;
+    if (history !== null && !(typeof history === 'string' && history.length <= 64 && /^[0-9]+\.[0-9]+(\.[0-9A-F]+)?$/.test(history))) {
+      throw new ModelError('22023', 'malformed history');
+    }
+    const reset = !this.owns(since, history);
+    if (reset && since > 0 && since <= this.s.version) this.historyResets++;
+    const from = reset ? 0 : since;
     const changes = Object.entries(this.items())
       .filter(([, [, ver]]) => ver > from)
       .map(([field, [value, version]]) => ({ field, value, version, updated_at: new Date(this.clock + version * 1000).toISOString() }))
       .sort((a, b) => a.version - b.version || (a.field < b.field ? -1 : 1));
-    return { changes, cursor: this.s.version, lastSyncedAt: new Date().toISOString() };
+    return { changes, cursor: this.s.version, history: this.token(), reset, lastSyncedAt: new Date().toISOString() };
   }
 
   // state_full(user).
@@ -273,7 +322,7 @@ export class ServerModel {
       (out[sec] ??= {})[k] = value;
     }
     if (out.organization.id === null) out.organization = null;
-    out._meta = { version: this.s.version, lastSyncedAt: new Date().toISOString() };
+    out._meta = { version: this.s.version, history: this.token(), lastSyncedAt: new Date().toISOString() };
     return out;
   }
 
@@ -282,7 +331,11 @@ export class ServerModel {
     return clone(this.s);
   }
 
+  // A failover to a standby that had only `snap` (or a restore to that
+  // point): a new timeline forks where `snap` was.
   restore(snap) {
     this.s = clone(snap);
+    this.s.tli = ++this.maxTli;
+    this.parents.set(this.s.tli, { parent: snap.tli, fork: snap.lsn });
   }
 }
