@@ -414,9 +414,9 @@ export function createStateClient({
     hydrated = true;
     ownVersions = {};
     conflicts = conflicts.map((c) => ({ ...c, serverVersion: Math.min(c.serverVersion, cursor) }));
+    emit('reset', { cursor, history });
     requeueAwaiting();
     rejudge(new Set(queue), before, cursor);
-    emit('reset', { cursor, history });
     afterServerChange();
   }
 
