@@ -156,7 +156,8 @@ export function gatewayTransport({
       });
       socket.on('state_update', (msg) => {
         if (Number.isSafeInteger(msg?.version) && (gwCursor === null || msg.version > gwCursor)) gwCursor = msg.version;
-        if (typeof msg?.history === 'string') gwHistory = msg.history;
+        // as the gateway: the payload's history, or the line of the one before
+        gwHistory = typeof msg?.history === 'string' ? msg.history : (gwHistory?.split('.').slice(0, 2).join('.') ?? null);
         h.onUpdate(msg);
       });
       socket.on('state_sync', (msg) => {
