@@ -111,3 +111,28 @@ INI
 	[ -S "$dir/.s.PGSQL.$port" ] || { echo "pgbouncer did not start:" >&2; cat "$dir"/*.log >&2; return 1; }
 	echo "pgbouncer: $("$bin" --version | head -n 1), pool_mode = transaction, in $dir"
 }
+
+# npm_test_report NAME DIR [ARGS...]
+#   `npm test` in DIR (extra ARGS go to node --test), reported the way the
+#   test/extra scripts report: one line per test (the whole output when one
+#   failed), node's summary, then "NAME: ok" or "NAME: FAILED".  Returns
+#   npm's exit status.
+npm_test_report() {
+	local name=$1 dir=$2 out status=0
+	shift 2
+	out=$(mktemp)
+	npm test --prefix "$dir" --silent ${1:+--} "$@" >"$out" 2>&1 || status=$?
+	if [ "$status" -ne 0 ]; then
+		cat "$out"
+	else
+		grep -E '^(not )?ok [0-9]+ - |^[✔✖] |randomized: ' "$out" || true
+	fi
+	grep -E '^(#|ℹ) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$out" || true
+	rm -f "$out"
+	if [ "$status" -ne 0 ]; then
+		echo "$name: FAILED (npm test exited $status)"
+	else
+		echo "$name: ok"
+	fi
+	return "$status"
+}

@@ -101,6 +101,7 @@ MOUNTED=()          # mount points, in the order they were mounted
 BUILDING=""         # a root being built (removed if not renamed into place)
 WORK=""             # scratch copy of the source inside the root
 LOG_MOUNT=""        # the log directory's mount point inside the root
+LOG_KEEP=""         # its deepest ancestor that existed before: never removed
 CHILD=""            # the command's PID (and process group)
 STARTED=""          # set once the command was started
 SIGNALLED=""        # exit status a signal asked for
@@ -370,7 +371,7 @@ cleanup() {
     if [[ -n "$LOG_MOUNT" ]]; then
         # the empty directories that held the mount point
         d=$LOG_MOUNT
-        while [[ "$d" != "$ROOTFS" && "$d" == "$ROOTFS"/* ]] && rmdir "$d" 2>/dev/null; do
+        while [[ "$d" != "$ROOTFS" && "$d" != "$LOG_KEEP" && "$d" == "$ROOTFS"/* ]] && rmdir "$d" 2>/dev/null; do
             d=$(dirname "$d")
         done
     fi
@@ -422,6 +423,8 @@ ensure_root
 # was killed, a TAP node that died): the root is ours while we hold the
 # lock, and nothing is mounted there yet.
 for d in "$ROOTFS/tmp" "$ROOTFS/var/tmp"; do
+    # (and put back one an earlier version of this script removed)
+    [[ -d "$d" ]] || install -d -m 1777 "$d"
     find "$d" -mindepth 1 -maxdepth 1 -print0 | while IFS= read -r -d '' f; do
         remove_tree "$f"
     done
@@ -452,6 +455,10 @@ if [[ "$ACTION" == test ]]; then
     LOGS=$SRC/tmp_check/pg$MAJOR
     rm -rf "$LOGS"
     mkdir -p "$LOGS"
+    # Only the directories made for the mount point go again at the end (a
+    # source under /tmp must not take the root's /tmp with it).
+    LOG_KEEP=$ROOTFS$LOGS
+    while [[ ! -d "$LOG_KEEP" ]]; do LOG_KEEP=$(dirname "$LOG_KEEP"); done
     mount_at "$ROOTFS$LOGS" --bind "$LOGS"
     LOG_MOUNT=$ROOTFS$LOGS
     envv+=(ROASTR_LOGDIR="$LOGS")

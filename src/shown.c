@@ -383,7 +383,11 @@ rs_shown_payload_values(const RsUserState *st, uint32 named, char **values)
 {
 	RsEffective eff;
 
-	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
+	/* the write path: compute what time and the plan mean only if needed */
+	if (named & RS_SHOWN_EFFECTIVE)
+		rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
+	else
+		memset(&eff, 0, sizeof(eff));
 	for (int s = 0; s < RS_NSHOWN; s++)
 	{
 		Datum		value;

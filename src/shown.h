@@ -88,6 +88,16 @@ typedef struct RsShown
 #define RS_SHOWN_BIT(s)		(UINT32_C(1) << (s))
 
 /* Shown values that need the plan limits (st->plan_limit, free_limit). */
+/* Shown values computed from what the state means now (usage.c). */
+#define RS_SHOWN_EFFECTIVE	(RS_SHOWN_BIT(S_SUB_PLAN) | \
+							 RS_SHOWN_BIT(S_SUB_STATUS) | \
+							 RS_SHOWN_BIT(S_SUB_TRIAL_DAYS) | \
+							 RS_SHOWN_BIT(S_USAGE_USED) | \
+							 RS_SHOWN_BIT(S_USAGE_LIMIT) | \
+							 RS_SHOWN_BIT(S_USAGE_REMAINING) | \
+							 RS_SHOWN_BIT(S_USAGE_PERIOD_START) | \
+							 RS_SHOWN_BIT(S_USAGE_RESET_DATE))
+
 #define RS_SHOWN_NEEDS_LIMITS	(RS_SHOWN_BIT(S_USAGE_LIMIT) | \
 								 RS_SHOWN_BIT(S_USAGE_REMAINING))
 

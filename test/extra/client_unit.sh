@@ -24,22 +24,5 @@ fi
 source scripts/harness.sh
 client_node_modules
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-status=0
-# node --test's report (TAP when not on a terminal, as here, up to Node 22;
-# spec from 23): one line per test (everything when one failed), the
-# randomized test's seed and counts, then node's summary.
-npm test --prefix client --silent >"$out" 2>&1 || status=$?
-if [ "$status" -ne 0 ]; then
-	cat "$out"
-else
-	grep -E '^(not )?ok [0-9]+ - |^[✔✖] |randomized: ' "$out" || true
-fi
-grep -E '^(#|ℹ) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$out"
-if [ "$status" -ne 0 ]; then
-	echo "client_unit: FAILED (npm test exited $status)"
-else
-	echo "client_unit: ok"
-fi
-exit "$status"
+# node --test's report, one line per test, then its summary.
+npm_test_report client_unit client

@@ -23,21 +23,5 @@ fi
 source scripts/harness.sh
 gateway_node_modules
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-status=0
-# node --test's TAP stream: one line per test (the whole stream when one
-# failed), then node's summary.
-npm test --prefix gateway --silent -- --test-reporter=tap >"$out" 2>&1 || status=$?
-if [ "$status" -ne 0 ]; then
-	cat "$out"
-else
-	grep -E '^(not )?ok [0-9]+ - ' "$out" || true
-fi
-grep -E '^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$out"
-if [ "$status" -ne 0 ]; then
-	echo "gateway_unit: FAILED (npm test exited $status)"
-else
-	echo "gateway_unit: ok"
-fi
-exit "$status"
+# node --test's report, one line per test, then its summary.
+npm_test_report gateway_unit gateway --test-reporter=tap
