@@ -41,6 +41,9 @@ const sameLine = (a, b) => historyLine(a) === historyLine(b);
 
 const FORMAT = 1;
 
+// Shown by state_full, never by state_sync: it never changes.
+const UNVERSIONED = ['auth.userId'];
+
 const noop = () => {};
 const handled = (p) => {
   p.catch(noop);
@@ -424,6 +427,9 @@ export function createStateClient({
       server.values[c.field] = c.value;
       server.versions[c.field] = Number.isSafeInteger(c.version) ? c.version : cursor;
     }
+    // auth.userId has no version, so no sync reports it; the user is the
+    // same on every history line: keep what was read.
+    for (const f of UNVERSIONED) if (Object.hasOwn(before.values, f) && !Object.hasOwn(server.values, f)) server.values[f] = before.values[f];
     server.cursor = cursor;
     server.history = history;
     server.lastSyncedAt = lastSyncedAt ?? now().toISOString();

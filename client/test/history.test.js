@@ -32,6 +32,7 @@ function fakeTransport() {
 }
 
 async function setup({ model = new ServerModel(), storage = memoryStorage(), t = fakeTransport() } = {}) {
+  t.full ??= async () => model.full();   // auth.userId, read once (it has no version)
   const client = createStateClient({ transport: t, storage, retryMinMs: 1, retryMaxMs: 5 });
   await client.loaded;
   t.h.onSync({ ...model.sync(0), since: 0, fromHistory: null });

@@ -237,10 +237,10 @@ export class ServerModel {
   // `version`, named; values where payloads may carry them.
   announce(version) {
     const s = this.s;
-    s.lsn += 0x28 + 8 * fields.length;     // the commit's WAL
-    s.at[version] = this.full();
     const it = this.items();
     const named = Object.keys(it).filter((f) => it[f][1] === version);
+    s.lsn += 0x28 + 8 * named.length;      // the commit's WAL
+    s.at[version] = this.full();
     const kinds = [...new Set(named.map(KIND))];
     const data = {};
     for (const f of named) {
