@@ -1,7 +1,8 @@
 // A stand-in for the roastr_state gateway, for the tests and the example
 // page: the protocol of the gateway (Socket.IO state_update / state_sync
-// with the gateway's relay rule, the `patch` event with its ack, GET
-// /api/state/full and /api/state/sync) over the in-memory server model
+// with the gateway's relay rule and the cursor's history, the `patch`
+// event with its ack, GET /api/state/full and /api/state/sync) over the
+// in-memory server model
 // instead of PostgreSQL.  The token is the user id (no JWT here).
 // Optionally serves the example page's files (static.js) on the same port.
 import http from 'node:http';
@@ -28,23 +29,31 @@ export function createMockGateway({ staticDir = null, refuseSockets = false, htt
     }
     return users.get(id);
   };
-  const ctl = { refuseSockets, httpSync };
+  // seen: the cursor and history of every connect and HTTP sync, {via, cursor, history}
+  const ctl = { refuseSockets, httpSync, seen: [] };
+  const line = (h) => (typeof h === 'string' ? h.split('.').slice(0, 2).join('.') : null);
   const files = staticDir ? staticFiles(staticDir) : null;
 
-  // The gateway's rule: state_update at cursor + 1 when complete, else a
-  // state_sync from the device's cursor.
+  // The gateway's rule: state_update at cursor + 1 of the device's history
+  // when complete, else a state_sync from the device's cursor and history
+  // (a notification of another history always).
   function relay(u, d, msg) {
+    if (d.history !== null && line(msg.history) !== line(d.history)) return syncDevice(u, d);
     if (msg.version <= d.cursor) return;
     if (msg.version === d.cursor + 1 && complete(msg)) {
-      d.socket.emit('state_update', { type: msg.type, data: msg.data, version: msg.version, fields: msg.fields });
+      d.socket.emit('state_update', { type: msg.type, data: msg.data, version: msg.version, fields: msg.fields, history: msg.history });
       d.cursor = msg.version;
+      d.history = msg.history;
     } else {
       syncDevice(u, d);
     }
   }
   function syncDevice(u, d, first = false) {
-    const r = u.model.sync(d.cursor);
-    if (first || r.changes.length > 0 || r.cursor !== d.cursor) d.socket.emit('state_sync', { changes: r.changes, cursor: r.cursor });
+    const r = u.model.sync(d.cursor, d.history);
+    if (first || r.reset || r.changes.length > 0 || r.cursor !== d.cursor || line(r.history) !== line(d.history)) {
+      d.socket.emit('state_sync', { changes: r.changes, cursor: r.cursor, history: r.history, reset: r.reset });
+      d.history = r.history;
+    }
     d.cursor = r.cursor;
   }
 
@@ -82,8 +91,14 @@ export function createMockGateway({ staticDir = null, refuseSockets = false, htt
       if (url.pathname === '/api/state/full') return json(res, 200, { success: true, data: u.model.full() });
       if (url.pathname === '/api/state/sync') {
         const since = Number(url.searchParams.get('since') ?? 0);
+        const history = url.searchParams.get('history');
         if (!Number.isSafeInteger(since) || since < 0) return json(res, 400, { success: false, error: { code: '22023', message: 'cursor must not be negative' } });
-        return json(res, 200, { success: true, ...u.model.sync(since) });
+        ctl.seen.push({ via: 'http', cursor: since, history });
+        try {
+          return json(res, 200, { success: true, ...u.model.sync(since, history) });
+        } catch (e) {
+          return json(res, 400, { success: false, error: { code: e.code, message: e.message } });
+        }
       }
       return json(res, 404, { success: false, error: { code: 'not_found', message: 'not found' } });
     }
@@ -93,17 +108,19 @@ export function createMockGateway({ staticDir = null, refuseSockets = false, htt
 
   const io = new Server(server, { serveClient: false, cors: { origin: true } });
   io.use((socket, next) => {
-    const { token, cursor = 0 } = socket.handshake.auth ?? {};
+    const { token, cursor = 0, history = null } = socket.handshake.auth ?? {};
     const refuse = (code, message) => next(Object.assign(new Error(message), { data: { code } }));
     if (ctl.refuseSockets) return refuse('unavailable', 'database unavailable, retry later');
     if (typeof token !== 'string' || token === '' || token === 'bad') return refuse('unauthorized', 'invalid token');
     if (!Number.isSafeInteger(cursor) || cursor < 0) return refuse('bad_request', 'cursor must be a non-negative integer');
-    socket.data = { userId: token, cursor };
+    if (history !== null && !(typeof history === 'string' && /^[0-9]+\.[0-9]+(\.[0-9A-F]+)?$/.test(history))) return refuse('bad_request', 'history must be the history token of the cursor, as the server sent it');
+    ctl.seen.push({ via: 'socket', cursor, history });
+    socket.data = { userId: token, cursor, history };
     next();
   });
   io.on('connection', (socket) => {
     const u = user(socket.data.userId);
-    const d = { socket, cursor: socket.data.cursor };
+    const d = { socket, cursor: socket.data.cursor, history: socket.data.history };
     u.devices.add(d);
     socket.on('disconnect', () => u.devices.delete(d));
     socket.on('patch', (req, ack) => {

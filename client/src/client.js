@@ -2,8 +2,10 @@
 //
 // What the client holds:
 //   server    - the server's state as far as this device knows it: a value
-//               and a version per field, and the cursor (every version up
-//               to the cursor is in it, none after);
+//               and a version per field, the cursor (every version up to
+//               the cursor is in it, none after) and the history the
+//               cursor belongs to (an opaque token from the server, 0.5.0;
+//               null when the server gave none);
 //   queue     - local writes not yet confirmed, in order; the first may be
 //               in flight.  One write is sent at a time.
 //   awaiting  - confirmed writes whose version the cursor has not reached
@@ -27,7 +29,20 @@ import { FIELDS, UI_DEFAULTS, covers, flatten, isField, isPersonaText, isUserFie
 import { StateError, classify, conflictDetail } from './errors.js';
 import { memoryStorage } from './storage.js';
 
+// "<system id>.<timeline>" of a history token: two tokens of one line
+// number the same versions.  The client compares lines only (a WAL
+// position at the end moves with every read); it never parses further.
+const historyLine = (h) => {
+  if (typeof h !== 'string') return null;
+  const dot = h.indexOf('.', h.indexOf('.') + 1);
+  return dot < 0 ? h : h.slice(0, dot);
+};
+const sameLine = (a, b) => historyLine(a) === historyLine(b);
+
 const FORMAT = 1;
+
+// Shown by state_full, never by state_sync: it never changes.
+const UNVERSIONED = ['auth.userId'];
 
 const noop = () => {};
 const handled = (p) => {
@@ -92,7 +107,7 @@ export function createStateClient({
   if (!transport || typeof transport.start !== 'function') throw new TypeError('createStateClient: a transport is required');
 
   // ---- what the client holds ----
-  const server = { values: {}, versions: {}, cursor: 0, lastSyncedAt: null };
+  const server = { values: {}, versions: {}, cursor: 0, history: null, lastSyncedAt: null };
   let hydrated = false;      // a sync from 0 (or a reset) was applied in this session: persona text is known
   let hydrateFromCursor = false; // next hydration pull asks from the cursor (tells "server behind" from "stale")
   let queue = [];
@@ -205,6 +220,7 @@ export function createStateClient({
     return {
       format: FORMAT,
       cursor: server.cursor,
+      history: server.history,
       lastSyncedAt: server.lastSyncedAt,
       values: strip(server.values),
       versions: strip(server.versions),
@@ -249,6 +265,7 @@ export function createStateClient({
       Object.assign(server.values, snap.values);
       Object.assign(server.versions, snap.versions);
       server.cursor = snap.cursor;
+      server.history = typeof snap.history === 'string' ? snap.history : null;
       server.lastSyncedAt = snap.lastSyncedAt;
       const restored = (snap.queue ?? []).map((w) => Object.assign(
         newWrite(w.changes, { baseCursor: w.baseCursor, minBase: w.minBase, memoryOnly: false, id: w.id }),
@@ -266,7 +283,8 @@ export function createStateClient({
   let uiBeforeLoad = {};
 
   // ---- server changes ----
-  function applyServer(changes, cursor, lastSyncedAt) {
+  // then: run before the writes are looked at again (a new history line).
+  function applyServer(changes, cursor, lastSyncedAt, then = null) {
     for (const c of changes) {
       if (!c || !isField(c.field)) continue;
       server.values[c.field] = c.value;
@@ -274,6 +292,7 @@ export function createStateClient({
     }
     server.cursor = Math.max(server.cursor, cursor);
     server.lastSyncedAt = lastSyncedAt ?? now().toISOString();
+    then?.();
     afterServerChange();
   }
 
@@ -316,22 +335,63 @@ export function createStateClient({
   // and carries every value it names.  A gap, or a field named without its
   // value (persona text, personal values, the organization), is a pull.
   function onUpdate(msg) {
-    const { data, version, fields } = msg ?? {};
+    const { data, version, fields, history } = msg ?? {};
+    // Of another history than the cursor's (a failover or a restore under
+    // this device): its version number may have been handed out again, so
+    // "at or below the cursor" and "cursor + 1" mean nothing; pull (with
+    // the history, the server tells).
+    if (typeof history === 'string' && server.history !== null && !sameLine(history, server.history)) {
+      requestSync();
+      return;
+    }
     if (!Number.isSafeInteger(version) || version <= server.cursor) return;
     if (version !== server.cursor + 1 || !covers(data, fields)) {
       requestSync();
       return;
     }
+    // A notification's history has no WAL position: the cursor is now of
+    // that line (one held from before no longer bounds what it saw).
+    server.history = typeof history === 'string' ? history : historyLine(server.history);
     applyServer(flatten(data).map(([field, value]) => ({ field, value, version })), version, null);
   }
 
+  // msg: {changes, cursor, history, reset, lastSyncedAt} and, from the
+  // transport, `since` (the cursor it answers) and `fromHistory` (the
+  // history sent with it), when known.
   function onSync(msg) {
-    const { changes, cursor, reset, since, lastSyncedAt } = msg ?? {};
+    const { changes, cursor, reset, since, lastSyncedAt, fromHistory } = msg ?? {};
     if (!Array.isArray(changes) || !Number.isSafeInteger(cursor)) return;
     waitForSync = false;
+    const history = typeof msg.history === 'string' ? msg.history : null;
+    let onLine = null;
     if (reset === true || (Number.isSafeInteger(since) && cursor < since)) {
-      doReset(changes, cursor, lastSyncedAt);
+      doReset(changes, cursor, lastSyncedAt, history);
       return;
+    }
+    if (history !== null && server.history !== null && !sameLine(history, server.history)) {
+      // The server is on another line than the cursor held here.  From 0
+      // it is every field: a reset.  From a cursor, the server found that
+      // cursor of that history in its own, and nothing more: it answers
+      // this device only if that is exactly the cursor and history held
+      // here (versions this device got since, of the old line, may be
+      // lost); else pull again, with them.
+      if (since === 0) {
+        doReset(changes, cursor, lastSyncedAt, history);
+        return;
+      }
+      if (fromHistory !== server.history || since !== server.cursor) {
+        requestSync();
+        return;
+      }
+      // Found: the versions up to the cursor are common to both lines.
+      // Above it, this device's confirmed writes were of the old line,
+      // which the new one may lack: judged again and sent again (as at a
+      // reset), and the versions of its own writes above it forgotten.
+      const before = { values: { ...server.values }, versions: { ...server.versions }, own: ownVersions, cursor: server.cursor };
+      onLine = () => {
+        ownVersions = Object.fromEntries(Object.entries(before.own).filter(([, v]) => v <= before.cursor));
+        rejudge(new Set(requeueAwaiting()), before, server.cursor);
+      };
     }
     if (Number.isSafeInteger(since) && since > server.cursor) {
       requestSync();         // it starts after versions this device never saw
@@ -342,15 +402,24 @@ export function createStateClient({
       return;                // older than what is here
     }
     if (since === 0) hydrated = true;
-    applyServer([...changes].sort((a, b) => (a.version ?? 0) - (b.version ?? 0)), cursor, lastSyncedAt);
+    server.history = history;
+    applyServer([...changes].sort((a, b) => (a.version ?? 0) - (b.version ?? 0)), cursor, lastSyncedAt, onLine);
   }
 
-  // The server's history changed (failover, restore): its state replaces
-  // the one held here.  Confirmed writes the new history may not hold are
-  // sent again with their mutation_id (the server answers from its record
-  // if it kept the write); a sent write whose base the server no longer
-  // has gets a new base (the server cannot have applied it).
-  function doReset(changes, cursor, lastSyncedAt) {
+  // The server's history changed (failover, restore) and the cursor held
+  // here is not in it (reset: true): its state (every field) replaces the
+  // one held here.  What this device wrote that the new history may lack
+  // (confirmed writes the cursor had not reached, every unconfirmed write)
+  // cannot keep its base: that version number may now name another state.
+  // So each is judged again against the new state, as if the user had just
+  // written it having seen the state held before the reset: a field whose
+  // new value is neither the one the user saw nor the write's own is a
+  // conflict (the user decides, as for any conflict); the rest is sent
+  // (again) on the new cursor, with its mutation_id, so a write the new
+  // history kept is answered "already used" and never applied twice.  The
+  // write in flight keeps its request; if it fails, it is judged then.
+  function doReset(changes, cursor, lastSyncedAt, history = null) {
+    const before = { values: server.values, versions: server.versions, own: ownVersions };
     server.values = {};
     server.versions = {};
     for (const c of changes) {
@@ -358,27 +427,82 @@ export function createStateClient({
       server.values[c.field] = c.value;
       server.versions[c.field] = Number.isSafeInteger(c.version) ? c.version : cursor;
     }
+    // auth.userId has no version, so no sync reports it; the user is the
+    // same on every history line: keep what was read.
+    for (const f of UNVERSIONED) if (Object.hasOwn(before.values, f) && !Object.hasOwn(server.values, f)) server.values[f] = before.values[f];
     server.cursor = cursor;
+    server.history = history;
     server.lastSyncedAt = lastSyncedAt ?? now().toISOString();
     hydrated = true;
     ownVersions = {};
+    conflicts = conflicts.map((c) => ({ ...c, serverVersion: Math.min(c.serverVersion, cursor) }));
+    emit('reset', { cursor, history });
+    requeueAwaiting();
+    rejudge(new Set(queue), before, cursor);
+    afterServerChange();
+  }
+
+  // Confirmed writes the cursor has not reached go back into the queue,
+  // after the write in flight, as sent with their base; returns them.
+  function requeueAwaiting() {
     const again = awaiting.map((a) => Object.assign(
-      newWrite(a.changes, { baseCursor: cursor, memoryOnly: a.memoryOnly, id: a.id }),
-      a.base <= cursor ? { base: a.base, sent: true } : {}));
+      newWrite(a.changes, { baseCursor: a.base ?? server.cursor, memoryOnly: a.memoryOnly, id: a.id }), { base: a.base, sent: true }));
     awaiting = [];
-    for (const w of queue) {
-      if (w === inFlight) continue;
-      if (w.sent && w.base > cursor) {
-        w.sent = false;
-        w.base = null;
-      }
-      if (!w.sent) w.baseCursor = cursor;
-    }
     const head = inFlight ? [queue[0]] : [];
     queue = head.concat(again, queue.slice(head.length));
-    conflicts = conflicts.map((c) => ({ ...c, serverVersion: Math.min(c.serverVersion, cursor) }));
-    emit('reset', { cursor });
-    afterServerChange();
+    return again;
+  }
+
+  // Judge the queued writes in `writes` again against the server state held
+  // now, as if written by a user who saw `before` ({values, versions, own}
+  // held before): a field whose value now is neither the write's nor the
+  // one the user saw (at or below the write's base, or this device's own)
+  // is a conflict.  Only the first write of a field is judged: later ones
+  // build on it.  Each judged write is sent again on `cursor`; the one in
+  // flight is judged when it fails (judgeAfterReset).
+  function rejudge(writes, before, cursor) {
+    const judged = new Set();
+    const stale = new Map();
+    for (const w of queue) {
+      if (!writes.has(w)) {
+        for (const f of fieldsOf(w)) judged.add(f);
+        continue;
+      }
+      const seenAt = w.sent ? w.base : w.baseCursor;
+      const fs = [];
+      for (const f of fieldsOf(w)) {
+        if (judged.has(f)) continue;
+        judged.add(f);
+        if (same(server.values[f], w.changes[f])) continue;
+        const v = before.versions[f];
+        const seen = Object.hasOwn(before.values, f) && v !== undefined && (v <= seenAt || before.own[f] === v);
+        if (seen && same(server.values[f], before.values[f])) continue;
+        fs.push(f);
+      }
+      stale.set(w, fs);
+    }
+    for (const [w, fs] of stale) {
+      if (w === inFlight) w.afterReset = fs;
+      else Object.assign(w, { sent: false, base: null, baseCursor: cursor, minBase: 0 });
+    }
+    for (const [w, fs] of stale) {
+      if (w === inFlight) continue;
+      for (const f of fs) if (f in w.changes) raiseConflict(f, queue.indexOf(w), w.changes[f], server.values[f], server.versions[f] ?? cursor, true);
+    }
+  }
+
+  // The write that was in flight at a reset, failed since: it is sent
+  // again on the new cursor, less the fields the reset made conflicts.
+  function judgeAfterReset(w) {
+    const fs = w.afterReset;
+    delete w.afterReset;
+    Object.assign(w, { sent: false, base: null, baseCursor: server.cursor, minBase: 0 });
+    for (const f of fs) {
+      if (f in w.changes && !same(server.values[f], w.changes[f])) {
+        raiseConflict(f, queue.indexOf(w), w.changes[f], server.values[f], server.versions[f] ?? server.cursor, true);
+      }
+    }
+    dropEmpty();
   }
 
   // Unsent writes: a server change to one of their fields that the user had
@@ -454,15 +578,16 @@ export function createStateClient({
     pulling = true;
     pullAgain = false;
     const since = hydrated || hydrateFromCursor ? server.cursor : 0;
+    const fromHistory = since > 0 ? server.history : null;
     hydrateFromCursor = false;
     commit();
-    transport.sync(since).then((res) => {
+    transport.sync(since, fromHistory).then((res) => {
       pulling = false;
       pullFailures = 0;
       waitForSync = false;
       if (!retryTimer) lastError = null;
       if (closed) return;
-      onSync({ ...res, since });
+      onSync({ ...res, since, fromHistory });
       if (pullAgain || !hydrated) requestSync();
       commit();
       pump();
@@ -541,6 +666,17 @@ export function createStateClient({
   }
 
   function applied(w, res) {
+    delete w.afterReset;
+    if (typeof res.history === 'string' && server.history !== null && !sameLine(res.history, server.history)) {
+      // Confirmed on another history than the one held here: whether the
+      // server's history keeps it is not known until this device's is
+      // settled.  Sent again after a sync, with its mutation_id (a server
+      // that has it answers from its record, or "already used").
+      Object.assign(w, { sent: false, base: null, baseCursor: server.cursor, minBase: 0 });
+      waitForSync = true;
+      requestSync();
+      return;
+    }
     queue.shift();
     retryAttempts = 0;
     lastError = null;
@@ -558,6 +694,14 @@ export function createStateClient({
   function failed(w, err) {
     const code = err?.code;
     const kind = classify(code);
+    const baseGone = code === '22023' && /base version .* newer than the current version/.test(err.message ?? '');
+    if (w.afterReset && (kind === 'retry' || baseGone)) {
+      // it was in flight at a reset: not applied (or unknown); judge it
+      // against the new history before it goes again
+      judgeAfterReset(w);
+      if (queue[0] !== w) return;    // every field became a conflict
+    }
+    delete w.afterReset;
     if (kind === 'retry') {
       lastError = { code: code ?? 'NETWORK', message: err?.message ?? String(err) };
       if (code === 'AUTH') emit('auth', err);
@@ -577,7 +721,7 @@ export function createStateClient({
     }
     // A base the server does not have (its history changed): the call
     // recorded nothing, so the write gets a new base after a sync.
-    if (code === '22023' && /base version .* newer than the current version/.test(err.message ?? '') && w.rebases < 3) {
+    if (baseGone && w.rebases < 3) {
       w.rebases++;
       w.sent = false;
       w.base = null;
@@ -624,6 +768,8 @@ export function createStateClient({
   // ---- the transport ----
   const handlers = {
     cursor: () => (hydrated ? server.cursor : 0),
+    // the history of that cursor (null: none known, or the cursor is 0)
+    history: () => (hydrated && server.cursor > 0 ? server.history : null),
     onUpdate: (msg) => {
       if (!closed && loaded) onUpdate(msg);
     },

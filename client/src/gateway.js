@@ -1,9 +1,10 @@
 // gatewayTransport: the roastr_state gateway (gateway/README.md).
-//   push    Socket.IO: state_update, state_sync (from the cursor the device
-//           connects with; reset: true when the server's history changed)
+//   push    Socket.IO: state_update, state_sync (from the cursor and its
+//           history the device connects with, auth {token, cursor, history};
+//           reset: true when the cursor's history is not the server's)
 //   write   socket.emit('patch', {changes, base_version, mutation_id}, ack)
-//   pull    GET /api/state/sync?since=N (also the fallback when the socket
-//           cannot connect: polled until the socket is back)
+//   pull    GET /api/state/sync?since=N&history=H (also the fallback when
+//           the socket cannot connect: polled until the socket is back)
 // `io` is socket.io-client's io (passed in, so this file imports nothing).
 import { StateError, networkError } from './errors.js';
 
@@ -32,7 +33,9 @@ export function gatewayTransport({
   let httpUp = false;
   let error = null;
   let authCursor = 0;
+  let authHistory = null;
   let gwCursor = null;     // what the gateway believes this device holds
+  let gwHistory = null;    // ... and the history of that cursor
   let pollTimer = null;
   let fallbackTimer = null;
   let reconnectTimer = null;
@@ -66,9 +69,17 @@ export function gatewayTransport({
     return body;
   }
 
-  async function sync(since) {
-    const body = await get(`/api/state/sync?since=${encodeURIComponent(since)}`);
-    return { changes: body.changes, cursor: body.cursor, lastSyncedAt: body.lastSyncedAt ?? null, reset: body.reset === true };
+  // history: the token of the cursor `since`, or null (a bare cursor).
+  async function sync(since, history = null) {
+    const h = typeof history === 'string' ? `&history=${encodeURIComponent(history)}` : '';
+    const body = await get(`/api/state/sync?since=${encodeURIComponent(since)}${h}`);
+    return {
+      changes: body.changes,
+      cursor: body.cursor,
+      history: typeof body.history === 'string' ? body.history : null,
+      reset: body.reset === true,
+      lastSyncedAt: body.lastSyncedAt ?? null,
+    };
   }
 
   // While the socket is down: poll, so the device still follows the server.
@@ -82,11 +93,12 @@ export function gatewayTransport({
   async function poll() {
     if (closed || socketUp) return;
     const since = h.cursor();
+    const fromHistory = since > 0 ? (h.history?.() ?? null) : null;
     try {
-      const res = await sync(since);
+      const res = await sync(since, fromHistory);
       if (closed || socketUp) return;
       httpUp = true;
-      h.onSync({ ...res, since });
+      h.onSync({ ...res, since, fromHistory });
     } catch (err) {
       httpUp = false;
       if (err.code === 'AUTH') h.onAuthError?.(err);
@@ -128,7 +140,9 @@ export function gatewayTransport({
         ...socketOptions,
         auth: (cb) => {
           authCursor = h.cursor();
-          getToken().then((t) => cb({ token: t, cursor: authCursor }), () => cb({ token: '', cursor: authCursor }));
+          authHistory = authCursor > 0 ? (h.history?.() ?? null) : null;
+          const auth = (t) => cb({ token: t, cursor: authCursor, ...(authHistory !== null ? { history: authHistory } : {}) });
+          getToken().then(auth, () => auth(''));
         },
       });
       socket.on('connect', () => {
@@ -136,11 +150,14 @@ export function gatewayTransport({
         refusals = 0;
         error = null;
         gwCursor = authCursor;
+        gwHistory = authHistory;
         stopFallback();
         report();
       });
       socket.on('state_update', (msg) => {
         if (Number.isSafeInteger(msg?.version) && (gwCursor === null || msg.version > gwCursor)) gwCursor = msg.version;
+        // as the gateway: the payload's history, or the line of the one before
+        gwHistory = typeof msg?.history === 'string' ? msg.history : (gwHistory?.split('.').slice(0, 2).join('.') ?? null);
         h.onUpdate(msg);
       });
       socket.on('state_sync', (msg) => {
@@ -148,8 +165,10 @@ export function gatewayTransport({
         // the connect cursor, then the last version it sent on this
         // connection (Socket.IO keeps order on one connection).
         const since = Number.isSafeInteger(msg?.since) ? msg.since : gwCursor;
+        const fromHistory = gwHistory;
         if (Number.isSafeInteger(msg?.cursor)) gwCursor = msg.cursor;
-        h.onSync({ ...msg, since: msg?.reset === true ? undefined : since });
+        gwHistory = typeof msg?.history === 'string' ? msg.history : null;
+        h.onSync({ ...msg, since: msg?.reset === true ? undefined : since, fromHistory });
       });
       socket.on('gateway_error', ({ code } = {}) => {
         error = code ?? 'gateway_error';
@@ -158,6 +177,7 @@ export function gatewayTransport({
       socket.on('disconnect', (reason) => {
         socketUp = false;
         gwCursor = null;
+        gwHistory = null;
         report();
         startFallback();
         if (reason === 'io server disconnect') reconnectLater();

@@ -111,7 +111,8 @@ export interface ClientEvents {
   error: { code: ErrorCode; message: string; field: string | null; mutationId: string | null; changes: UserChanges; error: Error };
   unsavedPersona: UserField[];
   auth: StateError;
-  reset: { cursor: number };
+  /** the cursor's history is not the server's (failover, restore): the server's state replaced the device's */
+  reset: { cursor: number; history: string | null };
 }
 
 export interface StateClient {
@@ -144,8 +145,11 @@ export interface StorageAdapter {
 
 export interface TransportHandlers {
   cursor(): number;
-  onUpdate(msg: { type: string | string[]; data: object; version: number; fields: string[] }): void;
-  onSync(msg: { changes: Array<{ field: string; value: unknown; version: number; updated_at?: string }>; cursor: number; since?: number; reset?: boolean; lastSyncedAt?: string | null }): void;
+  /** the history token of that cursor (opaque; null: none) */
+  history?(): string | null;
+  onUpdate(msg: { type: string | string[]; data: object; version: number; fields: string[]; history?: string }): void;
+  /** since / fromHistory: the cursor and history the answer is from, when the transport knows them */
+  onSync(msg: { changes: Array<{ field: string; value: unknown; version: number; updated_at?: string }>; cursor: number; history?: string | null; reset?: boolean; since?: number; fromHistory?: string | null; lastSyncedAt?: string | null }): void;
   onStatus(s: { online: boolean; writable: boolean; via: string | null; error?: string | null }): void;
   onAuthError?(err: StateError): void;
 }
@@ -154,7 +158,8 @@ export interface TransportHandlers {
 export interface Transport {
   start(handlers: TransportHandlers): void;
   patch(req: { changes: UserChanges; base_version: number; mutation_id: string }): Promise<{ version: number; applied: string[] }>;
-  sync(since: number): Promise<{ changes: Array<{ field: string; value: unknown; version: number }>; cursor: number; reset?: boolean; lastSyncedAt?: string | null }>;
+  /** history: the token of the cursor `since` (null: a bare cursor) */
+  sync(since: number, history?: string | null): Promise<{ changes: Array<{ field: string; value: unknown; version: number }>; cursor: number; history?: string | null; reset?: boolean; lastSyncedAt?: string | null }>;
   close(): void | Promise<void>;
   settleDelayMs?: number;
   /** state_full; read once after a whole sync for what no sync reports (auth.userId) */

@@ -1,7 +1,7 @@
 // postgrestTransport: the extension's functions straight through PostgREST
 // (Supabase), shaped like supabase-js's rpc:
 //   POST /rest/v1/rpc/patch       {"user_id":null,"changes":{…},"base_version":N,"mutation_id":"…"}
-//   POST /rest/v1/rpc/state_sync  {"user_id":null,"since":N}
+//   POST /rest/v1/rpc/state_sync  {"user_id":null,"since":N[,"history":"…"]}
 //   POST /rest/v1/rpc/state_full  {}
 // (POST: both reads are VOLATILE.)  PostgREST has no push: state_sync is
 // polled every pollMs, unless `push` (a gatewayTransport) brings changes.
@@ -73,19 +73,38 @@ export function postgrestTransport({
   let pollTimer = null;
   const report = () => h?.onStatus({ online: pushUp || httpUp, writable: true, via: pushUp ? 'socket+rest' : 'rest' });
 
-  async function sync(since) {
-    const r = await rpc('state_sync', { user_id: null, since });
-    return { changes: r.changes, cursor: r.cursor, lastSyncedAt: r.lastSyncedAt ?? null };
+  // history: the token of the cursor `since` (0.5.0), sent only when there
+  // is one (PostgREST picks state_sync(uuid, bigint, text) by its
+  // arguments).  A server without that function (PGRST202: before 0.5.0)
+  // is asked with the bare cursor.
+  async function sync(since, history = null) {
+    let r;
+    if (typeof history === 'string') {
+      try {
+        r = await rpc('state_sync', { user_id: null, since, history });
+      } catch (err) {
+        if (err.code !== 'PGRST202') throw err;
+      }
+    }
+    r ??= await rpc('state_sync', { user_id: null, since });
+    return {
+      changes: r.changes,
+      cursor: r.cursor,
+      history: typeof r.history === 'string' ? r.history : null,
+      reset: r.reset === true,
+      lastSyncedAt: r.lastSyncedAt ?? null,
+    };
   }
 
   async function poll() {
     pollTimer = null;
     if (closed || pushUp) return;
     const since = h.cursor();
+    const fromHistory = since > 0 ? (h.history?.() ?? null) : null;
     try {
-      const res = await sync(since);
+      const res = await sync(since, fromHistory);
       httpUp = true;
-      if (!closed && !pushUp) h.onSync({ ...res, since });
+      if (!closed && !pushUp) h.onSync({ ...res, since, fromHistory });
     } catch (err) {
       httpUp = false;
       if (err.code === 'AUTH') h.onAuthError?.(err);

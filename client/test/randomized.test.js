@@ -131,7 +131,7 @@ async function run(seed, opts = {}) {
   }
 }
 
-const stats = { conflicts: 0, rejected: 0, resets: 0, instances: 0 };
+const stats = { conflicts: 0, rejected: 0, resets: 0, instances: 0, failovers: 0, lossy: 0, historyResets: 0 };
 
 async function run1(seed, { log = false } = {}, trace) {
   const r = rng(seed);
@@ -195,8 +195,11 @@ async function run1(seed, { log = false } = {}, trace) {
       d.client.patch(changes);
       track(d);
     } else if (roll < 26) {
-      note(`server write`);
       serverSide(net, r, n);
+      note(`server write -> v${net.model.version} ${net.model.line} ${JSON.stringify(net.model.s.history.at(-1))}`);
+    } else if (roll < 38 && net.listenDown && r.chance(0.3)) {
+      note('gateway LISTEN back');
+      net.relisten();
     } else if (roll < 38 && net.notes.length > 0) {
       // a notification reaches the gateway: in order, reordered, duplicated or lost
       const i = r.chance(0.7) ? 0 : r.int(net.notes.length);
@@ -215,6 +218,8 @@ async function run1(seed, { log = false } = {}, trace) {
         const c = r.pick(conns);
         const i = r.chance(0.75) ? 0 : r.int(c.inbox.length);
         const fate = r.int(20);
+        const m = c.inbox[i];
+        note(`  ${c.t.devId} <- ${m.kind} v${m.version ?? m.cursor} ${m.history} ${m.reset ? 'RESET' : ''} since ${m.since} fate ${fate}`);
         if (fate === 0) c.inbox.splice(i, 1);
         else if (fate === 1) {
           c.inbox.splice(i + 1, 0, c.inbox[i]);
@@ -234,7 +239,7 @@ async function run1(seed, { log = false } = {}, trace) {
           if (rq.kind === 'patch' && !rq.done) net.process(rq);
           if (rq.kind === 'patch') net.process(rq);        // a duplicated request
           net.fail(rq);
-        } else net.fail(rq);
+        } else net.fail(rq, rq.kind === 'sync' && r.chance(0.5) ? 'PT503' : 'NETWORK');   // PT503: a standby behind
       }
     } else if (roll < 84) {
       timers.fireNext();
@@ -255,7 +260,7 @@ async function run1(seed, { log = false } = {}, trace) {
         d.client.resolve(c, choice === 'value' ? { value: c.field === 'roasting.enabled' ? !c.mine : c.mine } : choice);
         track(d);
       }
-    } else if (roll < 97) {
+    } else if (roll < 96) {
       // reload: a clean close, or a crash (storage keeps what it had)
       const crash = r.chance(0.5);
       note(`${d.devId} reload ${crash ? 'crash' : 'clean'}`);
@@ -265,10 +270,14 @@ async function run1(seed, { log = false } = {}, trace) {
       devices[i] = startInstance(d.devId);
       await settle();
       if (r.chance(0.8)) net.connect(devices[i].t);
-    } else if (roll < 99) {
+    } else if (roll < 98) {
       snap = net.model.snapshot();
-    } else if (snap && r.chance(0.5)) {
-      note('failover');
+    } else if (snap) {
+      // a failover that loses the versions after the snapshot: they are
+      // handed out again, at or below the cursors of devices that had them
+      note(`failover to version ${snap.version} (from ${net.model.version})`);
+      if (snap.version < net.model.version) stats.lossy++;
+      stats.failovers++;
       net.restore(snap);
       snap = null;
       failedOver = true;
@@ -279,7 +288,12 @@ async function run1(seed, { log = false } = {}, trace) {
   }
 
   // Quiesce: no more faults; everything connects, every message and
-  // request goes through, conflicts are decided, timers run out.
+  // request goes through, conflicts are decided, timers run out.  Once all
+  // is quiet, everyone reconnects (a device whose last notification was
+  // lost, or that missed a failover no notification told it of, learns of
+  // it there), and it goes on until all is quiet again.
+  net.relisten();
+  let lastSync = false;
   for (let round = 0; round < 400; round++) {
     let busy = false;
     for (const d of devices) {
@@ -318,7 +332,14 @@ async function run1(seed, { log = false } = {}, trace) {
       if (!timers.fireNext()) {
         const idle = devices.every((d) => d.client.status.pending === 0 && d.client.conflicts.length === 0
           && d.client.status.state === 'online');
-        if (idle) break;
+        if (idle && lastSync) break;
+        if (idle) {
+          lastSync = true;
+          for (const d of devices) {
+            net.disconnect(d.t);
+            net.connect(d.t);
+          }
+        }
       }
       await settle();
     }
@@ -344,6 +365,7 @@ async function run1(seed, { log = false } = {}, trace) {
 
   const full = net.model.full();
   if (log) {
+    for (const d of devices) trace.push(`${d.devId}: history ${JSON.parse((await storages.get(d.devId).get('roastr_state')) ?? '{}').history} (server ${net.model.token()})`);
     for (const d of devices) trace.push(`${d.devId}: ${JSON.stringify(d.client.status)} pending ${JSON.stringify(d.client.pending)} persona ${JSON.stringify(d.client.state.persona)}`);
     trace.push(`server ${JSON.stringify(full.persona)} v${full._meta.version}`);
     trace.push(...net.model.s.history.slice(-12).map((h) => JSON.stringify(h)));
@@ -357,6 +379,7 @@ async function run1(seed, { log = false } = {}, trace) {
     assert.equal(d.client.status.pending, 0, `device ${d.devId}: writes left`);
   }
   if (!failedOver) checkNoLostUpdate(net.model.s.history, intents, net.senders);
+  stats.historyResets += net.model.historyResets;
   const ids = net.model.s.history.map((h) => h.mutationId).filter(Boolean);
   assert.equal(new Set(ids).size, ids.length, 'a mutation_id was applied twice');
   for (const [devId, st] of storages) {
@@ -385,7 +408,9 @@ if (process.env.ROASTR_DEBUG) { /* imported by a debugging script */ } else test
     }
   }
   console.log(`# randomized: ${seeds.length} runs, ${versions} server versions, ${applied} device writes applied, `
-    + `${stats.conflicts} conflicts raised, ${stats.rejected} writes refused, ${stats.resets} resets, ${stats.instances} client instances`);
+    + `${stats.conflicts} conflicts raised, ${stats.rejected} writes refused, ${stats.instances} client instances; `
+    + `${stats.failovers} failovers (${stats.lossy} losing versions), ${stats.resets} resets, `
+    + `${stats.historyResets} of them at a cursor the new history had reissued (only the history tells)`);
 });
 
 export { run, FIELDS };

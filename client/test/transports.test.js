@@ -38,7 +38,7 @@ function fakePostgrest(model, { fail = null } = {}) {
     }
     try {
       if (fn === 'patch') return reply(200, model.patch({ changes: args.changes, base_version: args.base_version, mutation_id: args.mutation_id }));
-      if (fn === 'state_sync') return reply(200, model.sync(args.since));
+      if (fn === 'state_sync') return reply(200, model.sync(args.since, args.history ?? null));
       if (fn === 'state_full') return reply(200, model.full());
       return reply(404, { code: 'PGRST202', message: 'Could not find the function', details: null, hint: null });
     } catch (e) {
@@ -66,7 +66,9 @@ test('postgrest: the exact requests (method, URL, headers, body)', async () => {
   assert.equal(patchReq.body, `{"user_id":null,"changes":{"roasting.enabled":false},"base_version":1,"mutation_id":"${id}"}`);
   // no push: the client pulls right after the confirmation
   await until(() => client.state._meta.version === 2);
-  assert.equal(pg.requests.at(-1).body, '{"user_id":null,"since":1}');
+  // with the history of the cursor (0.5.0)
+  assert.equal(pg.requests.at(-1).body, `{"user_id":null,"since":1,"history":"${model.sysid}.1.1000028"}`);
+  assert.equal(client.status.cursor, 2);
   await client.close();
 
   const t = postgrestTransport({ url: URL_, apikey: KEY, token: JWT, fetch: pg.fetch });
@@ -295,4 +297,66 @@ test('postgrest with push: writes and pulls through PostgREST, changes pushed by
   assert.ok(polls <= 1, `no polling while the socket pushes (${polls} pulls)`);
   await client.close();
   await gw.close();
+});
+
+test('gateway: the cursor\'s history goes in the auth and in ?history=; a failover under the devices resets them through the gateway', async () => {
+  const gw = createMockGateway();
+  const url = await gw.listen();
+  const uid = '00000000-0000-4000-8000-00000000a006';
+  const model = gw.user(uid).model;
+  const a = createStateClient({ transport: gatewayTransport({ url, token: uid, io }) });
+  const b = createStateClient({ transport: gatewayTransport({ url, token: uid, io }) });
+  const resets = [];
+  a.on('reset', (r) => resets.push(['a', r.cursor]));
+  b.on('reset', (r) => resets.push(['b', r.cursor]));
+  await until(() => a.status.ready && b.status.ready && a.status.via === 'socket' && b.status.via === 'socket');
+  const snap = model.snapshot();
+  await a.patch({ 'roasting.roast_level': 5 });
+  model.patch({ changes: { 'auth.name': 'Lost' } }, { by: 'other' });
+  await until(() => a.status.cursor === 3 && b.status.cursor === 3);
+  // a reconnect sends the cursor with its history
+  gw.disconnectAll();
+  await until(() => gw.ctl.seen.filter((x) => x.via === 'socket').length >= 4 && a.status.via === 'socket' && b.status.via === 'socket', 8000);
+  const last = gw.ctl.seen.filter((x) => x.via === 'socket').at(-1);
+  assert.equal(last.cursor, 3);
+  assert.match(last.history, /^7391234567890123456\.1\.[0-9A-F]+$/);
+  // the failover: 2 and 3 are lost, 2 and 3 are handed out again
+  model.restore(snap);
+  model.patch({ changes: { 'roasting.enabled': false } }, { by: 'other' });
+  model.patch({ changes: { 'roasting.shield_level': 'estricto' } }, { by: 'other' });
+  await until(() => resets.length === 2);
+  // a's write was confirmed and synced before the failover: lost with the
+  // old history, for every device alike (the client replays only writes
+  // its cursor had not reached)
+  await until(() => a.state._meta.version === model.version && b.state._meta.version === model.version);
+  for (const c of [a, b]) {
+    for (const sec of ['auth', 'roasting', 'usage']) assert.deepEqual(c.state[sec], model.full()[sec], sec);
+  }
+  assert.equal(a.state.roasting.roast_level, 3);
+  assert.equal(a.state.auth.name, null);
+  // the HTTP pull carries it too
+  const t = gatewayTransport({ url, token: uid, io });
+  const r = await t.sync(model.version, model.token());
+  assert.equal(r.reset, false);
+  assert.deepEqual(gw.ctl.seen.at(-1), { via: 'http', cursor: model.version, history: model.token() });
+  assert.equal((await t.sync(model.version, '1.1')).reset, true);
+  await a.close();
+  await b.close();
+  await gw.close();
+});
+
+test('postgrest: state_sync with the history; a server before 0.5.0 (PGRST202) is asked with the bare cursor', async () => {
+  const model = new ServerModel();
+  const old = fakePostgrest(model, {
+    fail: (fn, args) => (fn === 'state_sync' && 'history' in args
+      ? { ok: false, status: 404, text: async () => JSON.stringify({ code: 'PGRST202', message: 'Could not find the function roastr_state.state_sync(history, since, user_id) in the schema cache', details: null, hint: null }) }
+      : null),
+  });
+  const t = postgrestTransport({ url: URL_, apikey: KEY, token: JWT, fetch: old.fetch });
+  const r = await t.sync(1, '7391234567890123456.1.1000028');
+  assert.deepEqual(old.requests.map((x) => x.body), ['{"user_id":null,"since":1,"history":"7391234567890123456.1.1000028"}', '{"user_id":null,"since":1}']);
+  assert.deepEqual([r.cursor, r.reset], [1, false]);
+  // PT503 (a standby behind the cursor): the client's error, to retry
+  const behind = fakePostgrest(model, { fail: () => ({ ok: false, status: 503, text: async () => JSON.stringify({ code: 'PT503', message: 'not replayed yet', details: null, hint: null }) }) });
+  await assert.rejects(postgrestTransport({ url: URL_, apikey: KEY, token: JWT, fetch: behind.fetch }).sync(5, '7391234567890123456.1'), { code: 'PT503' });
 });

@@ -21,20 +21,26 @@ const token = await new SignJWT({ sub, role: 'authenticated' })
   .setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h')
   .sign(Buffer.from(process.env.JWT_SECRET, 'utf8'));
 
-const socket = io(url, { transports: ['websocket'], auth: (cb) => cb({ token, cursor }) });
+// The history the cursor belongs to (0.5.0), kept with it: the gateway
+// sends it on every state_sync and state_update, the device sends it back
+// when it reconnects.
+let history = null;
+const socket = io(url, { transports: ['websocket'], auth: (cb) => cb({ token, cursor, history }) });
 let ready = false;
-socket.on('state_sync', ({ changes, cursor: c }) => {
+socket.on('state_sync', ({ changes, cursor: c, history: h, reset }) => {
   const shown = changes.map((ch) => `${ch.field}=${JSON.stringify(ch.value)}`).join(' ');
-  console.log(`state_sync  cursor ${cursor} -> ${c}${shown ? `: ${shown}` : ' (nothing new)'}`);
+  console.log(`state_sync  cursor ${cursor} -> ${c}${reset ? ' RESET (every field; replace the state)' : ''}${shown ? `: ${shown}` : ' (nothing new)'}`);
   cursor = c;
+  history = h ?? null;
   if (!ready) {
     ready = true;
     console.log('ready');
   }
 });
-socket.on('state_update', ({ type, data, version, fields }) => {
+socket.on('state_update', ({ type, data, version, fields, history: h }) => {
   console.log(`state_update version ${version} ${JSON.stringify(type)} fields ${fields.join(',')} data ${JSON.stringify(data)}`);
   cursor = version;
+  if (h) history = h;
   if (--updatesLeft <= 0) socket.close();
 });
 socket.on('gateway_error', ({ code }) => console.log(`gateway_error ${code}`));

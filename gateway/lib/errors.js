@@ -56,6 +56,7 @@ export function httpStatus(code) {
     case 'PT404': return 404;
     case 'PT409': return 409;
     case UNAVAILABLE: return 503;
+    case 'PT503': return 503;     // a standby behind the client's cursor: retry shortly
     case '428C9': case '0A000': return 400;
     default: return typeof code === 'string' && code.startsWith('22') ? 400 : 500;
   }

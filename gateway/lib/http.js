@@ -2,7 +2,13 @@
 // for clients that do not keep a socket open:
 //
 //   GET /api/state/full               -> {success: true, data: <state_full>}
-//   GET /api/state/sync?since=<cursor> -> {success: true, changes, cursor, lastSyncedAt}
+//   GET /api/state/sync?since=<cursor>[&history=<token>]
+//                                      -> {success: true, changes, cursor, history, reset, lastSyncedAt}
+//
+// (history: the token the cursor came with; reset: true when it is not the
+// server's history and `changes` holds every field, to replace the device's
+// state with.  A standby that has not replayed the cursor yet answers PT503:
+// HTTP 503 with Retry-After, as any unavailable database.)
 //
 // both with "Authorization: Bearer <the API's JWT>", run with the token's
 // claims (db.js); errors are {success: false, error: {code, message}} with
@@ -10,7 +16,7 @@
 import { AuthError, bearerToken } from './auth.js';
 import { errorBody, httpStatus, UNAVAILABLE } from './errors.js';
 import { errFields } from './log.js';
-import { parseSince } from './validate.js';
+import { parseHistoryParam, parseSince } from './validate.js';
 import { noMetrics } from './metrics.js';
 
 const API = new Set(['/api/state/full', '/api/state/sync']);
@@ -83,6 +89,7 @@ export function createHttpHandler({ verify, db, health, stats, metrics = noMetri
     user = id.sub;
 
     let since = 0;
+    let history = null;
     if (what === 'sync') {
       since = parseSince(query);
       if (since === null) {
@@ -90,21 +97,37 @@ export function createHttpHandler({ verify, db, health, stats, metrics = noMetri
         done(400, '22023');
         return;
       }
+      history = parseHistoryParam(query);
+      if (history === undefined) {
+        fail(res, 400, '22023', 'history must be one history token, as the server sent it with the cursor', headers);
+        done(400, '22023');
+        return;
+      }
     }
 
     let result;
     try {
-      result = what === 'full' ? await db.stateFull(id.claims) : await db.stateSync(id.claims, null, since);
+      result = what === 'full' ? await db.stateFull(id.claims) : await db.stateSync(id.claims, null, since, history);
     } catch (err) {
       const body = errorBody(err, 'the database could not be reached; retry later');
       const status = httpStatus(body.code);
       if (body.code === UNAVAILABLE) log.warn('database unavailable for an api request', errFields(err));
+      if (body.code === 'PT503') metrics.httpBehind();
       fail(res, status, body.code, body.message, status === 503 ? { ...headers, 'retry-after': '1' } : headers);
       done(status, body.code);
       return;
     }
     if (what === 'full') send(res, 200, { success: true, data: result }, headers);
-    else send(res, 200, { success: true, changes: result.changes, cursor: result.cursor, lastSyncedAt: result.lastSyncedAt }, headers);
+    else {
+      send(res, 200, {
+        success: true,
+        changes: result.changes,
+        cursor: result.cursor,
+        history: typeof result.history === 'string' ? result.history : null,
+        reset: result.reset === true,
+        lastSyncedAt: result.lastSyncedAt,
+      }, headers);
+    }
     done(200);
   }
 

@@ -8,11 +8,11 @@ import client from 'prom-client';
 
 const { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } = client;
 
-// Why a device was sent a state_sync: the four causes of decide() (a
+// Why a device was sent a state_sync: the five causes of decide() (a
 // notification that could not be relayed as it was), plus 'connect' (the
 // answer to a device's cursor when it connects) and 'reconnect' (every
 // device, once the LISTEN connection is up again).
-export const CATCHUP_CAUSES = Object.freeze(['gap', 'withheld', 'resync', 'malformed', 'connect', 'reconnect']);
+export const CATCHUP_CAUSES = Object.freeze(['gap', 'withheld', 'resync', 'malformed', 'history', 'connect', 'reconnect']);
 export const ROUTES = Object.freeze(['/healthz', '/metrics', '/api/state/full', '/api/state/sync']);
 export const REFUSAL_CODES = Object.freeze(['unauthorized', 'forbidden', 'bad_request', 'unavailable']);
 const SQLSTATE_RE = /^[0-9A-Z]{5}$/;
@@ -26,6 +26,7 @@ export const noMetrics = Object.freeze({
   catchup() {},
   sync() {},
   syncFailure() {},
+  httpBehind() {},
   delivered() {},
   patch() {},
   http() {},
@@ -65,12 +66,18 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
   });
   const catchups = new Counter({
     name: `${prefix}catchups_total`, registers, labelNames: ['cause'],
-    help: 'state_syncs started for a device, by cause: gap, withheld, resync, malformed (a notification not relayed as it was), ' +
+    help: 'state_syncs started for a device, by cause: gap, withheld, resync, malformed, history (a notification not relayed as it was; ' +
+      'history: of another history than the device\'s cursor, after a failover or restore), ' +
       'connect (a device connected), reconnect (the LISTEN connection came up again)',
   });
   const syncs = new Counter({ name: `${prefix}state_syncs_total`, help: 'state_sync queries run for devices', registers });
   const syncFailures = new Counter({
     name: `${prefix}state_sync_failures_total`, help: 'state_sync queries that failed (retried with backoff, or the device let go)', registers,
+  });
+  const syncBehind = new Counter({
+    name: `${prefix}state_sync_behind_total`, registers, labelNames: ['via'],
+    help: 'state_sync answered PT503, a standby that had not replayed the device\'s cursor yet, by via: socket (a catch-up, retried ' +
+      'with backoff; also in state_sync_failures_total) or http (GET /api/state/sync answered 503)',
   });
   const patches = new Counter({
     name: `${prefix}patches_total`, registers, labelNames: ['code'],
@@ -99,6 +106,7 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
   for (const c of REFUSAL_CODES) refused.labels(c).inc(0);
   for (const e of ['state_update', 'state_sync']) delivery.zero({ event: e });
   patches.labels('ok').inc(0);
+  for (const v of ['socket', 'http']) syncBehind.labels(v).inc(0);
 
   return {
     registry,
@@ -109,7 +117,13 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
     stateUpdate() { stateUpdates.inc(); },
     catchup(cause) { if (CATCHUP_CAUSES.includes(cause)) catchups.labels(cause).inc(); },
     sync() { syncs.inc(); },
-    syncFailure() { syncFailures.inc(); },
+    // code: the error's SQLSTATE; PT503 is also counted apart
+    syncFailure(code) {
+      syncFailures.inc();
+      if (code === 'PT503') syncBehind.labels('socket').inc();
+    },
+    // GET /api/state/sync answered PT503
+    httpBehind() { syncBehind.labels('http').inc(); },
     delivered(event, seconds) {
       if ((event === 'state_update' || event === 'state_sync') && Number.isFinite(seconds) && seconds >= 0) delivery.labels(event).observe(seconds);
     },

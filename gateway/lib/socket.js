@@ -5,7 +5,7 @@ import { Device } from './device.js';
 import { errorBody, UNAVAILABLE } from './errors.js';
 import { errFields } from './log.js';
 import { noMetrics } from './metrics.js';
-import { parseChannel, parseCursor, validatePatch } from './validate.js';
+import { parseChannel, parseCursor, parseHistory, validatePatch } from './validate.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 // Patches of one device run one at a time, in the order sent; beyond this
@@ -81,6 +81,8 @@ export function attachSockets(io, { verify, db, listener, devices, stats, metric
     if (!ch) return refuse('bad_request', 'channel must be user:<uuid>');
     const cursor = parseCursor(auth.cursor);
     if (cursor === null) return refuse('bad_request', 'cursor must be a non-negative integer');
+    const history = parseHistory(auth.history);
+    if (history === undefined) return refuse('bad_request', 'history must be the history token of the cursor, as the server sent it');
 
     let ok;
     try {
@@ -93,18 +95,19 @@ export function attachSockets(io, { verify, db, listener, devices, stats, metric
       ok = false; // e.g. EXECUTE revoked: the database says no
     }
     if (!ok) return refuse('forbidden', 'not authorized for this channel', { sub: id.sub, channel: ch.channel });
-    socket.data = { userId: ch.userId, channel: ch.channel, claims: id.claims, cursor, exp: id.exp };
+    socket.data = { userId: ch.userId, channel: ch.channel, claims: id.claims, cursor, history, exp: id.exp };
     next();
   });
 
   io.on('connection', async (socket) => {
-    const { userId, channel, claims, cursor, exp } = socket.data;
+    const { userId, channel, claims, cursor, history, exp } = socket.data;
     const dev = new Device({
       userId,
       cursor,
+      history,
       emit: (event, payload) => socket.emit(event, payload),
       disconnect: () => socket.disconnect(true),
-      sync: (from) => syncSlot(() => db.stateSync(claims, userId, from)),
+      sync: (from, fromHistory) => syncSlot(() => db.stateSync(claims, userId, from, fromHistory)),
       stats,
       log,
       metrics,
@@ -112,7 +115,7 @@ export function attachSockets(io, { verify, db, listener, devices, stats, metric
     });
     devices.add(dev);
     socket.join(channel);
-    log.info('device connected', { user: userId, socket: socket.id, cursor });
+    log.info('device connected', { user: userId, socket: socket.id, cursor, history });
 
     // The token's expiry ends the connection; the client reconnects with a
     // fresh token and its cursor.

@@ -1,5 +1,5 @@
-// Parsing what devices send: cursors, channels, the HTTP `since`, patch
-// messages.  Pure functions; nothing here touches the database.
+// Parsing what devices send: cursors, histories, channels, the HTTP `since`
+// and `history`, patch messages.  Pure functions; nothing here touches the database.
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
 const UUID_RE = new RegExp(`^${UUID}$`);
 const CHANNEL_RE = /^user:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
@@ -14,6 +14,29 @@ export function parseCursor(raw) {
   if (raw === undefined || raw === null) return 0;
   const n = typeof raw === 'string' && DIGITS_RE.test(raw) ? Number(raw) : raw;
   return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+// A history token (the history a cursor belongs to, from the extension's
+// answers: "<system identifier>.<timeline>[.<WAL position hex>]").  Opaque
+// to devices; the gateway checks its shape only, so that nothing else
+// reaches the database or a log line.
+export const HISTORY_MAX = 64;
+const HISTORY_RE = /^[0-9]+\.[0-9]+(\.[0-9A-F]+)?$/;
+export const isHistory = (s) => typeof s === 'string' && s.length <= HISTORY_MAX && HISTORY_RE.test(s);
+
+// The history a device sends with its cursor: missing (undefined, null) is
+// null (a bare cursor, as before 0.5.0); undefined when it is not a token.
+export function parseHistory(raw) {
+  if (raw === undefined || raw === null) return null;
+  return isHistory(raw) ? raw : undefined;
+}
+
+// "<system identifier>.<timeline>" of a token: the part notifications and
+// patch answers carry.  null for null.
+export function historyLine(h) {
+  if (typeof h !== 'string') return null;
+  const dot = h.indexOf('.', h.indexOf('.') + 1);
+  return dot < 0 ? h : h.slice(0, dot);
 }
 
 // The channel a device asks for (default: its own, user:<sub>), and the user
@@ -33,6 +56,15 @@ export function parseSince(searchParams) {
   if (all.length > 1 || !DIGITS_RE.test(all[0])) return null;
   const n = Number(all[0]);
   return Number.isSafeInteger(n) ? n : null;
+}
+
+// GET /api/state/sync?history=H: null when missing, undefined when it is
+// not one token.
+export function parseHistoryParam(searchParams) {
+  const all = searchParams.getAll('history');
+  if (all.length === 0) return null;
+  if (all.length > 1) return undefined;
+  return parseHistory(all[0]);
 }
 
 const PATCH_KEYS = new Set(['changes', 'base_version', 'mutation_id']);

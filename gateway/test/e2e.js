@@ -18,6 +18,8 @@ import pg from 'pg';
 import { SignJWT } from 'jose';
 import { io } from 'socket.io-client';
 import { applySync, applyUpdate } from '../examples/state.js';
+import { HAS_SYNC3 } from '../lib/db.js';
+import { historyLine, isHistory } from '../lib/validate.js';
 
 const { JWT_SECRET, USER_A: A, USER_B: B, PG_RESTART_CMD } = process.env;
 const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'roastr_gateway');
@@ -66,6 +68,10 @@ const version = async (u) => Number((await sql('SELECT (roastr_state.state_full(
 const patch = async (u, changes) => (await sql('SELECT roastr_state.patch($1, $2) AS r', [u, JSON.stringify(changes)]))[0].r;
 const stateSync = async (u, since) => (await sql('SELECT roastr_state.state_sync($1::uuid, $2::bigint) AS s', [u, since]))[0].s;
 const stateFull = async (u) => (await sql('SELECT roastr_state.state_full($1::uuid) AS s', [u]))[0].s;
+// Whether the installed extension knows histories (0.5.0:
+// state_sync(uuid, bigint, text)); the checks expect either behaviour.
+let historyAware = null;
+const hasHistory = async () => (historyAware ??= (await sql(HAS_SYNC3))[0].ok === true);
 
 // --------------------------------------------------------------- tokens
 async function token(sub, { key = KEY, exp = Math.floor(Date.now() / 1000) + 3600, role = 'authenticated' } = {}) {
@@ -109,16 +115,22 @@ class Device {
 
   _sync(m) {
     this.events.push({ kind: 'state_sync', msg: m, at: Date.now() });
+    if (m.reset) this.fields.clear();   // every field: it replaces the device's state
     for (const c of m.changes) {
-      if (c.version <= this.cursor) this.errors.push(`${this.name}: sync change ${c.field}@${c.version} at or below cursor ${this.cursor}`);
+      if (!m.reset && c.version <= this.cursor) this.errors.push(`${this.name}: sync change ${c.field}@${c.version} at or below cursor ${this.cursor}`);
       this.fields.set(c.field, { value: c.value, version: c.version });
     }
     this.cursor = m.cursor;
+    this.history = m.history;
   }
 
   _update(m) {
     this.events.push({ kind: 'state_update', msg: m, at: Date.now() });
     if (m.version !== this.cursor + 1) this.errors.push(`${this.name}: update ${m.version} after cursor ${this.cursor}`);
+    if (m.history !== undefined && historyLine(m.history) !== historyLine(this.history ?? m.history)) {
+      this.errors.push(`${this.name}: update of history ${m.history} relayed to a device of ${this.history}`);
+    }
+    if (m.history !== undefined) this.history = m.history;
     for (const f of m.fields) {
       const [section, key] = f.split('.');
       const sec = m.data?.[section];
@@ -203,8 +215,13 @@ async function modeChecks(mode, url) {
     const v = await version(A);
     const s1 = await a1.connect(url, { token: tA, cursor: v });
     const s2 = await a2.connect(url, { token: tA, cursor: String(v) });
-    assert.deepEqual(s1, { changes: [], cursor: v });
-    assert.deepEqual(s2, { changes: [], cursor: v });
+    for (const s of [s1, s2]) {
+      const { history, ...rest } = s;
+      assert.deepEqual(rest, { changes: [], cursor: v, reset: false });
+      // before 0.5.0 null; a library of 0.5.0 under the SQL of 0.4.0 already answers one
+      if (await hasHistory()) assert.ok(isHistory(history), history);
+      else assert.ok(history === null || isHistory(history), history);
+    }
     const sb = await b1.connect(url, { token: tB });   // no cursor: everything
     assert.equal(sb.cursor, await version(B));
     assert.ok(sb.changes.some((c) => c.field === 'roasting.enabled'));
@@ -215,12 +232,41 @@ async function modeChecks(mode, url) {
     if (mode === 'per-user') assert.equal(h.listen.channels, 2);
   });
 
+  await check(`${mode}: a cursor's history goes to state_sync(uuid, bigint, text) when the extension has it, else the bare cursor`, async () => {
+    const v = await version(A);
+    const d = new Device(`${mode}/h1`);
+    // no cluster has the system identifier 1: not this server's history
+    const s = await d.connect(url, { token: tA, cursor: v, history: '1.1.0' });
+    d.close();
+    if (await hasHistory()) {
+      assert.equal(s.reset, true);
+      assert.equal(s.cursor, v);
+      assert.ok(isHistory(s.history));
+      assert.deepEqual(s.changes.map((c) => c.field).sort(), (await stateSync(A, 0)).changes.map((c) => c.field).sort(), 'every field');
+      // the history the server gave: nothing new
+      const d2 = new Device(`${mode}/h2`);
+      const s2 = await d2.connect(url, { token: tA, cursor: v, history: s.history });
+      d2.close();
+      assert.deepEqual([s2.changes, s2.cursor, s2.reset], [[], v, false]);
+    } else {
+      // the 2-argument form: a bare cursor the server has
+      assert.deepEqual([s.changes, s.cursor, s.reset], [[], v, false]);
+    }
+    // over HTTP too
+    const res = await fetch(`${url}/api/state/sync?since=${v}&history=1.1.0`, { headers: { authorization: `Bearer ${tA}` } });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).reset, await hasHistory());
+  });
+
   await check(`${mode}: a patch made through SQL reaches the other device within 1 s`, async () => {
     const t0 = Date.now();
     const r = await patch(A, { 'roasting.roast_level': nextLevel() });
     await a2.waitCursor(r.version, 1000);
     const u = a2.updates().at(-1).msg;
-    assert.deepEqual(u, { type: 'roasting_update', data: { roasting: { roast_level: level } }, version: r.version, fields: ['roasting.roast_level'] });
+    const { history, ...rest } = u;
+    assert.deepEqual(rest, { type: 'roasting_update', data: { roasting: { roast_level: level } }, version: r.version, fields: ['roasting.roast_level'] });
+    // 0.5.0: the payload's history ("<system id>.<timeline>", no WAL position)
+    if (history !== undefined) assert.equal(history, historyLine(a2.history));
     await a1.waitCursor(r.version, 1000);
     console.log(`#   delivered in ${a2.updates().at(-1).at - t0} ms (patch sent to device received)`);
   });
@@ -294,6 +340,9 @@ async function modeChecks(mode, url) {
       [{ token: await token('not-a-uuid') }, 'unauthorized', 'sub is not a uuid'],
       [{ token: tA, cursor: -1 }, 'bad_request', 'cursor must be a non-negative integer'],
       [{ token: tA, cursor: 'abc' }, 'bad_request', 'cursor must be a non-negative integer'],
+      [{ token: tA, cursor: 1, history: 'abc' }, 'bad_request', 'history must be the history token of the cursor, as the server sent it'],
+      [{ token: tA, cursor: 1, history: '1.2.3.4' }, 'bad_request', 'history must be the history token of the cursor, as the server sent it'],
+      [{ token: tA, cursor: 1, history: 12 }, 'bad_request', 'history must be the history token of the cursor, as the server sent it'],
     ];
     for (const [auth, code, message] of cases) {
       const err = await refused(url, auth);
@@ -361,14 +410,15 @@ async function modeChecks(mode, url) {
 // state_full, connects with its version as the cursor, deep-merges each
 // state_update's data and sets each state_sync change
 // (examples/state.js).  After each kind of change its whole state must
-// equal state_full, but for _meta.lastSyncedAt (the time of a read) and
-// _meta.history (its WAL position is that of the read).
+// equal state_full, but for _meta.lastSyncedAt (the time of a read).
+// Without the time of the read, and with only the line of the history (its
+// WAL position moves with every read; before 0.5.0 state_full has none and
+// state_sync says null).
 function withoutSyncTime(state) {
   const s = structuredClone(state);
-  if (s?._meta) {
-    delete s._meta.lastSyncedAt;
-    delete s._meta.history;
-  }
+  if (s?._meta) delete s._meta.lastSyncedAt;
+  if (typeof s?._meta?.history === 'string') s._meta.history = historyLine(s._meta.history);
+  else if (s?._meta) delete s._meta.history;
   return s;
 }
 
@@ -397,7 +447,7 @@ class StateDevice {
     this.events = [];
     this.state = await stateFull(this.user);
     const tok = await token(this.user);
-    const s = io(this.url, { auth: { token: tok, cursor: this.state._meta.version }, transports: ['websocket'], reconnection: false, forceNew: true });
+    const s = io(this.url, { auth: { token: tok, cursor: this.state._meta.version, history: this.state._meta.history ?? null }, transports: ['websocket'], reconnection: false, forceNew: true });
     this.socket = s;
     s.on('state_update', (m) => { this.events.push(['state_update', m]); applyUpdate(this.state, m); });
     s.on('state_sync', (m) => { this.events.push(['state_sync', m]); applySync(this.state, m); });
@@ -531,7 +581,10 @@ async function stateChecks(mode, url) {
     assert.equal(truth._meta.version, v + 1);
     assert.equal(dev.state.roasting.roast_level, 5);
     for (const [kind, m] of events) {
-      if (kind === 'state_update') assert.deepEqual(m, { type: 'roasting_update', data: { roasting: { roast_level: 5 } }, version: v + 1, fields: ['roasting.roast_level'] });
+      if (kind === 'state_update') {
+        const { history, ...rest } = m;
+        assert.deepEqual(rest, { type: 'roasting_update', data: { roasting: { roast_level: 5 } }, version: v + 1, fields: ['roasting.roast_level'] });
+      }
       else assert.deepEqual(m.changes.map((c) => [c.field, c.value, c.version]), [['roasting.roast_level', 5, v + 1]]);
     }
   });
@@ -689,8 +742,10 @@ async function httpChecks(mode, url) {
     const p = await patch(A, { 'roasting.shield_level': nextShield() });
     let r = await get(`/api/state/sync?since=${v}`, tA);
     assert.equal(r.status, 200);
-    assert.deepEqual(Object.keys(r.body).sort().filter((k) => k !== 'history' && k !== 'reset'),
-      ['changes', 'cursor', 'lastSyncedAt', 'success']);
+    assert.deepEqual(Object.keys(r.body).sort(), ['changes', 'cursor', 'history', 'lastSyncedAt', 'reset', 'success']);
+    assert.equal(r.body.reset, false);
+    if (await hasHistory()) assert.ok(isHistory(r.body.history));
+    else assert.ok(r.body.history === null || isHistory(r.body.history));
     assert.deepEqual(r.body.changes, (await stateSync(A, v)).changes);
     assert.deepEqual(r.body.changes.map((c) => [c.field, c.version]), [['roasting.shield_level', p.version]]);
     assert.equal(r.body.cursor, p.version);
@@ -712,6 +767,8 @@ async function httpChecks(mode, url) {
       ['/api/state/sync?since=-1', tA, 400, '22023'],
       ['/api/state/sync?since=abc', tA, 400, '22023'],
       ['/api/state/sync?since=2025-10-19T12:00:00Z', tA, 400, '22023'],
+      ['/api/state/sync?since=1&history=abc', tA, 400, '22023'],
+      ['/api/state/sync?since=1&history=1.2&history=1.2', tA, 400, '22023'],
     ];
     for (const [path, tok, status, code, message] of cases) {
       const r = await get(path, tok);

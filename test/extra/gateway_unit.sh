@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Unit tests of the reference gateway (gateway/test/unit/*.test.js): what
-# needs no database — configuration, token checks, cursor, channel and patch
-# parsing, the relay-or-catch-up decision, each device's state machine, error
+# needs no database — configuration, token checks, cursor, history, channel and patch
+# parsing, the relay-or-catch-up decision (histories too), each device's state machine (failovers, PT503), error
 # mapping, backoff, the HTTP handler (on loopback, with a fake database),
 # the login role and transaction pooler checks (with a fake PostgreSQL),
 # the metrics.

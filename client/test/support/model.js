@@ -14,12 +14,21 @@
 //   - persona text: writing the text a field holds is no change; a change
 //     clears persona.embeddings_*; tolerance needs pro or plus (PT402) and
 //     reads as null below them, keeping the text and its version;
-//   - notifications {type, version, fields, data} as 0.4.0 sends them:
-//     `fields` names every shown path whose value state_sync(version - 1)
-//     reports at that version, derived values included (a consumption names
-//     remaining_roasts, a plan change the limit, trial_days_remaining and
-//     persona.tolerance); `data` holds their values except persona text,
-//     personal values and the organization (named only).
+//   - notifications {type, version, fields, data, history} as 0.4.0 sends
+//     them: `fields` names every shown path whose value state_sync(version
+//     - 1) reports at that version, derived values included; `data` holds
+//     their values except persona text, personal values and the
+//     organization (named only);
+//   - histories (0.5.0, src/history.c): the server is on a timeline of a
+//     cluster ("<sysid>.<tli>"), and every commit moves its WAL position.
+//     state_sync answers "<sysid>.<tli>.<WAL hex>", patch and notifications
+//     "<sysid>.<tli>".  restore(snapshot) is a failover that lost the
+//     commits after the snapshot (or a point-in-time restore): a new
+//     timeline whose versions after the snapshot's are handed out again.
+//     state_sync(since, history) is reset: true, with every field, unless
+//     the cursor is of this timeline (and not beyond the version), or of an
+//     ancestor one at a WAL position at or before the point this history
+//     left it; no history: reset only when the cursor is beyond the version.
 // Browser-safe (the example page runs it); no Node imports.
 
 export class ModelError extends Error {
@@ -73,6 +82,12 @@ export class ServerModel {
       history: [{ version: 1, mutationId: null, fields: [...STORED], by: 'ensure_user' }],
       at: {},                    // version -> state_full at that version (for the tests' checks)
     };
+    this.sysid = '7391234567890123456';
+    this.s.tli = 1;
+    this.s.lsn = 0x1000028;
+    this.maxTli = 1;
+    this.parents = new Map();    // timeline -> {parent, fork}: where it left its parent's WAL
+    this.historyResets = 0;      // resets only a history could tell (the cursor is not beyond the version)
     this.listeners = new Set();
     this.clock = Date.parse('2026-11-01T00:00:00Z');
     this.s.at[1] = this.full();
@@ -80,6 +95,32 @@ export class ServerModel {
 
   get version() {
     return this.s.version;
+  }
+
+  // "<sysid>.<tli>": what patch and notifications carry.
+  get line() {
+    return `${this.sysid}.${this.s.tli}`;
+  }
+
+  // "<sysid>.<tli>.<WAL hex>": what state_sync and state_full carry.
+  token() {
+    return `${this.line}.${this.s.lsn.toString(16).toUpperCase()}`;
+  }
+
+  // Whether a cursor of `history` (null: a bare cursor) is in this
+  // server's history, as src/history.c judges it on a primary.
+  owns(since, history) {
+    if (since > this.s.version) return false;
+    if (history === null) return true;
+    const [sysid, tli, lsn] = history.split('.');
+    if (sysid !== this.sysid) return false;
+    if (Number(tli) === this.s.tli) return true;
+    for (let t = this.s.tli; this.parents.has(t);) {
+      const { parent, fork } = this.parents.get(t);
+      if (parent === Number(tli)) return lsn !== undefined && parseInt(lsn, 16) <= fork;
+      t = parent;
+    }
+    return false;
   }
 
   onNotify(fn) {
@@ -99,7 +140,7 @@ export class ServerModel {
       const rec = s.mutations[mutation_id];
       if (rec) {
         if (rec.key !== key) throw new ModelError('22023', `mutation_id ${mutation_id} was already used for a different patch`);
-        return clone(rec.result);
+        return { ...clone(rec.result), history: this.line };
       }
     }
     if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) throw new ModelError('22023', 'changes must be a JSON object');
@@ -130,7 +171,7 @@ export class ServerModel {
     }
     let result;
     if (changed.length === 0) {
-      result = { version: s.version, applied: [] };
+      result = { version: s.version, applied: [], history: this.line };
     } else {
       const all = [...changed];
       if (changed.some((f) => PERSONA.includes(f))) {
@@ -145,7 +186,7 @@ export class ServerModel {
       }
       s.version = nv;
       s.history.push({ version: nv, mutationId: mutation_id, fields: all, by });
-      result = { version: nv, applied: changed };
+      result = { version: nv, applied: changed, history: this.line };
       this.announce(nv);
     }
     if (mutation_id !== null) s.mutations[mutation_id] = { key, result: clone(result) };
@@ -196,9 +237,10 @@ export class ServerModel {
   // `version`, named; values where payloads may carry them.
   announce(version) {
     const s = this.s;
-    s.at[version] = this.full();
     const it = this.items();
     const named = Object.keys(it).filter((f) => it[f][1] === version);
+    s.lsn += 0x28 + 8 * named.length;      // the commit's WAL
+    s.at[version] = this.full();
     const kinds = [...new Set(named.map(KIND))];
     const data = {};
     for (const f of named) {
@@ -206,7 +248,7 @@ export class ServerModel {
       const [sec, k] = f.split('.');
       (data[sec] ??= {})[k] = it[f][0];
     }
-    const msg = { type: kinds.length === 1 ? kinds[0] : kinds, version, fields: named, data };
+    const msg = { type: kinds.length === 1 ? kinds[0] : kinds, version, fields: named, data, history: this.line };
     for (const fn of [...this.listeners]) fn(clone(msg));
   }
 
@@ -257,18 +299,23 @@ export class ServerModel {
     return out;
   }
 
-  // state_sync(user, since): every field changed after `since`, once, with
-  // its latest value, ordered by version; a cursor above the version (or 0)
-  // gives everything but auth.userId (it has no version: only state_full
-  // shows it).
-  sync(since = 0) {
+  // state_sync(user, since, history): every field changed after `since`,
+  // once, with its latest value, ordered by version; a cursor of another
+  // history, or above the version, is reset: true with everything but
+  // auth.userId (it has no version: only state_full shows it).
+  sync(since = 0, history = null) {
     if (!Number.isSafeInteger(since) || since < 0) throw new ModelError('22023', 'cursor must not be negative');
-    const from = since > this.s.version ? 0 : since;
+    if (history !== null && !(typeof history === 'string' && history.length <= 64 && /^[0-9]+\.[0-9]+(\.[0-9A-F]+)?$/.test(history))) {
+      throw new ModelError('22023', 'malformed history');
+    }
+    const reset = !this.owns(since, history);
+    if (reset && since > 0 && since <= this.s.version) this.historyResets++;
+    const from = reset ? 0 : since;
     const changes = Object.entries(this.items())
       .filter(([f, [, ver]]) => ver > from && f !== 'auth.userId')
       .map(([field, [value, version]]) => ({ field, value, version, updated_at: new Date(this.clock + version * 1000).toISOString() }))
       .sort((a, b) => a.version - b.version || (a.field < b.field ? -1 : 1));
-    return { changes, cursor: this.s.version, lastSyncedAt: new Date().toISOString() };
+    return { changes, cursor: this.s.version, history: this.token(), reset, lastSyncedAt: new Date().toISOString() };
   }
 
   // state_full(user).
@@ -280,7 +327,7 @@ export class ServerModel {
       (out[sec] ??= {})[k] = value;
     }
     if (out.organization.id === null) out.organization = null;
-    out._meta = { version: this.s.version, lastSyncedAt: new Date().toISOString() };
+    out._meta = { version: this.s.version, history: this.token(), lastSyncedAt: new Date().toISOString() };
     return out;
   }
 
@@ -289,7 +336,11 @@ export class ServerModel {
     return clone(this.s);
   }
 
+  // A failover to a standby that had only `snap` (or a restore to that
+  // point): a new timeline forks where `snap` was.
   restore(snap) {
     this.s = clone(snap);
+    this.s.tli = ++this.maxTli;
+    this.parents.set(this.s.tli, { parent: snap.tli, fork: snap.lsn });
   }
 }

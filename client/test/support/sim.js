@@ -59,7 +59,8 @@ const complete = (msg) => Array.isArray(msg.fields) && msg.fields.length > 0 && 
   return o !== null && typeof o === 'object' && Object.hasOwn(o, k);
 });
 
-const netError = (m) => Object.assign(new Error(m), { code: 'NETWORK' });
+const netError = (m, code = 'NETWORK') => Object.assign(new Error(m), { code });
+const line = (h) => (typeof h === 'string' ? h.split('.').slice(0, 2).join('.') : null);
 const asClientError = (e) => (e instanceof ModelError ? Object.assign(new Error(e.message), { code: e.code, detail: e.detail }) : e);
 
 export class Net {
@@ -70,10 +71,12 @@ export class Net {
     this.conns = new Set();
     this.rpcs = [];         // requests in flight (patch, sync)
     this.devices = new Map();
-    this.needsReset = new Set();
+    this.listenDown = false;    // after a failover, until the gateway's LISTEN connection is back
     this.senders = new Map();   // mutation_id -> device that sent it
     this.acked = new Map();     // device -> [{version, changes}] of the writes it was told were applied
-    model.onNotify((msg) => this.notes.push(msg));
+    model.onNotify((msg) => {
+      if (!this.listenDown) this.notes.push(msg);
+    });
   }
 
   // A transport for one client instance of device `devId`.
@@ -91,8 +94,8 @@ export class Net {
       patch(req) {
         return net.call(t, 'patch', req);
       },
-      sync(since) {
-        return net.call(t, 'sync', since);
+      sync(since, history = null) {
+        return net.call(t, 'sync', { since, history });
       },
       full() {
         return net.call(t, 'full');
@@ -125,7 +128,7 @@ export class Net {
   // The server runs the request now.
   process(r) {
     try {
-      const run = { patch: () => this.model.patch(r.arg), sync: () => this.model.sync(r.arg), full: () => this.model.full() }[r.kind];
+      const run = { patch: () => this.model.patch(r.arg), sync: () => this.model.sync(r.arg.since, r.arg.history), full: () => this.model.full() }[r.kind];
       r.result = { ok: run() };
     } catch (e) {
       r.result = { err: asClientError(e) };
@@ -145,24 +148,18 @@ export class Net {
     else r.reject(r.result.err);
   }
 
-  fail(r) {
+  // code PT503: a standby that has not replayed the cursor yet (a sync).
+  fail(r, code = 'NETWORK') {
     this.rpcs = this.rpcs.filter((x) => x !== r);
-    r.reject(netError('request failed'));
+    r.reject(netError('request failed', code));
   }
 
   connect(t) {
     if (t.dead || t.conn || !t.handlers) return;
-    const conn = { t, cursor: t.handlers.cursor(), inbox: [] };
+    const conn = { t, cursor: t.handlers.cursor(), history: t.handlers.history?.() ?? null, inbox: [] };
     t.conn = conn;
     this.conns.add(conn);
-    if (this.needsReset.has(t.devId)) {
-      // (until a reset reaches the device, every connection starts with one)
-      const r = this.model.sync(0);
-      conn.inbox.push({ kind: 'sync', changes: r.changes, cursor: r.cursor, reset: true });
-      conn.cursor = r.cursor;
-    } else {
-      this.gatewaySync(conn, true);
-    }
+    this.gatewaySync(conn, true);
     t.handlers.onStatus({ online: true, writable: true, via: 'socket' });
   }
 
@@ -175,47 +172,72 @@ export class Net {
   }
 
   // The gateway's rules (gateway/lib/device.js): relay a notification as
-  // state_update when it is the device's cursor + 1 and complete, else
-  // sync from the device's cursor.  `since` goes with every state_sync.
+  // state_update when it is of the device's history and its cursor + 1 and
+  // complete, else sync from the device's cursor with its history.  `since`
+  // (and the history it is of) goes with every state_sync that is no reset.
   gatewaySync(conn, first = false) {
-    const r = this.model.sync(conn.cursor);
-    if (first || r.changes.length > 0 || r.cursor !== conn.cursor) {
-      conn.inbox.push({ kind: 'sync', changes: r.changes, cursor: r.cursor, since: conn.cursor });
+    const r = this.model.sync(conn.cursor, conn.history);
+    if (first || r.reset || r.changes.length > 0 || r.cursor !== conn.cursor || line(r.history) !== line(conn.history)) {
+      conn.inbox.push({
+        kind: 'sync', changes: r.changes, cursor: r.cursor, history: r.history, reset: r.reset,
+        since: r.reset ? undefined : conn.cursor, fromHistory: conn.history,
+      });
+      conn.history = r.history;
     }
     conn.cursor = r.cursor;
   }
 
   // Now and then it relays one that names a field without its value (as a
-  // relay that does not check would): the client must pull by itself.
+  // relay that does not check would), or one of another history (a gateway
+  // that does not look at histories): the client must see it and pull.
   gatewayNotify(msg) {
     for (const conn of this.conns) {
+      const other = conn.history !== null && line(msg.history) !== line(conn.history);
+      if (other && !this.random.chance(0.2)) {
+        this.gatewaySync(conn);
+        continue;
+      }
       if (msg.version <= conn.cursor) continue;
       if (msg.version === conn.cursor + 1 && (complete(msg) || this.random.chance(0.2))) {
         conn.inbox.push({ kind: 'update', ...msg });
         conn.cursor = msg.version;
+        conn.history = msg.history;
       } else {
         this.gatewaySync(conn);
       }
     }
   }
 
+  // The gateway's LISTEN connection is back after a failover: every device
+  // catches up from its cursor (now and then the gateway is late, and only
+  // the next notification, of the new history, tells it).
+  relisten() {
+    if (!this.listenDown) return;
+    this.listenDown = false;
+    if (this.random.chance(0.7)) for (const conn of this.conns) this.gatewaySync(conn);
+  }
+
   deliver(conn, i) {
     const [m] = conn.inbox.splice(i, 1);
     const h = conn.t.handlers;
-    if (m.kind === 'update') h.onUpdate({ type: m.type, data: m.data, version: m.version, fields: m.fields });
-    else {
-      if (m.reset) this.needsReset.delete(conn.t.devId);
-      h.onSync({ changes: m.changes, cursor: m.cursor, since: m.since, reset: m.reset });
-    }
+    if (m.kind === 'update') h.onUpdate({ type: m.type, data: m.data, version: m.version, fields: m.fields, history: m.history });
+    else h.onSync({ changes: m.changes, cursor: m.cursor, history: m.history, reset: m.reset, since: m.since, fromHistory: m.fromHistory });
   }
 
   // The server's history goes back to `snap` (a failover that lost the
-  // last commits, a restore): every device is told with a reset.
+  // last commits, a restore).  Nobody is told: the histories tell.  The
+  // versions after `snap` will be handed out again to other changes.
+  // Requests the old primary ran: half of the answers still get through
+  // (a write the device is told was applied, that the new history lacks);
+  // the rest are run again on the new one.  Notifications not yet relayed
+  // are lost, and so are those of the new primary until the gateway's
+  // LISTEN connection is back (relisten); devices stay connected, or
+  // (gateway restarted too) are disconnected.
   restore(snap) {
     this.model.restore(snap);
     this.notes = [];
-    for (const r of this.rpcs) r.done = false;  // answers computed on the lost history are gone too
-    for (const devId of this.devices.keys()) this.needsReset.add(devId);
-    for (const conn of [...this.conns]) this.disconnect(conn.t);
+    for (const r of this.rpcs) if (!(r.done && this.random.chance(0.5))) r.done = false;
+    this.listenDown = true;
+    if (this.random.chance(0.3)) for (const conn of [...this.conns]) this.disconnect(conn.t);
   }
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { Db } from '../../lib/db.js';
+import { Db, HAS_SYNC3, HISTORY_RECHECK_MS } from '../../lib/db.js';
 import { LOGIN_ROLE_SQL } from '../../lib/preflight.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -113,4 +113,66 @@ test('checkLoginRole: on one pooled connection, returned to the pool; an error d
   const c2 = new FakeClient(() => ({ throw: lost }));
   await assert.rejects(new Db(cfg, silent, pool(c2)).checkLoginRole(), lost);
   assert.deepEqual(c2.released, [lost]);
+});
+
+// state_sync with a history: the 3-argument form of 0.5.0 when the device
+// sent a history and the function exists (asked of the catalog once; a no
+// is asked again after a minute), else the 2-argument form.
+test('stateSync: a history goes to state_sync(uuid, bigint, text) when it exists, else the 2-argument form', async () => {
+  const SYNC2 = 'SELECT roastr_state.state_sync($1::uuid, $2::bigint) AS s';
+  const SYNC3 = 'SELECT roastr_state.state_sync($1::uuid, $2::bigint, $3::text) AS s';
+  let exists = true;
+  const c = new FakeClient((text) => (text === HAS_SYNC3 ? { rows: [{ ok: exists }] } : undefined));
+  const db = new Db(cfg, silent, pool(c));
+  const statements = () => c.log.filter(([t]) => t.includes('state_sync') || t === HAS_SYNC3);
+
+  await db.stateSync(CLAIMS, null, 7);                    // no history: no lookup
+  await db.stateSync(CLAIMS, null, 7, null);
+  assert.deepEqual(statements(), [[SYNC2, [null, 7]], [SYNC2, [null, 7]]]);
+  assert.equal(db.historySync, undefined);
+
+  c.log.length = 0;
+  await db.stateSync(CLAIMS, null, 7, '73.2.AB');
+  await db.stateSync(CLAIMS, null, 8, '73.2.AC');
+  assert.deepEqual(statements(), [[HAS_SYNC3], [SYNC3, [null, 7, '73.2.AB']], [SYNC3, [null, 8, '73.2.AC']]]);
+  assert.deepEqual(c.released.slice(-3), [null, null, null]);
+
+  // before 0.5.0: the 2-argument form, the catalog asked again only after a while
+  exists = false;
+  const c2 = new FakeClient((text) => (text === HAS_SYNC3 ? { rows: [{ ok: exists }] } : undefined));
+  const old = new Db(cfg, silent, pool(c2));
+  await old.stateSync(CLAIMS, null, 7, '73.2.AB');
+  await old.stateSync(CLAIMS, null, 7, '73.2.AB');
+  assert.deepEqual(c2.log.filter(([t]) => t.includes('state_sync') || t === HAS_SYNC3),
+    [[HAS_SYNC3], [SYNC2, [null, 7]], [SYNC2, [null, 7]]]);
+  old.historySyncAt -= HISTORY_RECHECK_MS;               // a minute later, after ALTER EXTENSION ... UPDATE
+  exists = true;
+  c2.log.length = 0;
+  await old.stateSync(CLAIMS, null, 7, '73.2.AB');
+  assert.deepEqual(c2.log.filter(([t]) => t.includes('state_sync') || t === HAS_SYNC3), [[HAS_SYNC3], [SYNC3, [null, 7, '73.2.AB']]]);
+});
+
+test('stateSync: 42883 from the 3-argument form falls back to the 2-argument one and asks the catalog again next time', async () => {
+  const gone = Object.assign(new Error('function roastr_state.state_sync(uuid, bigint, text) does not exist'), { code: '42883' });
+  const c = new FakeClient((text) => (text.includes('$3::text') ? { throw: gone } : text === HAS_SYNC3 ? { rows: [{ ok: true }] } : undefined));
+  const db = new Db(cfg, silent, pool(c));
+  assert.deepEqual(await db.stateSync(CLAIMS, null, 7, '73.2'), { ok: true });
+  assert.deepEqual(c.log.map(([t]) => t).filter((t) => t !== 'COMMIT' && !t.startsWith('BEGIN') && !t.includes('set_config')),
+    [HAS_SYNC3, 'SELECT roastr_state.state_sync($1::uuid, $2::bigint, $3::text) AS s', 'ROLLBACK', 'SELECT roastr_state.state_sync($1::uuid, $2::bigint) AS s']);
+  assert.equal(db.historySync, undefined);
+  // any other error of the 3-argument form is the caller's
+  const behind = Object.assign(new Error('not replayed yet'), { code: 'PT503' });
+  const c2 = new FakeClient((text) => (text.includes('$3::text') ? { throw: behind } : undefined));
+  await assert.rejects(new Db(cfg, silent, pool(c2)).stateSync(CLAIMS, null, 7, '73.2'), behind);
+});
+
+test('the catalog lookup: a failure to connect is phase connect, a failed query drops the connection', async () => {
+  const nologin = Object.assign(new Error('too many connections'), { code: '53300' });
+  await assert.rejects(new Db(cfg, silent, pool(null, nologin)).stateSync(CLAIMS, null, 1, '1.1'), (err) => err === nologin && err.phase === 'connect');
+  const lost = new Error('Connection terminated unexpectedly');
+  const c = new FakeClient((text) => (text === HAS_SYNC3 ? { throw: lost } : undefined));
+  const db = new Db(cfg, silent, pool(c));
+  await assert.rejects(db.stateSync(CLAIMS, null, 1, '1.1'), lost);
+  assert.deepEqual(c.released, [lost]);
+  assert.equal(db.historySync, undefined, 'asked again next time');
 });

@@ -8,8 +8,8 @@ const drop = { action: 'drop' };
 const catchup = (cause) => ({ action: 'catchup', cause });
 const usage = (version, fields, data) => ({ type: 'usage_update', version, fields, data });
 
-test('the causes are gap, withheld, resync and malformed', () => {
-  assert.deepEqual(CAUSES, ['gap', 'withheld', 'resync', 'malformed']);
+test('the causes are gap, withheld, resync, malformed and history', () => {
+  assert.deepEqual(CAUSES, ['gap', 'withheld', 'resync', 'malformed', 'history']);
 });
 
 test('the next version naming every field with its value is relayed', () => {
@@ -96,4 +96,44 @@ test('decide does not change the notification', () => {
   const copy = structuredClone(m);
   decide(m, 1);
   assert.deepEqual(m, copy);
+});
+
+// 0.5.0: notifications carry "history": "<system id>.<timeline>".
+const H = '7391234567890123456.2';
+const HL = '7391234567890123456.2.3000148';        // with a WAL position, as state_sync answers
+const toggle = (version, history) => ({ type: 'roasting_toggle', version, fields: ['roasting.enabled'], data: { roasting: { enabled: true } }, history });
+
+test('history: the same line (with or without a WAL position) is judged on the version as before', () => {
+  assert.deepEqual(decide(toggle(5, H), 4, H), relay);
+  assert.deepEqual(decide(toggle(5, H), 4, HL), relay);
+  assert.deepEqual(decide(toggle(4, H), 4, HL), drop);
+  assert.deepEqual(decide(toggle(7, H), 4, HL), catchup('gap'));
+});
+
+test('history: another line is a catch-up, even at or below the cursor (a reissued version)', () => {
+  // promoted standby: timeline 3
+  assert.deepEqual(decide(toggle(5, '7391234567890123456.3'), 4, HL), catchup('history'));
+  assert.deepEqual(decide(toggle(3, '7391234567890123456.3'), 4, HL), catchup('history'));
+  assert.deepEqual(decide(toggle(4, '7391234567890123456.3'), 4, H), catchup('history'));
+  // another cluster (a dump restored elsewhere)
+  assert.deepEqual(decide(toggle(5, '1.2'), 4, H), catchup('history'));
+  // a timeline whose digits start like the device's is another one
+  assert.deepEqual(decide(toggle(5, '7391234567890123456.21'), 4, HL), catchup('history'));
+  // a resync hint of another line too
+  assert.deepEqual(decide({ type: 'resync', version: 2, history: '1.3' }, 4, H), catchup('history'));
+});
+
+test('history: a payload without one (before 0.5.0), or a device without one (a bare cursor), is judged on the version', () => {
+  assert.deepEqual(decide(toggle(5), 4, HL), relay);
+  assert.deepEqual(decide(toggle(5, null), 4, HL), relay);
+  assert.deepEqual(decide(toggle(5, H), 4, null), relay);
+  assert.deepEqual(decide(toggle(5, H), 4), relay);
+  assert.deepEqual(decide(toggle(3, H), 4, null), drop);
+});
+
+test('history: one that is not a token makes the payload malformed', () => {
+  for (const bad of ['', 'x', '1', '1.', '.2', '1.2.', '1.2.3.4', '1.2.abc', '1.2.3g', ' 1.2', 12, {}, ['1.2'], true, `${'9'.repeat(60)}.1.ABCDEF`]) {
+    assert.deepEqual(decide(toggle(5, bad), 4, H), catchup('malformed'), JSON.stringify(bad));
+    assert.deepEqual(decide(toggle(5, bad), 4, null), catchup('malformed'), JSON.stringify(bad));
+  }
 });

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device, Devices, CAUSES } from '../../lib/device.js';
+import { historyLine } from '../../lib/validate.js';
 
 const U = 'a1111111-1111-4111-8111-111111111111';
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -50,11 +51,11 @@ test('connect: the first sync is always answered, even with nothing new', async 
   const { dev, sent, write } = setup({ cursor: 0 });
   write({ 'roasting.enabled': true });
   await dev.sync();
-  assert.deepEqual(sent, [['state_sync', { changes: [change('roasting.enabled', true, 1)], cursor: 1 }]]);
+  assert.deepEqual(sent, [['state_sync', { changes: [change('roasting.enabled', true, 1)], cursor: 1, history: null, reset: false }]]);
   const s2 = setup({ cursor: 1 });
   s2.write({ 'roasting.enabled': true });
   await s2.dev.sync();
-  assert.deepEqual(s2.sent, [['state_sync', { changes: [], cursor: 1 }]]);
+  assert.deepEqual(s2.sent, [['state_sync', { changes: [], cursor: 1, history: null, reset: false }]]);
   // a later sync with nothing new says nothing
   await s2.dev.sync();
   assert.equal(s2.sent.length, 1);
@@ -156,6 +157,214 @@ test('a failed sync is retried with backoff; a refusal ends the connection', asy
     await r.dev.sync();
     assert.deepEqual(r.sent, [['gateway_error', { code: answer }], ['disconnect']], code);
   }
+});
+
+// ---- histories (0.5.0) ----
+
+// A server with histories, as the extension judges them: `line` is
+// "<sysid>.<tli>", every write moves the WAL position `lsn`; failover(keep)
+// promotes a standby that has the first `keep` versions only: a new
+// timeline, whose versions after `keep` are handed out again.  A cursor's
+// history is this server's when it is of the current line, or of an
+// ancestor line with a WAL position at or before the fork; else reset:
+// every field.  `behind` > 0: the next that many syncs answer PT503.
+function historyServer() {
+  const srv = {
+    sysid: '7391234567890123456', tli: 1, lsn: 0x3000000, version: 0, log: new Map(), vlsn: {}, forks: new Map(), calls: [], behind: 0,
+    get line() { return `${srv.sysid}.${srv.tli}`; },
+    token() { return `${srv.line}.${srv.lsn.toString(16).toUpperCase()}`; },
+    write(fields) {
+      srv.version++;
+      srv.lsn += 0x100;
+      const at = { version: srv.version, lsn: srv.lsn };
+      srv.vlsn[srv.version] = srv.lsn;
+      for (const [f, value] of Object.entries(fields)) srv.log.set(f, { value, ...at });
+      return { type: 'roasting_toggle', version: srv.version, fields: Object.keys(fields).map((f) => f), data: nest(fields), history: srv.line };
+    },
+    failover(keep) {
+      // the new timeline starts where the standby's replay stopped: before the first lost commit
+      const forkLsn = keep === srv.version ? srv.lsn : srv.vlsn[keep + 1] - 1;
+      srv.forks.set(srv.line, forkLsn);
+      srv.tli++;
+      srv.version = keep;
+      srv.lsn = forkLsn + 0x10;
+      for (const [f, c] of [...srv.log]) if (c.version > keep) srv.log.set(f, { value: `lost-${f}`, version: keep, lsn: forkLsn });
+    },
+    sync(from, history) {
+      srv.calls.push([from, history]);
+      if (srv.behind > 0) {
+        srv.behind--;
+        throw Object.assign(new Error('the server has not replayed the cursor yet'), { code: 'PT503' });
+      }
+      let same = history === null ? from <= srv.version : false;
+      if (history !== null) {
+        const [sysid, tli, lsn] = history.split('.');
+        const line = `${sysid}.${tli}`;
+        if (line === srv.line) same = from <= srv.version;
+        else if (srv.forks.has(line) && lsn !== undefined && parseInt(lsn, 16) <= srv.forks.get(line)) same = true;
+      }
+      const since = same ? from : 0;
+      const changes = [...srv.log].filter(([, c]) => c.version > since)
+        .map(([f, c]) => change(f, c.value, c.version)).sort((a, b) => a.version - b.version);
+      return { changes, cursor: srv.version, history: srv.token(), reset: !same, lastSyncedAt: 't' };
+    },
+  };
+  return srv;
+}
+const nest = (fields) => {
+  const out = {};
+  for (const [f, v] of Object.entries(fields)) {
+    const [sec, k] = f.split('.');
+    (out[sec] ??= {})[k] = v;
+  }
+  return out;
+};
+
+function historyDevice(srv, { cursor = 0, history = null } = {}) {
+  const sent = [];
+  const stats = newStats();
+  const waits = [];
+  const failures = [];
+  const dev = new Device({
+    userId: U,
+    cursor,
+    history,
+    emit: (event, payload) => sent.push([event, payload]),
+    disconnect: () => sent.push(['disconnect']),
+    sync: async (from, h) => {
+      await tick();
+      return srv.sync(from, h);
+    },
+    stats,
+    log: silent,
+    metrics: { ...noopMetrics, syncFailure: (code) => failures.push(code), catchup: (cause) => failures.push(`catchup:${cause}`) },
+    wait: async (ms) => { waits.push(ms); await tick(); },
+  });
+  return { dev, sent, stats, waits, failures };
+}
+const noopMetrics = { stateUpdate() {}, catchup() {}, sync() {}, syncFailure() {}, delivered() {} };
+
+test('history: the device syncs with its history and holds the answer\'s', async () => {
+  const srv = historyServer();
+  srv.write({ 'roasting.enabled': true });
+  const h = srv.token();
+  srv.write({ 'roasting.roast_level': 4 });
+  const { dev, sent } = historyDevice(srv, { cursor: 1, history: h });
+  await dev.sync('connect');
+  assert.deepEqual(srv.calls, [[1, h]]);
+  assert.deepEqual(sent, [['state_sync', { changes: [change('roasting.roast_level', 4, 2)], cursor: 2, history: srv.token(), reset: false }]]);
+  assert.equal(dev.history, srv.token());
+  // a bare cursor syncs with null
+  const b = historyDevice(srv, { cursor: 2 });
+  await b.dev.sync('connect');
+  assert.deepEqual(srv.calls.at(-1), [2, null]);
+  assert.equal(b.dev.history, srv.token());
+});
+
+test('history: a relayed state_update carries the payload\'s history, which the device then holds', async () => {
+  const srv = historyServer();
+  srv.write({ 'roasting.enabled': true });
+  const { dev, sent } = historyDevice(srv, { cursor: 1, history: srv.token() });
+  await dev.sync('connect');
+  sent.length = 0;
+  const m = srv.write({ 'roasting.enabled': false });
+  dev.notify(m);
+  assert.deepEqual(sent, [['state_update', { type: m.type, data: m.data, version: 2, fields: ['roasting.enabled'], history: srv.line }]]);
+  assert.equal(dev.history, srv.line, 'without a WAL position: the payload has none');
+  // one without a history (before 0.5.0): the device's loses its WAL position
+  const d2 = historyDevice(srv, { cursor: 2, history: srv.token() });
+  d2.dev.answered = true;
+  d2.dev.notify({ ...srv.write({ 'roasting.enabled': true }), history: undefined });
+  assert.equal(d2.sent[0][1].history, undefined);
+  assert.equal(d2.dev.history, srv.line);
+});
+
+test('history: a failover that reissued the device\'s versions: the notification is not relayed nor dropped, the device is reset', async () => {
+  const srv = historyServer();
+  for (let i = 1; i <= 5; i++) srv.write({ 'roasting.roast_level': i });
+  const { dev, sent, stats, failures } = historyDevice(srv, { cursor: 5, history: srv.token() });
+  await dev.sync('connect');
+  sent.length = 0;
+  failures.length = 0;
+  srv.failover(3);              // versions 4 and 5 are lost
+  const m4 = srv.write({ 'roasting.enabled': false });   // another 4
+  assert.equal(m4.version, 4);
+  dev.notify(m4);               // at or below the cursor, but of another line
+  await dev.running;
+  assert.equal(stats.catchups.history, 1);
+  assert.equal(stats.relayed, 0);
+  assert.deepEqual(failures, ['catchup:history']);
+  assert.equal(sent.length, 1);
+  const [event, msg] = sent[0];
+  assert.equal(event, 'state_sync');
+  assert.equal(msg.reset, true);
+  assert.equal(msg.cursor, 4);
+  assert.equal(msg.history, srv.token());
+  assert.deepEqual(msg.changes.map((c) => c.field).sort(), ['roasting.enabled', 'roasting.roast_level'], 'every field');
+  assert.deepEqual([dev.cursor, dev.history], [4, srv.token()]);
+  // the next one of the new line is relayed
+  dev.notify(srv.write({ 'roasting.enabled': true }));
+  assert.deepEqual(sent.at(-1).slice(0, 1), ['state_update']);
+  assert.equal(dev.cursor, 5);
+});
+
+test('history: a failover that kept the device\'s cursor: no reset, and the new history is sent even with nothing new', async () => {
+  const srv = historyServer();
+  srv.write({ 'roasting.roast_level': 1 });
+  const { dev, sent } = historyDevice(srv, { cursor: 1, history: srv.token() });
+  await dev.sync('connect');
+  sent.length = 0;
+  srv.write({ 'roasting.roast_level': 2 });
+  srv.failover(2);              // every version kept, a new timeline
+  dev.sync('reconnect');        // the LISTEN connection came back
+  await dev.running;
+  assert.deepEqual(sent, [['state_sync', { changes: [change('roasting.roast_level', 2, 2)], cursor: 2, history: srv.token(), reset: false }]]);
+  sent.length = 0;
+  srv.failover(2);
+  await dev.sync('reconnect');
+  assert.deepEqual(sent, [['state_sync', { changes: [], cursor: 2, history: srv.token(), reset: false }]], 'a new line is news');
+  sent.length = 0;
+  srv.write({ 'roasting.roast_level': 3 });
+  srv.lsn += 0x1000;
+  dev.cursor = 3;               // as if relayed: same line, with a WAL position
+  await dev.sync('reconnect');
+  assert.deepEqual(sent, [], 'only a later WAL position on the same line: nothing to say');
+  dev.history = historyLine(dev.history);
+  await dev.sync('reconnect');
+  assert.deepEqual(sent, [], 'nor where there was none: a relay\'s history still holds for its cursor');
+  assert.equal(dev.history, historyLine(srv.token()));
+});
+
+test('history: an announcement of another line during a sync makes it go on until it reaches that line', async () => {
+  const srv = historyServer();
+  srv.write({ 'roasting.roast_level': 1 });
+  srv.write({ 'roasting.roast_level': 2 });
+  const { dev, sent } = historyDevice(srv, { cursor: 2, history: srv.token() });
+  await dev.sync('connect');
+  sent.length = 0;
+  const running = dev.sync('reconnect');   // starts on the old line
+  srv.failover(1);
+  const m = srv.write({ 'roasting.enabled': false });
+  dev.notify(m);
+  assert.equal(dev.wantLine, srv.line);
+  await running;
+  await dev.running;
+  assert.equal(dev.history.startsWith(`${srv.line}.`), true);
+  assert.equal(dev.cursor, 2);
+  assert.equal(sent.at(-1)[1].reset, true);
+});
+
+test('PT503 (a standby behind the device\'s cursor): retried with backoff, counted, never a refusal nor "no changes"', async () => {
+  const srv = historyServer();
+  srv.write({ 'roasting.roast_level': 1 });
+  const { dev, sent, waits, failures, stats } = historyDevice(srv, { cursor: 1, history: srv.token() });
+  srv.behind = 3;
+  await dev.sync('connect');
+  assert.deepEqual(failures, ['catchup:connect', 'PT503', 'PT503', 'PT503']);
+  assert.equal(stats.syncFailures, 3);
+  assert.equal(waits.length, 3);
+  assert.ok(waits[0] >= 80 && waits[0] <= 120 && waits[2] >= 320 && waits[2] <= 480, `${waits}`);
+  assert.deepEqual(sent, [['state_sync', { changes: [], cursor: 1, history: srv.token(), reset: false }]]);
 });
 
 test('a closed device does nothing more', async () => {

@@ -24,19 +24,24 @@ const db = {
     if (fail) throw fail;
     return FULL;
   },
-  async stateSync(claims, userId, since) {
-    calls.push(['sync', JSON.parse(claims).sub, userId, since]);
+  async stateSync(claims, userId, since, history) {
+    calls.push(['sync', JSON.parse(claims).sub, userId, since, history]);
     if (fail) throw fail;
-    return { changes: since < 7 ? [{ field: 'roasting.enabled', value: true, version: 7, updated_at: 't' }] : [], cursor: 7, lastSyncedAt: 'now' };
+    // 0.5.0: a history of another cluster is reset: every field
+    const reset = history !== null && !history.startsWith('7391.2');
+    const changes = since < 7 || reset ? [{ field: 'roasting.enabled', value: true, version: 7, updated_at: 't' }] : [];
+    return { changes, cursor: 7, history: '7391.2.3000148', reset, lastSyncedAt: 'now' };
   },
 };
 const stats = { full: 0, sync: 0, errors: 0 };
+const seen = { behind: 0 };
+const metrics = { http() {}, httpBehind() { seen.behind++; } };
 let server;
 let base;
 
 before(async () => {
   server = http.createServer(createHttpHandler({
-    verify: createVerifier({ jwtKey: KEY }), db, stats, log: silent, corsOrigin: ['https://app.example'],
+    verify: createVerifier({ jwtKey: KEY }), db, stats, metrics, log: silent, corsOrigin: ['https://app.example'],
     health: () => ({ status: healthStatus, devices: 0 }),
   }));
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -59,15 +64,73 @@ test('GET /api/state/full: the caller\'s state_full', async () => {
   assert.deepEqual(calls, [['full', U]]);
 });
 
-test('GET /api/state/sync: changes, cursor, lastSyncedAt; since defaults to 0', async () => {
+const ENABLED = { field: 'roasting.enabled', value: true, version: 7, updated_at: 't' };
+
+test('GET /api/state/sync: changes, cursor, history, reset, lastSyncedAt; since defaults to 0', async () => {
   calls.length = 0;
   const t = await sign();
   assert.deepEqual((await get('/api/state/sync?since=3', { token: t })).body,
-    { success: true, changes: [{ field: 'roasting.enabled', value: true, version: 7, updated_at: 't' }], cursor: 7, lastSyncedAt: 'now' });
-  assert.deepEqual((await get('/api/state/sync?since=7', { token: t })).body, { success: true, changes: [], cursor: 7, lastSyncedAt: 'now' });
+    { success: true, changes: [ENABLED], cursor: 7, history: '7391.2.3000148', reset: false, lastSyncedAt: 'now' });
+  assert.deepEqual((await get('/api/state/sync?since=7', { token: t })).body,
+    { success: true, changes: [], cursor: 7, history: '7391.2.3000148', reset: false, lastSyncedAt: 'now' });
   assert.equal((await get('/api/state/sync', { token: t })).status, 200);
-  // the caller's own state: user id NULL, the token's claims decide
-  assert.deepEqual(calls, [['sync', U, null, 3], ['sync', U, null, 7], ['sync', U, null, 0]]);
+  // the caller's own state: user id NULL, the token's claims decide; no history: null
+  assert.deepEqual(calls, [['sync', U, null, 3, null], ['sync', U, null, 7, null], ['sync', U, null, 0, null]]);
+});
+
+test('GET /api/state/sync?history=H: passed on; reset: true with every field replaces the device\'s state', async () => {
+  calls.length = 0;
+  const t = await sign();
+  assert.deepEqual((await get('/api/state/sync?since=7&history=7391.2.30000AF', { token: t })).body,
+    { success: true, changes: [], cursor: 7, history: '7391.2.3000148', reset: false, lastSyncedAt: 'now' });
+  // another cluster's history: reset, everything, at a cursor the server also has
+  assert.deepEqual((await get('/api/state/sync?since=7&history=1234.1', { token: t })).body,
+    { success: true, changes: [ENABLED], cursor: 7, history: '7391.2.3000148', reset: true, lastSyncedAt: 'now' });
+  assert.deepEqual(calls, [['sync', U, null, 7, '7391.2.30000AF'], ['sync', U, null, 7, '1234.1']]);
+});
+
+test('GET /api/state/sync before 0.5.0: history null, reset false', async () => {
+  const r = await get('/api/state/sync?since=7&history=old', { token: await sign() });
+  assert.equal(r.status, 400, 'not a token');
+  const orig = db.stateSync;
+  db.stateSync = async (...args) => {
+    const { history, reset, ...rest } = await orig(...args);
+    return rest;
+  };
+  try {
+    assert.deepEqual((await get('/api/state/sync?since=7', { token: await sign() })).body,
+      { success: true, changes: [], cursor: 7, history: null, reset: false, lastSyncedAt: 'now' });
+  } finally {
+    db.stateSync = orig;
+  }
+});
+
+test('400 22023 for a bad history, without asking the database', async () => {
+  calls.length = 0;
+  const t = await sign();
+  for (const q of ['history=', 'history=abc', 'history=1', 'history=1.2.3.4', 'history=1.2.abc', 'history=1.2&history=1.2',
+    `history=${'1'.repeat(63)}.1`, 'history=%201.2']) {
+    const r = await get(`/api/state/sync?since=1&${q}`, { token: t });
+    assert.equal(r.status, 400, q);
+    assert.equal(r.body.error.code, '22023', q);
+    assert.match(r.body.error.message, /history/);
+  }
+  assert.deepEqual(calls, []);
+});
+
+test('PT503 (a standby behind the cursor): HTTP 503 with Retry-After, counted', async () => {
+  const t = await sign();
+  const before = seen.behind;
+  fail = dbError('PT503', 'the server has not replayed the cursor yet');
+  try {
+    const r = await get('/api/state/sync?since=9&history=7391.2.4000000', { token: t });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.deepEqual(r.body, { success: false, error: { code: 'PT503', message: 'the server has not replayed the cursor yet' } });
+    assert.equal(seen.behind, before + 1);
+  } finally {
+    fail = null;
+  }
 });
 
 test('401 without a valid token, before anything else', async () => {

@@ -31,6 +31,7 @@ test('a fresh registry: every metric, typed, with its fixed labels at 0', async 
     roastr_gateway_catchups_total: 'counter',
     roastr_gateway_state_syncs_total: 'counter',
     roastr_gateway_state_sync_failures_total: 'counter',
+    roastr_gateway_state_sync_behind_total: 'counter',
     roastr_gateway_patches_total: 'counter',
     roastr_gateway_http_requests_total: 'counter',
     roastr_gateway_delivery_seconds: 'histogram',
@@ -43,6 +44,8 @@ test('a fresh registry: every metric, typed, with its fixed labels at 0', async 
     assert.equal(value(text, `roastr_gateway_connections_refused_total{code="${code}"}`), 0);
   }
   assert.equal(value(text, 'roastr_gateway_patches_total{code="ok"}'), 0);
+  assert.equal(value(text, 'roastr_gateway_state_sync_behind_total{via="socket"}'), 0);
+  assert.equal(value(text, 'roastr_gateway_state_sync_behind_total{via="http"}'), 0);
   assert.equal(value(text, 'roastr_gateway_delivery_seconds_count{event="state_update"}'), 0);
   assert.equal(value(text, 'roastr_gateway_devices'), 0);
   // the latency's help says what it measures, and what it cannot
@@ -58,8 +61,11 @@ test('each report moves its metric', async () => {
   m.catchup('withheld');
   m.catchup('connect');
   m.catchup('connect');
+  m.catchup('history');
   m.sync();
   m.syncFailure();
+  m.syncFailure('PT503');
+  m.httpBehind();
   m.patch('ok');
   m.patch('PT409');
   m.patch('22023');
@@ -78,8 +84,11 @@ test('each report moves its metric', async () => {
     'roastr_gateway_catchups_total{cause="withheld"}': 1,
     'roastr_gateway_catchups_total{cause="connect"}': 2,
     'roastr_gateway_catchups_total{cause="reconnect"}': 0,
+    'roastr_gateway_catchups_total{cause="history"}': 1,
     roastr_gateway_state_syncs_total: 1,
-    roastr_gateway_state_sync_failures_total: 1,
+    roastr_gateway_state_sync_failures_total: 2,
+    'roastr_gateway_state_sync_behind_total{via="socket"}': 1,
+    'roastr_gateway_state_sync_behind_total{via="http"}': 1,
     'roastr_gateway_patches_total{code="ok"}': 1,
     'roastr_gateway_patches_total{code="PT409"}': 1,
     'roastr_gateway_patches_total{code="22023"}': 1,

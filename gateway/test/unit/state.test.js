@@ -50,3 +50,16 @@ test('deepMerge replaces non-objects, copies new objects, ignores prototype keys
   assert.equal({}.polluted, undefined);
   assert.deepEqual(s, {});
 });
+
+test('the history goes with the cursor: state_sync sets it (null too), state_update sets it when it has one', () => {
+  const s = { roasting: { enabled: true }, _meta: { version: 3, history: '7.1.AB' } };
+  applyUpdate(s, { data: { roasting: { enabled: false } }, version: 4, fields: ['roasting.enabled'], history: '7.1' });
+  assert.deepEqual(s._meta, { version: 4, history: '7.1' });
+  applyUpdate(s, { data: {}, version: 5, fields: [] });
+  assert.equal(s._meta.history, '7.1');
+  // a reset: every field, at a cursor below the device's (its versions were reissued)
+  applySync(s, { cursor: 2, history: '7.2.CD', reset: true, changes: [{ field: 'roasting.enabled', value: true, version: 2 }] });
+  assert.deepEqual(s, { roasting: { enabled: true }, _meta: { version: 2, history: '7.2.CD' } });
+  applySync(s, { cursor: 2, history: null, changes: [] });
+  assert.equal(s._meta.history, null);
+});

@@ -1,7 +1,7 @@
-// Cursor, channel, `since` and patch message parsing.
+// Cursor, history, channel, `since` and patch message parsing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isUuid, parseChannel, parseCursor, parseSince, validatePatch } from '../../lib/validate.js';
+import { HISTORY_MAX, historyLine, isUuid, parseChannel, parseCursor, parseHistory, parseHistoryParam, parseSince, validatePatch } from '../../lib/validate.js';
 
 const U = 'a1111111-1111-4111-8111-111111111111';
 
@@ -80,4 +80,33 @@ test('validatePatch: every malformed shape is refused with a message', () => {
   }
   // an unknown key is quoted, cut short
   assert.ok(validatePatch({ changes: {}, ['k'.repeat(500)]: 1 }).message.length < 200);
+});
+
+test('parseHistory: a history token "<system id>.<timeline>[.<WAL position hex>]"; missing is null, anything else undefined', () => {
+  assert.equal(parseHistory(undefined), null);
+  assert.equal(parseHistory(null), null);
+  for (const ok of ['7391234567890123456.2.3000148', '7391234567890123456.2', '1.1', '0.0.0', '1.2.ABCDEF0123456789']) {
+    assert.equal(parseHistory(ok), ok);
+  }
+  const long = `${'1'.repeat(HISTORY_MAX - 4)}.1.A`;
+  assert.equal(long.length, HISTORY_MAX);
+  assert.equal(parseHistory(long), long);
+  for (const bad of [`${long}B`, '', ' ', '1', '1.', '.1', '1..2', '1.2.', '1.2.3.4', '1.2.abc', '1.2.3g', '-1.2', '1.2 ', '1.2\n',
+    '१.२', 12, 1.2, true, {}, ['1.2'], { toString: () => '1.2' }]) {
+    assert.equal(parseHistory(bad), undefined, JSON.stringify(bad));
+  }
+});
+
+test('historyLine: the "<system id>.<timeline>" a token belongs to', () => {
+  assert.equal(historyLine('7391234567890123456.2.3000148'), '7391234567890123456.2');
+  assert.equal(historyLine('7391234567890123456.2'), '7391234567890123456.2');
+  assert.equal(historyLine(null), null);
+});
+
+test('parseHistoryParam: one ?history=, or none', () => {
+  assert.equal(parseHistoryParam(new URLSearchParams('since=1')), null);
+  assert.equal(parseHistoryParam(new URLSearchParams('history=1.2.AB')), '1.2.AB');
+  assert.equal(parseHistoryParam(new URLSearchParams('history=1.2&history=1.2')), undefined);
+  assert.equal(parseHistoryParam(new URLSearchParams('history=')), undefined);
+  assert.equal(parseHistoryParam(new URLSearchParams('history=1.2.ab')), undefined);
 });
