@@ -273,6 +273,10 @@ rs_shown_value(const RsUserState *st, const RsEffective *eff, RsShownId s,
 		case S_USAGE_RESET_DATE:
 			*value = TimestampTzGetDatum(eff->period_end);
 			return;
+		case S_SUB_CANCEL_AT_PERIOD_END:
+			/* false where the installed schema has no column yet (0.5.0) */
+			*value = st->nulls[f] ? BoolGetDatum(false) : st->vals[f];
+			return;
 		case S_ORG_ID:
 			*value = st->vals[F_ORG_ID];
 			*isnull = st->org_null;
