@@ -116,8 +116,10 @@ hide_statement_callback(void *arg)
  *		may write through patch() in the installed schema; returns it.
  */
 static const RsField *
-check_key(const char *path, int len, const RsCaller *caller, bool has_keys)
+check_key(const char *path, int len, const RsCaller *caller,
+		  const RsSchema *schema)
 {
+	bool		has_keys = schema->has_keys;
 	const RsField *f = NULL;
 	char	   *p = pnstrdup(path, len);
 
@@ -154,6 +156,11 @@ check_key(const char *path, int len, const RsCaller *caller, bool has_keys)
 				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				errmsg("field \"%s\" cannot be written before ALTER EXTENSION roastr_state UPDATE", p),
 				errdetail("Persona text is stored only encrypted, which needs version 0.2.0 of the extension."));
+	if (f->column != NULL && schema->layout->att_field[f->id] == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("field \"%s\" cannot be written before ALTER EXTENSION roastr_state UPDATE", p),
+				errdetail("The installed version of the extension has no column for it."));
 	return f;
 }
 
@@ -167,7 +174,7 @@ static void
 patch_parse(RsPatch *p)
 {
 	Jsonb	   *changes = p->req->changes;
-	bool		has_keys = rs_schema()->has_keys;
+	const RsSchema *schema = rs_schema();
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -184,7 +191,7 @@ patch_parse(RsPatch *p)
 	{
 		if (tok == WJB_KEY)
 			f = check_key(v.val.string.val, v.val.string.len, &p->caller,
-						  has_keys);
+						  schema);
 		else if (tok == WJB_VALUE)
 		{
 			Assert(f != NULL);

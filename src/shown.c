@@ -98,6 +98,7 @@ const RsShown rs_shown[RS_NSHOWN] = {
 	STORED(S_SUB_PERIOD_END, F_SUB_PERIOD_END),
 	STORED(S_SUB_POLAR_SUBSCRIPTION_ID, F_SUB_POLAR_SUBSCRIPTION_ID),
 	STORED(S_SUB_POLAR_CUSTOMER_ID, F_SUB_POLAR_CUSTOMER_ID),
+	STORED(S_SUB_CANCEL_AT_PERIOD_END, F_SUB_CANCEL_AT_PERIOD_END),
 	STORED(S_PERSONA_IDENTITY, F_PERSONA_IDENTITY),
 	STORED(S_PERSONA_INTOLERANCE, F_PERSONA_INTOLERANCE),
 	/* below pro the tolerance reads as null: the plan is an input */
@@ -271,6 +272,10 @@ rs_shown_value(const RsUserState *st, const RsEffective *eff, RsShownId s,
 			return;
 		case S_USAGE_RESET_DATE:
 			*value = TimestampTzGetDatum(eff->period_end);
+			return;
+		case S_SUB_CANCEL_AT_PERIOD_END:
+			/* false where the installed schema has no column yet (0.5.0) */
+			*value = st->nulls[f] ? BoolGetDatum(false) : st->vals[f];
 			return;
 		case S_ORG_ID:
 			*value = st->vals[F_ORG_ID];

@@ -284,13 +284,13 @@ async function run(db, listener) {
     const sig = createHmac('sha256', secret).update(`${id}.${ts}.${body}`).digest('base64');
     return `SELECT roastr_state.apply_polar_webhook(${lit(id)}, ${lit(ts)}, ${lit(`v1,${sig}`)}, ${lit(body)})`;
   };
-  const event = (type, status, modified) => JSON.stringify({
+  const event = (type, status, modified, cape = false) => JSON.stringify({
     type, timestamp: modified, data: {
       id: 'sub_c1', status, modified_at: modified, created_at: '2026-01-01T00:00:00Z',
       current_period_start: new Date(Date.now() - 86400e3).toISOString(),
       current_period_end: new Date(Date.now() + 29 * 86400e3).toISOString(),
       trial_end: new Date(Date.now() + 14 * 86400e3).toISOString(),
-      cancel_at_period_end: false, product_id: 'prod_plus', customer_id: 'cus_c1',
+      cancel_at_period_end: cape, product_id: 'prod_plus', customer_id: 'cus_c1',
       customer: { id: 'cus_c1', external_id: eve }, metadata: {},
     },
   });
@@ -298,6 +298,7 @@ async function run(db, listener) {
   await txn('webhook: the same delivery again', deliver('wh_c1', event('subscription.created', 'trialing', '2026-01-01T00:00:01Z')), { expectMoved: 0 });
   await txn('webhook: active', deliver('wh_c2', event('subscription.updated', 'active', '2026-01-01T00:00:02Z')), { expectMoved: 1 });
   await txn('webhook: an older event (recorded, not applied)', deliver('wh_c3', event('subscription.updated', 'past_due', '2026-01-01T00:00:00Z')), { expectMoved: 0 });
+  await txn('webhook: canceled at the period\'s end (status active, cancel_at_period_end)', deliver('wh_c5', event('subscription.canceled', 'active', '2026-01-01T00:00:02.5Z', true)), { expectMoved: 1 });
   await txn('webhook: revoked', deliver('wh_c4', event('subscription.revoked', 'canceled', '2026-01-01T00:00:03Z')), { expectMoved: 1 });
 
   // --- operators: plan limits and product mappings

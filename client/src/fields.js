@@ -5,7 +5,7 @@
 export const SECTIONS = {
   auth: ['userId', 'email', 'name'],
   subscription: ['plan', 'status', 'trial_days_remaining', 'trial_ends_at', 'current_period_start',
-    'current_period_end', 'polar_subscription_id', 'polar_customer_id'],
+    'current_period_end', 'polar_subscription_id', 'polar_customer_id', 'cancel_at_period_end'],
   persona: ['identity', 'intolerance', 'tolerance', 'embeddings_generated_at', 'embeddings_model'],
   roasting: ['enabled', 'roast_level', 'shield_level'],
   usage: ['monthly_roasts_used', 'monthly_roasts_limit', 'remaining_roasts', 'period_start', 'reset_date'],

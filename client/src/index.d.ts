@@ -11,6 +11,8 @@ export interface RoastrState {
     plan: Plan | null; status: SubscriptionStatus | null; trial_days_remaining: number | null;
     trial_ends_at: string | null; current_period_start: string | null; current_period_end: string | null;
     polar_subscription_id: string | null; polar_customer_id: string | null;
+    /** 0.6.0: the subscription ends when its period does (Polar's cancel at period end) */
+    cancel_at_period_end: boolean | null;
   };
   persona: {
     identity: string | null; intolerance: string | null; tolerance: string | null;

@@ -91,6 +91,9 @@ const RsField rs_fields[RS_NFIELDS] = {
 	{F_ORG_CHANGED_AT, "organization.changed_at", "organization",
 		"changed_at", "organization_changed_at",
 	FT_TSTZ, W_SYSTEM, K_ORGANIZATION, true, 0, 0, NULL, true, false},
+	{F_SUB_CANCEL_AT_PERIOD_END, "subscription.cancel_at_period_end",
+		"subscription", "cancel_at_period_end", "cancel_at_period_end",
+	FT_BOOL, W_SERVICE, K_SUBSCRIPTION, false, 0, 0, NULL, false, false},
 };
 
 const char *const rs_kind_names[RS_NKINDS] = {

@@ -58,6 +58,8 @@ typedef enum RsFieldId
 	F_USAGE_PERIOD_END,			/* hidden: end of the period "used" counts */
 	F_LIMITS_CHANGED_AT,		/* hidden: an operator changed plan limits */
 	F_ORG_CHANGED_AT,			/* hidden: the current organization changed */
+	/* 0.6.0 */
+	F_SUB_CANCEL_AT_PERIOD_END,
 	RS_NFIELDS
 } RsFieldId;
 

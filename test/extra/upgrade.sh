@@ -189,6 +189,11 @@ SELECT pg_temp.expect('a stale patch on 0.1.0',
 	pg_temp.outcome(format($$SELECT roastr_state.patch(%L, '{"roasting.enabled": true}', 1)$$, :'u1')), 'PT409');
 SELECT pg_temp.expect('service patch on 0.1.0', roastr_state.patch(:'u2',
 	'{"subscription.plan": "pro", "subscription.status": "trial", "subscription.trial_ends_at": "2999-01-01T00:00:00Z"}')->>'version', '2');
+-- a field whose column 0.1.0 lacks (0.6.0's): refused, nothing written; it reads false
+SELECT pg_temp.expect('cancel_at_period_end cannot be patched on 0.1.0',
+	pg_temp.outcome(format($$SELECT roastr_state.patch(%L, '{"subscription.cancel_at_period_end": true}')$$, :'u2')), '0A000');
+SELECT pg_temp.expect('cancel_at_period_end reads false on 0.1.0',
+	roastr_state.state_full(:'u2')->'subscription'->>'cancel_at_period_end', 'false');
 SELECT pg_temp.expect('ensure_user updates the e-mail on 0.1.0', roastr_state.ensure_user(:'u3', 'three@new.example.com')->'_meta'->>'version', '2');
 
 -- direct UPDATEs through the 0.1.0 trigger
@@ -289,6 +294,9 @@ report "recording $old after the upgrade" "$out" "$st"
 # (the upgrade adds them: usage_period_end, limits_changed_at, ...), which
 # must be NULL in every upgraded row.  The output of state_sync and
 # state_full gains no key at all: one library serves both versions.
+# 0.6.0's cancel_at_period_end is NOT NULL DEFAULT false: false in every
+# upgraded row.
+new_column_re='^\.users\.<user>\.row\.([a-z_]+ = null|cancel_at_period_end = false)$'
 compare_snapshots() {     # compare_snapshots BEFORE AFTER LABEL
 	local projected added
 	projected=$(echo "SELECT jsonb_pretty(pg_temp.project(:'b'::jsonb, :'a'::jsonb));" |
@@ -304,8 +312,8 @@ compare_snapshots() {     # compare_snapshots BEFORE AFTER LABEL
 		{ echo "$3: $added"; fail=1; return; }
 	added=$(echo "$added" | sed -E 's/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/<user>/g' | LC_ALL=C sort -u)
 	new_columns=$(echo "$added" | sed -nE 's/^\.users\.<user>\.row\.([a-z_]+) = null$/\1/p' | paste -sd, -)
-	if [ -n "$added" ] && echo "$added" | grep -vqE '^\.users\.<user>\.row\.[a-z_]+ = null$'; then
-		echo "$3: keys the upgrade added (only NULL new columns of state rows may appear):"
+	if [ -n "$added" ] && echo "$added" | grep -vqE "$new_column_re"; then
+		echo "$3: keys the upgrade added (only new columns of state rows, NULL or their default, may appear):"
 		# shellcheck disable=SC2001
 		echo "$added" | sed 's/^/  /'
 		fail=1

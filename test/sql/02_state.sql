@@ -24,7 +24,8 @@ SELECT is(roastr_state.state_full(:u1)->'roasting',
 SELECT is((roastr_state.state_full(:u1)->'subscription') - 'current_period_end'
 	- 'current_period_start' - 'trial_ends_at',
 	'{"plan": "free", "status": "active", "trial_days_remaining": null,
-	  "polar_customer_id": null, "polar_subscription_id": null}'::jsonb,
+	  "polar_customer_id": null, "polar_subscription_id": null,
+	  "cancel_at_period_end": false}'::jsonb,
 	'subscription defaults');
 
 SELECT is(roastr_state.state_full(:u1)->'persona',

@@ -4,7 +4,7 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(50);
+SELECT plan(66);
 
 CREATE EXTENSION pgcrypto;
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
@@ -136,6 +136,49 @@ SELECT is(pg_temp.outcome(format('SELECT roastr_state.apply_polar_webhook(%L, %L
 	'signed with another secret');
 SELECT is((SELECT n FROM before), (SELECT count(*) FROM roastr_state.webhook_events), 'no bad delivery was recorded');
 SELECT is((SELECT s FROM before), pg_temp.sub(:u2), 'nor applied');
+
+-- Polar's cancel at the period's end: subscription.canceled, status active,
+-- cancel_at_period_end true.  Shown, versioned and synced like any field.
+SELECT roastr_state.ensure_user(:u3, 'cy@example.com') IS NOT NULL;
+CREATE FUNCTION pg_temp.cape(u uuid) RETURNS text LANGUAGE sql AS
+$$ SELECT f->'subscription'->>'plan' || '/' || (f->'subscription'->>'status') || '/' ||
+	(f->'subscription'->>'cancel_at_period_end') FROM roastr_state.state_full(u) f $$;
+SELECT is(pg_temp.cape(:u3), 'free/active/false', 'a new user: cancel_at_period_end false');
+SELECT is(pg_temp.deliver('wh_c1', pg_temp.ev('subscription.active', 'sub_c', 'active', '2026-01-02T00:00:01Z',
+	ext => 'a3333333-3333-4333-8333-333333333333', customer => 'cus_c'))->>'outcome', 'applied', 'an active subscription');
+SELECT (roastr_state.state_full(:u3)->'_meta'->>'version')::bigint AS v_active \gset
+SELECT is(pg_temp.deliver('wh_c2', pg_temp.ev('subscription.canceled', 'sub_c', 'active', '2026-01-02T00:00:02Z',
+	ext => 'a3333333-3333-4333-8333-333333333333', customer => 'cus_c',
+	extra => '{"cancel_at_period_end": true}'))->>'outcome', 'applied', 'canceled at the period''s end');
+SELECT is(pg_temp.cape(:u3), 'pro/active/true', 'the plan runs on, and the state says it ends');
+SELECT is((SELECT jsonb_agg(c->'value') FROM jsonb_array_elements(roastr_state.state_sync(:u3, :v_active)->'changes') c
+	WHERE c->>'field' = 'subscription.cancel_at_period_end'), '[true]', 'a sync from before reports it');
+SELECT is(pg_temp.deliver('wh_c3', pg_temp.ev('subscription.uncanceled', 'sub_c', 'active', '2026-01-02T00:00:03Z',
+	ext => 'a3333333-3333-4333-8333-333333333333', customer => 'cus_c'))->>'outcome', 'applied', 'uncanceled');
+SELECT is(pg_temp.cape(:u3), 'pro/active/false', 'uncanceled clears it');
+SELECT is(pg_temp.deliver('wh_c4', pg_temp.ev('subscription.canceled', 'sub_c', 'active', '2026-01-02T00:00:04Z',
+	ext => 'a3333333-3333-4333-8333-333333333333', customer => 'cus_c',
+	extra => '{"cancel_at_period_end": "yes"}'))->>'outcome', 'ignored: data.cancel_at_period_end is not a boolean',
+	'a cancel_at_period_end that is not a boolean is recorded, not applied');
+SELECT is(pg_temp.cape(:u3), 'pro/active/false', 'nothing of it applied');
+SELECT is(pg_temp.deliver('wh_c5', pg_temp.ev('subscription.canceled', 'sub_c', 'active', '2026-01-02T00:00:05Z',
+	ext => 'a3333333-3333-4333-8333-333333333333', customer => 'cus_c',
+	extra => '{"cancel_at_period_end": true}'))->>'outcome', 'applied', 'canceled at the period''s end again');
+SELECT is(pg_temp.deliver('wh_c6', pg_temp.ev('subscription.revoked', 'sub_c', 'canceled', '2026-01-02T00:00:06Z',
+	ext => 'a3333333-3333-4333-8333-333333333333', customer => 'cus_c',
+	extra => '{"cancel_at_period_end": true}'))->>'outcome', 'applied', 'revoked at the period''s end');
+SELECT is(pg_temp.cape(:u3), 'free/canceled/false', 'ended: free, and nothing pending');
+-- the service may set it; a user may not; only booleans
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.patch(%L, %L)', :u3,
+	'{"subscription.cancel_at_period_end": 1}'))->>'sqlstate', '22023', 'not a boolean: 22023');
+SELECT is(roastr_state.patch(:u3, '{"subscription.cancel_at_period_end": true}')->'applied',
+	'["subscription.cancel_at_period_end"]', 'the service patches it');
+SELECT is(pg_temp.cape(:u3), 'free/canceled/true', 'as written');
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', format('{"sub": "%s", "role": "authenticated"}', :u3), true) IS NOT NULL;
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.patch(%L, %L)', :u3,
+	'{"subscription.cancel_at_period_end": false}'))->>'sqlstate', '42501', 'the user may not');
+RESET ROLE;
 
 -- several signatures, one of them right
 SELECT is((roastr_state.apply_polar_webhook('wh_22', pg_temp.now_s(),

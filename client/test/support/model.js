@@ -45,7 +45,7 @@ const PERSONA = ['persona.identity', 'persona.intolerance', 'persona.tolerance']
 const USER = new Set(['auth.name', 'roasting.enabled', 'roasting.roast_level', 'roasting.shield_level', ...PERSONA]);
 const SERVICE = new Set([...USER, 'auth.email', 'subscription.plan', 'subscription.status', 'subscription.trial_ends_at',
   'subscription.current_period_start', 'subscription.current_period_end', 'subscription.polar_subscription_id',
-  'subscription.polar_customer_id', 'persona.embeddings_generated_at', 'persona.embeddings_model']);
+  'subscription.polar_customer_id', 'subscription.cancel_at_period_end', 'persona.embeddings_generated_at', 'persona.embeddings_model']);
 const DERIVED = new Set(['subscription.trial_days_remaining', 'usage.monthly_roasts_limit', 'usage.remaining_roasts',
   'usage.reset_date', 'auth.userId', 'organization.name', 'organization.slug', 'organization.role',
   'usage.monthly_roasts_used', 'usage.period_start', 'organization.id']);
@@ -53,7 +53,7 @@ const PERSONAL = new Set(['auth.email', 'auth.name', 'subscription.polar_subscri
 // Stored fields (what a write changes and the log versions).
 const STORED = ['auth.email', 'auth.name', 'subscription.plan', 'subscription.status', 'subscription.trial_ends_at',
   'subscription.current_period_start', 'subscription.current_period_end', 'subscription.polar_subscription_id',
-  'subscription.polar_customer_id', ...PERSONA, 'persona.embeddings_generated_at', 'persona.embeddings_model',
+  'subscription.polar_customer_id', 'subscription.cancel_at_period_end', ...PERSONA, 'persona.embeddings_generated_at', 'persona.embeddings_model',
   'roasting.enabled', 'roasting.roast_level', 'roasting.shield_level', 'usage.monthly_roasts_used', 'organization.id'];
 const KIND = (f) => (f === 'roasting.enabled' ? 'roasting_toggle' : `${f.split('.')[0]}_update`);  // organization.* too
 const DEPS_PLAN = ['subscription.status', 'subscription.trial_ends_at', 'subscription.plan', 'subscription.current_period_end'];
@@ -68,7 +68,7 @@ export class ServerModel {
       'auth.email': email, 'auth.name': null, 'subscription.plan': 'free', 'subscription.status': 'active',
       'subscription.trial_ends_at': null, 'subscription.current_period_start': null,
       'subscription.current_period_end': null, 'subscription.polar_subscription_id': null,
-      'subscription.polar_customer_id': null, 'persona.identity': null, 'persona.intolerance': null,
+      'subscription.polar_customer_id': null, 'subscription.cancel_at_period_end': false, 'persona.identity': null, 'persona.intolerance': null,
       'persona.tolerance': null, 'persona.embeddings_generated_at': null, 'persona.embeddings_model': null,
       'roasting.enabled': true, 'roasting.roast_level': 3, 'roasting.shield_level': 'balanceado',
       'usage.monthly_roasts_used': 0, 'organization.id': null,
@@ -277,6 +277,7 @@ export class ServerModel {
       'subscription.current_period_end': [v['subscription.current_period_end'], fv['subscription.current_period_end']],
       'subscription.polar_subscription_id': [v['subscription.polar_subscription_id'], fv['subscription.polar_subscription_id']],
       'subscription.polar_customer_id': [v['subscription.polar_customer_id'], fv['subscription.polar_customer_id']],
+      'subscription.cancel_at_period_end': [v['subscription.cancel_at_period_end'], fv['subscription.cancel_at_period_end']],
       'persona.identity': [v['persona.identity'], fv['persona.identity']],
       'persona.intolerance': [v['persona.intolerance'], fv['persona.intolerance']],
       // below pro the tolerance reads as null: the plan is an input (src/shown.c)
