@@ -156,6 +156,11 @@ export function createStateClient({
   // ---- what is shown ----
   function compute() {
     const values = { ...server.values };
+    // An open conflict shows the server's value, the newest known: a PT409
+    // tells it before the sync that brings it.
+    for (const c of conflicts) {
+      if (c.serverKnown && c.serverVersion > (server.versions[c.field] ?? 0)) values[c.field] = c.server;
+    }
     for (const a of awaiting) Object.assign(values, a.changes);
     for (const w of queue) Object.assign(values, w.changes);
     const next = nest(values);

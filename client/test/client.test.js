@@ -218,6 +218,10 @@ test('PT409 from the server: conflicts per field, the other fields sent again, r
   assert.equal(byField['roasting.roast_level'].server, 2);
   assert.equal(byField['roasting.roast_level'].serverVersion, 2);
   assert.equal(byField['auth.name'].server, 'Theirs');
+  // before any sync: the conflict's known server value is shown, not the write's
+  assert.equal(client.state.roasting.roast_level, 2, 'the server value the PT409 told');
+  assert.equal(client.state.auth.name, 'Theirs');
+  assert.equal(client.state.roasting.shield_level, 'estricto', 'the other field stays pending');
   // the non-conflicting field goes again, with a new base
   await settle();
   assert.deepEqual(t.calls[0].req.changes, { 'roasting.shield_level': 'estricto' });

@@ -70,7 +70,8 @@ const get = (obj, f) => {
 };
 
 // The rebase rule, at every step: what a device shows is the server's state
-// at the device's cursor, with on top, in order: the writes it was told were
+// at the device's cursor (a field with an open conflict: the server value
+// the conflict was told, when newer), with on top, in order: the writes it was told were
 // applied at a version above its cursor (the network's record of the acks,
 // not the client's), then the writes it has not had confirmed.
 function checkRebase(d, net) {
@@ -89,7 +90,9 @@ function checkRebase(d, net) {
     if (!status.ready && f.startsWith('persona.') && !(f in unconfirmed)) continue;
     // no sync reports auth.userId: it comes from state_full after the first
     if (f === 'auth.userId' && get(state, f) === null) continue;
-    const want = f in overlay ? overlay[f] : get(at, f);
+    // an open conflict shows the server value it was told, when newer than the cursor
+    const told = d.client.conflicts.find((c) => c.field === f && c.serverKnown && c.serverVersion > state._meta.version);
+    const want = f in overlay ? overlay[f] : told ? told.server : get(at, f);
     if (process.env.ROASTR_DEBUG && JSON.stringify(get(state, f)) !== JSON.stringify(want)) {
       console.log(JSON.stringify({ status, pending: d.client.pending, acked: net.acked.get(d.devId), conflicts: d.client.conflicts }, null, 1));
       console.log(net.model.s.history.map((h) => `${h.version} ${h.by} ${h.fields.join(',')} ${h.mutationId ?? ''}`).join('\n'));
