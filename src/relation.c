@@ -237,6 +237,9 @@ rs_schema(void)
 	schema_cache.has_orgs =
 		OidIsValid(get_relname_relid("organization_members",
 									 RelationGetNamespace(rel)));
+	schema_cache.stamps =
+		schema_cache.layout->att_field[F_LIMITS_SEEN] != 0 &&
+		schema_cache.layout->att_field[F_ORG_SEEN] != 0;
 	table_close(rel, AccessShareLock);
 	schema_valid = true;
 	return &schema_cache;
