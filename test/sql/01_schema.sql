@@ -63,7 +63,7 @@ SELECT is(
 
 SELECT is(
 	(SELECT extversion FROM pg_extension WHERE extname = 'roastr_state'),
-	'0.6.0', 'installed version');
+	'0.7.0', 'installed version');
 
 SELECT is(
 	(SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
