@@ -863,6 +863,9 @@ async function metricsChecks(mode, url) {
       'roastr_gateway_catchups_total{cause="withheld"}': 2,
       'roastr_gateway_catchups_total{cause="malformed"}': 1,
       'roastr_gateway_catchups_total{cause="connect"}': 10,
+      'roastr_gateway_catchups_total{cause="broadcast"}': 5,
+      'roastr_gateway_broadcasts_total{type="plan_limits"}': 4,
+      'roastr_gateway_broadcasts_total{type="organization"}': 3,
       roastr_gateway_state_syncs_total: 10,
       'roastr_gateway_patches_total{code="ok"}': 3,
       'roastr_gateway_patches_total{code="PT409"}': 1,
@@ -890,6 +893,8 @@ async function metricsChecks(mode, url) {
     assert.equal(value('roastr_gateway_users'), h.rooms);
     assert.equal(value('roastr_gateway_state_updates_total'), h.relayed);
     assert.equal(value('roastr_gateway_state_syncs_total'), h.syncs);
+    assert.equal(value('roastr_gateway_broadcasts_total{type="plan_limits"}') + value('roastr_gateway_broadcasts_total{type="organization"}') +
+      value('roastr_gateway_broadcasts_total{type="other"}'), h.listen.broadcasts);
     for (const needle of [A, B, 'eyJ', 'example.com', 'roast_level']) assert.ok(!text.includes(needle), `/metrics contains ${needle}`);
   });
 }
