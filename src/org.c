@@ -57,18 +57,29 @@ static const char *const org_roles[] = {"owner", "admin", "member", NULL};
 /*
  * lock_org
  *		Lock the organization row (PT404 when there is none, or it is
- *		deleted).
+ *		deleted).  The changes of an organization take it FOR NO KEY
+ *		UPDATE and serialize; a user choosing it as their current one
+ *		("shared") takes FOR KEY SHARE, which waits for none of them (a
+ *		membership removed meanwhile is settled by the user's next read:
+ *		shared.c).
  */
 static void
-lock_org(const pg_uuid_t *org)
+lock_org_mode(const pg_uuid_t *org, bool shared)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_live = NULL;
+	static SPIPlanPtr plan_share = NULL;
 	Oid			t1[1] = {UUIDOID};
 	Datum		args[1] = {UUIDPGetDatum(org)};
 	SPIPlanPtr	lock;
 
-	if (rs_schema()->stamps)
+	if (rs_schema()->stamps && shared)
+		lock = rs_spi_kept(&plan_share,
+						   "SELECT FROM roastr_state.organizations "
+						   "WHERE id OPERATOR(pg_catalog.=) $1 AND deleted_at IS NULL "
+						   "FOR KEY SHARE",
+						   1, t1);
+	else if (rs_schema()->stamps)
 		lock = rs_spi_kept(&plan_live,
 						   "SELECT FROM roastr_state.organizations "
 						   "WHERE id OPERATOR(pg_catalog.=) $1 AND deleted_at IS NULL "
@@ -84,6 +95,13 @@ lock_org(const pg_uuid_t *org)
 		ereport(ERROR,
 				errcode(ERRCODE_ROASTR_NOT_FOUND),
 				errmsg("organization %s does not exist", rs_uuid_to_cstring(org)));
+}
+
+/* Lock the organization row for a change of the organization. */
+static void
+lock_org(const pg_uuid_t *org)
+{
+	lock_org_mode(org, false);
 }
 
 /* The role of user in org, or NULL when not a member. */
@@ -660,7 +678,7 @@ roastr_state_set_current_organization(PG_FUNCTION_ARGS)
 	{
 		pg_uuid_t	org = *PG_GETARG_UUID_P(1);
 
-		lock_org(&org);
+		lock_org_mode(&org, true);
 		if (role_of(&org, &user) == NULL)
 			denied("make an organization current that the user is not a member of");
 		args[1] = UUIDPGetDatum(PG_GETARG_UUID_P(1));
