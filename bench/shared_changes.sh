@@ -32,7 +32,6 @@ cluster_start "fsync = on" "synchronous_commit = on" "shared_buffers = 256MB" "m
 	"checkpoint_timeout = 30min" "autovacuum = off" >/dev/null
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-now_ms() { date +%s%3N; }
 
 load() {   # load DB VERSION
 	q -d postgres -c "CREATE DATABASE $1"
@@ -54,31 +53,33 @@ CHECKPOINT;
 SQL
 }
 
-# measure DB LABEL SQL: milliseconds and WAL bytes of one autocommit statement
+# measure DB LABEL SQL: the time psql's \timing reports for one autocommit
+# statement (its commit and WAL flush included), and the WAL it wrote
 measure() {
-	local lsn0 lsn1 t0 t1
+	local lsn0 lsn1 ms
 	lsn0=$(q -d "$1" -c "SELECT pg_current_wal_insert_lsn()")
-	t0=$(now_ms)
-	q -d "$1" -c "SET roastr_state.notify_mode = direct" -c "$3" >/dev/null
-	t1=$(now_ms)
+	ms=$(psql -X -At -v ON_ERROR_STOP=1 -d "$1" -c "SET roastr_state.notify_mode = direct" \
+		-c '\timing on' -c "$3" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
 	lsn1=$(q -d "$1" -c "SELECT pg_current_wal_insert_lsn()")
-	printf '| %s | %s | %d ms | %s |\n' "$1" "$2" $((t1 - t0)) \
+	printf '| %s | %s | %s ms | %s |\n' "$1" "$2" "$ms" \
 		"$(q -d "$1" -c "SELECT pg_size_pretty(pg_wal_lsn_diff('$lsn1', '$lsn0'))")"
 }
 
-# waiting DB LIMIT: a patch of a free user while the limit change's
-# transaction stays open for 1 s after its UPDATE
+# waiting DB LIMIT: a patch of a free user issued once the limit change's
+# UPDATE has returned, while its transaction stays open for 2 s more
 waiting() {
-	local t0 t1
-	(q -d "$1" -c "BEGIN" -c "UPDATE roastr_state.plans SET monthly_roasts_limit = $2 WHERE plan = 'free'" \
-		-c "SELECT pg_sleep(1)" -c "COMMIT" >/dev/null) &
+	local ms
+	(PGAPPNAME=shared_bench_op q -d "$1" -c "BEGIN" -c "UPDATE roastr_state.plans SET monthly_roasts_limit = $2 WHERE plan = 'free'" \
+		-c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null) &
 	local bg=$!
-	sleep 0.3
-	t0=$(now_ms)
-	q -d "$1" -c "SELECT roastr_state.patch('b0000000-0000-4000-8000-000000099999', '{\"roasting.enabled\": false}')" >/dev/null
-	t1=$(now_ms)
+	until [ "$(q -d "$1" -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'shared_bench_op' AND query LIKE 'SELECT pg_sleep%'")" = 1 ]; do
+		sleep 0.02
+	done
+	ms=$(psql -X -At -v ON_ERROR_STOP=1 -d "$1" -c '\timing on' \
+		-c "SELECT roastr_state.patch('b0000000-0000-4000-8000-000000099999', '{\"roasting.enabled\": false}')" |
+		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
 	wait "$bg"
-	printf '| %s | a patch of one free user while the change is uncommitted | %d ms | |\n' "$1" $((t1 - t0))
+	printf '| %s | a patch of one free user while the change is uncommitted | %s ms | |\n' "$1" "$ms"
 }
 
 echo "loading $N users and an organization of $M, twice (0.6.0 and $target)" >&2
