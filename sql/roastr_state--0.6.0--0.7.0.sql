@@ -52,6 +52,9 @@ ALTER TABLE roastr_state.state RENAME COLUMN usage_period_start TO _old_usage_pe
 -- the new columns, as in the full script, then filled from the old ones
 -- by a rewrite (no trigger fires, no version moves)
 ALTER TABLE roastr_state.state
+	ADD COLUMN shield_level text NOT NULL DEFAULT 'balanceado'
+		CHECK (shield_level OPERATOR(pg_catalog.=) ANY (ARRAY['tolerante', 'balanceado', 'estricto'])),
+	ADD COLUMN usage_period_start timestamptz,
 	ADD COLUMN version bigint NOT NULL DEFAULT 1 CHECK (version OPERATOR(pg_catalog.>) 0),
 	ADD COLUMN updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	ADD COLUMN monthly_roasts_used integer NOT NULL DEFAULT 0
@@ -59,9 +62,6 @@ ALTER TABLE roastr_state.state
 	ADD COLUMN roasting_enabled boolean NOT NULL DEFAULT true,
 	ADD COLUMN roast_level smallint NOT NULL DEFAULT 3
 		CHECK (roast_level OPERATOR(pg_catalog.>=) 1 AND roast_level OPERATOR(pg_catalog.<=) 5),
-	ADD COLUMN shield_level text NOT NULL DEFAULT 'balanceado'
-		CHECK (shield_level OPERATOR(pg_catalog.=) ANY (ARRAY['tolerante', 'balanceado', 'estricto'])),
-	ADD COLUMN usage_period_start timestamptz,
 	ADD COLUMN field_log bigint[] NOT NULL DEFAULT '{}';
 ALTER TABLE roastr_state.state
 	ALTER COLUMN version TYPE bigint USING _old_version,

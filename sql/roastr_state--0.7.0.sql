@@ -31,8 +31,9 @@ $check$;
 -- fieldlog.c): PostgreSQL logs an updated row as the new tuple minus the
 -- bytes it shares with the old one at its start and at its end, so the
 -- columns a write changes sit together at the end of the row: the version,
--- updated_at, the hot values (consumption, the roasting settings) and
--- field_log, the compacted change log (one entry per user and field,
+-- updated_at, the hottest values (consumption, the roasting toggle and
+-- level; the shield level and the usage period just before the version)
+-- and field_log, the compacted change log (one entry per user and field,
 -- superseded in place): (version, time) pairs of bigint, time in
 -- PostgreSQL's microseconds since 2000-01-01 UTC, in slot order, the
 -- hottest fields first (rs_log_field in src/fieldlog.c maps slots to field
@@ -62,6 +63,9 @@ CREATE TABLE roastr_state.state (
 	limits_changed_at timestamptz,
 	organization_changed_at timestamptz,
 	cancel_at_period_end boolean NOT NULL DEFAULT false,
+	shield_level text NOT NULL DEFAULT 'balanceado'
+		CHECK (shield_level OPERATOR(pg_catalog.=) ANY (ARRAY['tolerante', 'balanceado', 'estricto'])),
+	usage_period_start timestamptz,
 	version bigint NOT NULL DEFAULT 1 CHECK (version OPERATOR(pg_catalog.>) 0),
 	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	monthly_roasts_used integer NOT NULL DEFAULT 0
@@ -69,9 +73,6 @@ CREATE TABLE roastr_state.state (
 	roasting_enabled boolean NOT NULL DEFAULT true,
 	roast_level smallint NOT NULL DEFAULT 3
 		CHECK (roast_level OPERATOR(pg_catalog.>=) 1 AND roast_level OPERATOR(pg_catalog.<=) 5),
-	shield_level text NOT NULL DEFAULT 'balanceado'
-		CHECK (shield_level OPERATOR(pg_catalog.=) ANY (ARRAY['tolerante', 'balanceado', 'estricto'])),
-	usage_period_start timestamptz,
 	field_log bigint[] NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE roastr_state.state IS

@@ -70,7 +70,7 @@ SELECT is(
 		SELECT attname, attnum FROM pg_attribute
 		 WHERE attrelid = 'roastr_state.state'::regclass AND attnum > 0 AND NOT attisdropped
 		 ORDER BY attnum DESC LIMIT 8) a),
-	'version,updated_at,monthly_roasts_used,roasting_enabled,roast_level,shield_level,usage_period_start,field_log',
+	'shield_level,usage_period_start,version,updated_at,monthly_roasts_used,roasting_enabled,roast_level,field_log',
 	'the columns a write changes sit together at the end of the state row, the change log last');
 
 SELECT * FROM finish();
