@@ -29,7 +29,7 @@ CREATE FUNCTION roastr_state._field_log_0_7(fv bigint[], ft timestamptz[])
 	         WITH ORDINALITY AS m(f, s),
 	     LATERAL (VALUES
 	         (1, COALESCE(fv[m.f OPERATOR(pg_catalog.+) 1], 0)),
-	         (2, COALESCE((pg_catalog.extract(epoch FROM ft[m.f OPERATOR(pg_catalog.+) 1])
+	         (2, COALESCE((EXTRACT(epoch FROM ft[m.f OPERATOR(pg_catalog.+) 1])
 	                       OPERATOR(pg_catalog.*) 1000000)::bigint
 	                      OPERATOR(pg_catalog.-) 946684800000000, 0))) AS p(k, x)
 $fn$;
