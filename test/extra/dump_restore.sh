@@ -39,7 +39,7 @@ SQL
 snapshot() {
 	psql -X -At -v ON_ERROR_STOP=1 -d "$1" <<SQL
 SELECT user_id, (roastr_state.state_sync(user_id, 0) - 'lastSyncedAt' - 'history')::text FROM roastr_state.state ORDER BY user_id;
-SELECT user_id, version, field_versions, field_times, created_at, updated_at FROM roastr_state.state ORDER BY user_id;
+SELECT user_id, version, field_log, created_at, updated_at FROM roastr_state.state ORDER BY user_id;
 SELECT plan, monthly_roasts_limit, trial_days FROM roastr_state.plans ORDER BY plan;
 SELECT user_id, mutation_id, request_hash, result FROM roastr_state.mutations ORDER BY 1, 2;
 SELECT user_id, keygen, master_key_id, encode(wrapped, 'hex'), created_at, rewrapped_at FROM roastr_state.user_keys ORDER BY user_id;
