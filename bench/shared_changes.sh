@@ -4,7 +4,7 @@
 # two databases with the same data: one at schema 0.6.0 (served by the
 # installed library, which keeps 0.6.0's behaviour until ALTER EXTENSION
 # UPDATE: the changing transaction writes every affected state row) and one
-# at the current version (0.7.0: the shared row only).  Each holds
+# at the current version (0.8.0: the shared row only).  Each holds
 # SHARED_USERS users on free (default 100,000) and an organization of
 # SHARED_MEMBERS members (default 10,000) that is current for all of them.
 # Measured in each:
@@ -12,9 +12,9 @@
 #   - a patch of one free user issued while that UPDATE's transaction is
 #     still open (it sleeps 1 s before COMMIT): how long the patch waits;
 #   - rename_organization, and deleting the organization
-#     (DELETE FROM organizations on 0.6.0, delete_organization on 0.7.0):
+#     (DELETE FROM organizations on 0.6.0, delete_organization on 0.8.0):
 #     time and WAL;
-#   - on 0.7.0, what the users then pay: a state_full that settles the
+#   - on 0.8.0, what the users then pay: a state_full that settles the
 #     pending change vs one that has nothing to settle (1,000 users each).
 # Usage (as root, the extension built): bash bench/shared_changes.sh
 # Not part of make test or make bench: it takes a few minutes.
@@ -100,7 +100,7 @@ measure rs_shared_06 "DELETE FROM organizations ($M members)" \
 measure rs_shared_07 "delete_organization ($M members)" \
 	"SELECT roastr_state.delete_organization('b1000000-0000-4000-8000-000000000001')"
 
-# what the users pay on 0.7.0: 1,000 reads that settle (the limit and the
+# what the users pay on 0.8.0: 1,000 reads that settle (the limit and the
 # deleted organization), then the same 1,000 reads with nothing to settle
 settle() {
 	measure rs_shared_07 "$1" "DO \$\$ BEGIN PERFORM roastr_state.state_full(('b0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid)

@@ -100,6 +100,7 @@ ROOTFS=$CACHE/$NAME
 MOUNTED=()          # mount points, in the order they were mounted
 BUILDING=""         # a root being built (removed if not renamed into place)
 WORK=""             # scratch copy of the source inside the root
+WORK_OLD=""         # the older major staged inside the root (stage_old_major)
 LOG_MOUNT=""        # the log directory's mount point inside the root
 LOG_KEEP=""         # its deepest ancestor that existed before: never removed
 CHILD=""            # the command's PID (and process group)
@@ -352,6 +353,70 @@ ensure_root() {
     build_root
 }
 
+# stage_old_major: when this host runs an older supported major OLD (15 on
+# Debian 12) with its server headers, copy it into the root at
+# $OLD_STAGE/usr/{lib,share}/postgresql/OLD (the same layout as on the host,
+# so its binaries find their share directory), install this source's
+# extension built for OLD into it, and put in $OLD_STAGE/hostlib the host's
+# shared libraries those binaries need that the root does not have (by
+# soname: ICU and LDAP of the older release, say).  Old binaries run with
+# LD_LIBRARY_PATH=$OLD_STAGE/hostlib; the root's own libraries are never
+# shadowed, since only missing sonames are copied.  JIT is left out (its
+# LLVM is the size of everything else together).  Failing to stage is not
+# an error: the test that needs it says it was skipped.
+OLD_STAGE=""
+OLD_MAJOR=""
+stage_old_major() {
+    local old bindir pgc build out stage f lib name
+    old=$(roastr_system_major 2>/dev/null) || return 0
+    [[ "$old" -lt "$MAJOR" ]] || return 0
+    bindir=/usr/lib/postgresql/$old/bin
+    pgc=$bindir/pg_config
+    if [[ ! -x $bindir/postgres || ! -x $pgc || ! -d /usr/include/postgresql/$old/server ]]; then
+        log "PostgreSQL $old (server and headers) is not on the host: the $old -> $MAJOR upgrade test will be skipped"
+        return 0
+    fi
+    out=$SRC/tmp_check/pg$MAJOR-old-stage.log
+    mkdir -p "$SRC/tmp_check"
+    stage=$(mktemp -d "$ROOTFS/var/tmp/roastr_old.XXXXXX")
+    chmod 755 "$stage"
+    WORK_OLD=$stage
+    build=$(mktemp -d /tmp/roastr_oldbuild.XXXXXX)
+    {
+        tar -C "$SRC" --exclude=./.git --exclude=./tmp_check --exclude=./results --exclude=./output_iso \
+            --exclude=./gateway --exclude=./client --exclude=./bench \
+            --exclude='*.o' --exclude='*.so' --exclude='*.bc' --exclude='*.d' -cf - . | tar -C "$build" -xf - &&
+            mkdir -p "$stage/usr/lib/postgresql" "$stage/usr/share/postgresql" "$stage/hostlib" &&
+            cp -a "/usr/lib/postgresql/$old" "$stage/usr/lib/postgresql/" &&
+            cp -a "/usr/share/postgresql/$old" "$stage/usr/share/postgresql/" &&
+            rm -rf "$stage/usr/lib/postgresql/$old/lib/llvmjit"* "$stage/usr/lib/postgresql/$old/lib/bitcode" &&
+            rm -f "$stage/usr/share/postgresql/$old/extension/roastr_state"* &&
+            make -C "$build" -s -j2 PG_CONFIG="$pgc" with_llvm=no &&
+            make -C "$build" -s install PG_CONFIG="$pgc" with_llvm=no DESTDIR="$stage"
+    } >"$out" 2>&1 || {
+        rm -rf "$build"
+        log "could not stage PostgreSQL $old into the root (see $out): the upgrade test will be skipped"
+        remove_tree "$stage" || true
+        WORK_OLD=""
+        return 0
+    }
+    rm -rf "$build"
+    # the libraries the old binaries and modules need that the root lacks
+    for f in "$stage/usr/lib/postgresql/$old/bin/"* "$stage/usr/lib/postgresql/$old/lib/"*.so; do
+        [[ -f "$f" ]] || continue
+        ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}' || true
+    done | sort -u | while read -r lib; do
+        name=${lib##*/}
+        if [[ ! -e "$ROOTFS/usr/lib/x86_64-linux-gnu/$name" && ! -e "$ROOTFS/lib/x86_64-linux-gnu/$name" &&
+              ! -e "$ROOTFS/usr/lib/$name" && ! -e "$stage/hostlib/$name" ]]; then
+            cp -L "$lib" "$stage/hostlib/$name"
+        fi
+    done
+    OLD_STAGE=$stage
+    OLD_MAJOR=$old
+    log "PostgreSQL $old staged for the upgrade test ($(find "$stage/hostlib" -type f | wc -l) host libraries)"
+}
+
 # ------------------------------------------------------------- cleanup
 cleanup() {
     local status=0 i d
@@ -377,6 +442,9 @@ cleanup() {
     fi
     if [[ -n "$WORK" ]]; then
         remove_tree "$WORK" || status=1
+    fi
+    if [[ -n "$WORK_OLD" ]]; then
+        remove_tree "$WORK_OLD" || status=1
     fi
     if [[ -n "$BUILDING" && -d "$BUILDING" ]]; then
         remove_tree "$BUILDING" || status=1
@@ -450,6 +518,14 @@ while IFS='=' read -r var _; do
             [[ "$var" == _ROASTR_* ]] || envv+=("$var=${!var}") ;;
     esac
 done < <(env)
+
+# The host's own PostgreSQL major, when older than MAJOR: staged into the
+# root (with the extension built for it here) so that
+# test/extra/major_upgrade.sh can move a database from it to MAJOR.
+stage_old_major
+if [[ -n "$OLD_STAGE" ]]; then
+    envv+=(ROASTR_OLD_PG="${OLD_STAGE#"$ROOTFS"}" ROASTR_OLD_MAJOR="$OLD_MAJOR")
+fi
 
 if [[ "$ACTION" == test ]]; then
     LOGS=$SRC/tmp_check/pg$MAJOR

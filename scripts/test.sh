@@ -6,7 +6,8 @@
 #   3. starts a throwaway cluster                (scripts/cluster.sh)
 #   4. pg_regress suite      test/sql/*.sql    (expected: test/expected/)
 #   5. isolation suite       test/specs/*.spec (expected: test/expected/)
-#   6. shell tests           test/extra/*.sh   (executable ones; exit 0 = pass)
+#   6. shell tests           test/extra/*.sh   (executable ones; exit 0 = pass,
+#                                              77 = skipped, with the reason)
 #   7. TAP tests             test/t/*.pl       (prove, own clusters)
 #   8. libFuzzer harnesses   test/fuzz/*.c     (scripts/fuzz.sh, as make fuzz)
 #   9. prints diffs + server log on failure, then a summary whose very last
@@ -327,6 +328,9 @@ if [[ -d test/extra ]]; then
         if [[ $rc -eq 0 ]]; then
             printf 'test %-30s ... ok\n' "$name"
             note_pass
+        elif [[ $rc -eq 77 ]]; then
+            # (automake's convention: the script says why on its last line)
+            printf 'test %-30s ... skipped: %s\n' "$name" "$(tail -n 1 "$LOG" | sed 's/^[^:]*: skipped: //')"
         else
             if [[ $rc -eq 124 ]]; then
                 echo "extra: $script timed out after ${EXTRA_TIMEOUT}s"

@@ -1,4 +1,4 @@
-/* roastr_state 0.6.0 -> 0.7.0: no operation proportional to the number of
+/* roastr_state 0.7.0 -> 0.8.0: no operation proportional to the number of
  * users.  An operator's change of a shared row -- a plan's monthly limit,
  * an organization's name, a membership's role, a deleted organization --
  * writes that row only, with a new change stamp, and sends one broadcast
@@ -9,7 +9,7 @@
  * every row recorded stamp 0, the stamp every shared row starts at. */
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
-\echo Use "ALTER EXTENSION roastr_state UPDATE TO '0.7.0'" to load this file. \quit
+\echo Use "ALTER EXTENSION roastr_state UPDATE TO '0.8.0'" to load this file. \quit
 
 -- ===========================================================================
 -- Change stamps

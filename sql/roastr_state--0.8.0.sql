@@ -1,7 +1,7 @@
-/* roastr_state--0.7.0.sql: the whole schema of version 0.7.0, for CREATE
+/* roastr_state--0.8.0.sql: the whole schema of version 0.8.0, for CREATE
  * EXTENSION.  An existing installation reaches the same schema through the
  * upgrade scripts (0.1.0, then 0.1.0--0.2.0, 0.2.0--0.3.0, 0.3.0--0.4.0,
- * 0.4.0--0.5.0, 0.5.0--0.6.0, 0.6.0--0.7.0);
+ * 0.4.0--0.5.0, 0.5.0--0.6.0, 0.6.0--0.7.0, 0.7.0--0.8.0);
  * test/extra/upgrade.sh proves both are identical, catalog and privileges.
  * Released scripts never change: a change is a new upgrade script plus a new
  * full script of the new version. */
@@ -27,33 +27,28 @@ $check$;
 -- ===========================================================================
 -- State and change log
 --
--- One row per user.  Small, hot columns first (a roasting toggle or a
--- consumption should not re-log wide columns); persona ciphertext lives in
--- its own table.  field_versions[i+1] / field_times[i+1] hold the version and
--- time of the last change of field id i: this is the compacted change log
--- (one entry per user and field, superseded in place).  Columns added by
--- later versions come last (ALTER TABLE ADD COLUMN puts them last, so they
--- are last here too): 0.2.0's end of the usage period the roast count
--- belongs to, and the markers 0.2.0-0.6.0 bumped in every affected row when
--- an operator changed a plan's limit or an organization; 0.6.0's
--- cancel_at_period_end; 0.7.0's change stamps of the shared rows that the
--- row's change log shows (limits_seen: its effective plan's row;
--- organization_seen: its current organization's and membership's rows;
--- see "Shared changes" below).  organization_id has no foreign key: a
--- deleted organization is cleared by its members' own next calls.
+-- One row per user.  The layout keeps the WAL of a write small (src/
+-- fieldlog.c): PostgreSQL logs an updated row as the new tuple minus the
+-- bytes it shares with the old one at its start and at its end, so the
+-- columns a write changes sit together at the end of the row: the version,
+-- updated_at, the hottest values (consumption, the roasting toggle and
+-- level; the shield level and the usage period just before the version)
+-- and field_log, the compacted change log (one entry per user and field,
+-- superseded in place): (version, time) pairs of bigint, time in
+-- PostgreSQL's microseconds since 2000-01-01 UTC, in slot order, the
+-- hottest fields first (rs_log_field in src/fieldlog.c maps slots to field
+-- ids).  Persona ciphertext lives in its own table.  Upgraded tables have
+-- the same columns in the same order (the 0.6.0 -> 0.7.0 script moves them
+-- there).  Columns added later come after field_log (ALTER TABLE ADD COLUMN
+-- puts them last, so they are last here too): 0.8.0's change stamps of the
+-- shared rows that the row's change log shows (limits_seen: its effective
+-- plan's row; organization_seen: its current organization's and
+-- membership's rows; see "Shared changes" below).  organization_id has no
+-- foreign key: a deleted organization is cleared by its members' own next
+-- calls.
 -- ===========================================================================
 CREATE TABLE roastr_state.state (
 	user_id uuid PRIMARY KEY,
-	version bigint NOT NULL DEFAULT 1 CHECK (version OPERATOR(pg_catalog.>) 0),
-	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	roasting_enabled boolean NOT NULL DEFAULT true,
-	roast_level smallint NOT NULL DEFAULT 3
-		CHECK (roast_level OPERATOR(pg_catalog.>=) 1 AND roast_level OPERATOR(pg_catalog.<=) 5),
-	monthly_roasts_used integer NOT NULL DEFAULT 0
-		CHECK (monthly_roasts_used OPERATOR(pg_catalog.>=) 0),
-	usage_period_start timestamptz,
-	shield_level text NOT NULL DEFAULT 'balanceado'
-		CHECK (shield_level OPERATOR(pg_catalog.=) ANY (ARRAY['tolerante', 'balanceado', 'estricto'])),
 	plan text NOT NULL DEFAULT 'free'
 		CHECK (plan OPERATOR(pg_catalog.=) ANY (ARRAY['free', 'starter', 'pro', 'plus'])),
 	subscription_status text NOT NULL DEFAULT 'active'
@@ -62,8 +57,6 @@ CREATE TABLE roastr_state.state (
 	current_period_start timestamptz,
 	current_period_end timestamptz,
 	organization_id uuid,
-	field_versions bigint[] NOT NULL DEFAULT '{}',
-	field_times timestamptz[] NOT NULL DEFAULT '{}',
 	polar_subscription_id text,
 	polar_customer_id text,
 	embeddings_generated_at timestamptz,
@@ -75,6 +68,17 @@ CREATE TABLE roastr_state.state (
 	limits_changed_at timestamptz,
 	organization_changed_at timestamptz,
 	cancel_at_period_end boolean NOT NULL DEFAULT false,
+	shield_level text NOT NULL DEFAULT 'balanceado'
+		CHECK (shield_level OPERATOR(pg_catalog.=) ANY (ARRAY['tolerante', 'balanceado', 'estricto'])),
+	usage_period_start timestamptz,
+	version bigint NOT NULL DEFAULT 1 CHECK (version OPERATOR(pg_catalog.>) 0),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	monthly_roasts_used integer NOT NULL DEFAULT 0
+		CHECK (monthly_roasts_used OPERATOR(pg_catalog.>=) 0),
+	roasting_enabled boolean NOT NULL DEFAULT true,
+	roast_level smallint NOT NULL DEFAULT 3
+		CHECK (roast_level OPERATOR(pg_catalog.>=) 1 AND roast_level OPERATOR(pg_catalog.<=) 5),
+	field_log bigint[] NOT NULL DEFAULT '{}',
 	limits_seen bigint NOT NULL DEFAULT 0,
 	organization_seen bigint NOT NULL DEFAULT 0
 );

@@ -40,6 +40,7 @@
 #include "access.h"
 #include "errcodes.h"
 #include "fields.h"
+#include "fieldlog.h"
 #include "json_util.h"
 #include "read.h"
 #include "relation.h"
@@ -109,7 +110,11 @@ read_query(const RsSchema *schema)
 	StringInfoData sql;
 
 	initStringInfo(&sql);
+	/* the change log: one field_log (0.7.0 on) or the two arrays */
 	appendStringInfoString(&sql,
+						   l->att_log != 0 ?
+						   "SELECT s.user_id, s.version, s.updated_at, s.field_log, "
+						   "NULL::pg_catalog.timestamptz[], s.created_at" :
 						   "SELECT s.user_id, s.version, s.updated_at, s.field_versions, "
 						   "s.field_times, s.created_at");
 	for (int f = 0; f < RS_NFIELDS; f++)
@@ -312,7 +317,11 @@ unpack_state(const pg_uuid_t *user, HeapTuple tup, TupleDesc desc,
 													   &isnull));
 	fv = col(tup, desc, COL_FV, &fvn);
 	ft = col(tup, desc, COL_FT, &ftn);
-	rs_read_field_log(fv, fvn, ft, ftn, &st->log);
+	/* the read names the column: field_log, or field_versions */
+	if (strcmp(NameStr(TupleDescAttr(desc, COL_FV)->attname), "field_log") == 0)
+		rs_read_field_log_pairs(fv, fvn, &st->log);
+	else
+		rs_read_field_log(fv, fvn, ft, ftn, &st->log);
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, COL_FIELD0 + f);

@@ -34,8 +34,9 @@ typedef struct RsLayout
 	AttrNumber	att_user_id;
 	AttrNumber	att_version;
 	AttrNumber	att_updated_at;
-	AttrNumber	att_fv;			/* field_versions bigint[] */
-	AttrNumber	att_ft;			/* field_times timestamptz[] */
+	AttrNumber	att_fv;			/* field_versions bigint[] (up to 0.6.0) */
+	AttrNumber	att_ft;			/* field_times timestamptz[] (up to 0.6.0) */
+	AttrNumber	att_log;		/* field_log bigint[] (0.7.0 on; fieldlog.c) */
 	AttrNumber	att_created_at;
 	AttrNumber	att_field[RS_NFIELDS];	/* 0 when not a state column */
 } RsLayout;

@@ -61,6 +61,7 @@
 
 #include "access.h"
 #include "fields.h"
+#include "fieldlog.h"
 #include "json_util.h"
 #include "notify.h"
 #include "relation.h"
@@ -218,8 +219,15 @@ trigger_restore(TriggerData *td, const RsLayout *l, Datum *vals, bool *nulls)
 	RsFieldLog	log;
 	int64		version = DatumGetInt64(vals[l->att_version - 1]);
 
-	rs_read_field_log(vals[l->att_fv - 1], nulls[l->att_fv - 1],
-					  vals[l->att_ft - 1], nulls[l->att_ft - 1], &log);
+	if (l->att_log != 0 &&
+		!rs_field_log_well_formed(vals[l->att_log - 1], nulls[l->att_log - 1]))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("malformed change log in restored row of user %s",
+					   rs_uuid_to_cstring(DatumGetUUIDP(vals[l->att_user_id - 1]))),
+				errdetail("field_log must be a one-dimensional bigint array of (version, time) pairs without NULLs."),
+				errtable(rel));
+	rs_row_read_log(l, vals, nulls, &log);
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
 		if (log.version[f] < 0 || log.version[f] > version)
@@ -304,14 +312,13 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 	HeapTuple	tup = td->tg_trigtuple;
 	Datum	   *vals = palloc(desc->natts * sizeof(Datum));
 	bool	   *nulls = palloc(desc->natts * sizeof(bool));
-	int64		fv[RS_NFIELDS];
-	TimestampTz ft[RS_NFIELDS];
+	RsFieldLog	log;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64		first;
-	int			cols[7];
-	Datum		newvals[7];
-	bool		newnulls[7] = {false, false, false, false, false, false, false};
-	int			n = 5;
+	int			cols[8];
+	Datum		newvals[8];
+	bool		newnulls[8] = {false, false, false, false, false, false, false, false};
+	int			ncols = 0;
 
 	heap_deform_tuple(tup, desc, vals, nulls);
 
@@ -319,9 +326,7 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 	 * A restore keeps what an earlier release accepted, even if validation
 	 * has become stricter since.
 	 */
-	if (!nulls[l->att_fv - 1] &&
-		ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(vals[l->att_fv - 1])),
-					   ARR_DIMS(DatumGetArrayTypeP(vals[l->att_fv - 1]))) > 0)
+	if (!rs_row_log_empty(l, vals, nulls))
 		return trigger_restore(td, l, vals, nulls);
 
 	/* a user deleted before starts above every version it ever had */
@@ -332,30 +337,27 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 
 		if (a != 0)
 			rs_validate_value(&rs_fields[f], vals[a - 1], nulls[a - 1]);
-		fv[f] = first;
-		ft[f] = now;
+		log.version[f] = first;
+		log.time[f] = now;
 	}
 
-	cols[0] = l->att_version;
-	newvals[0] = Int64GetDatum(first);
-	cols[1] = l->att_updated_at;
-	newvals[1] = TimestampTzGetDatum(now);
-	cols[2] = l->att_fv;
-	newvals[2] = rs_build_int8_array(fv, RS_NFIELDS);
-	cols[3] = l->att_ft;
-	newvals[3] = rs_build_tstz_array(ft, RS_NFIELDS);
-	cols[4] = l->att_created_at;
-	newvals[4] = TimestampTzGetDatum(now);
+	cols[ncols] = l->att_version;
+	newvals[ncols++] = Int64GetDatum(first);
+	cols[ncols] = l->att_updated_at;
+	newvals[ncols++] = TimestampTzGetDatum(now);
+	cols[ncols] = l->att_created_at;
+	newvals[ncols++] = TimestampTzGetDatum(now);
+	rs_row_log_columns(l, &log, cols, newvals, &ncols);
 	if (l->att_field[F_LIMITS_SEEN] != 0 && l->att_field[F_ORG_SEEN] != 0)
-		n += insert_seen(l, DatumGetUUIDP(vals[l->att_user_id - 1]), vals,
-						 nulls, cols + n, newvals + n);
+		ncols += insert_seen(l, DatumGetUUIDP(vals[l->att_user_id - 1]), vals,
+							 nulls, cols + ncols, newvals + ncols);
 
 	last_apply.valid = true;
 	last_apply.old_version = 0;
 	last_apply.new_version = first;
 	last_apply.changed = (1U << RS_NFIELDS) - 1;
 
-	return heap_modify_tuple_by_cols(tup, desc, n, cols, newvals, newnulls);
+	return heap_modify_tuple_by_cols(tup, desc, ncols, cols, newvals, newnulls);
 }
 
 /*
@@ -558,10 +560,10 @@ versioned_row(TriggerData *td, const RsLayout *l, const pg_uuid_t *user,
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	uint32		named;
 	char	   *values[RS_NSHOWN];
-	int			cols[6];
-	Datum		modvals[6];
-	bool		modnulls[6] = {false, false, false, false, false, false};
-	int			n = 4;
+	int			cols[7];
+	Datum		modvals[7];
+	bool		modnulls[7] = {false, false, false, false, false, false, false};
+	int			ncols = 0;
 
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
@@ -577,18 +579,15 @@ versioned_row(TriggerData *td, const RsLayout *l, const pg_uuid_t *user,
 		state_limits(cxt, st);
 	payload_values(st, named, values);
 
-	cols[0] = l->att_version;
-	modvals[0] = Int64GetDatum(newver);
-	cols[1] = l->att_updated_at;
-	modvals[1] = TimestampTzGetDatum(now);
-	cols[2] = l->att_fv;
-	modvals[2] = rs_build_int8_array(log->version, RS_NFIELDS);
-	cols[3] = l->att_ft;
-	modvals[3] = rs_build_tstz_array(log->time, RS_NFIELDS);
-	for (int i = 0; i < seen->n; i++, n++)
+	cols[ncols] = l->att_version;
+	modvals[ncols++] = Int64GetDatum(newver);
+	cols[ncols] = l->att_updated_at;
+	modvals[ncols++] = TimestampTzGetDatum(now);
+	rs_row_log_columns(l, log, cols, modvals, &ncols);
+	for (int i = 0; i < seen->n; i++)
 	{
-		cols[n] = seen->cols[i];
-		modvals[n] = seen->vals[i];
+		cols[ncols] = seen->cols[i];
+		modvals[ncols++] = seen->vals[i];
 	}
 
 	rs_notify_record(user, newver, changed, named, values);
@@ -596,7 +595,7 @@ versioned_row(TriggerData *td, const RsLayout *l, const pg_uuid_t *user,
 
 	return heap_modify_tuple_by_cols(td->tg_newtuple,
 									 RelationGetDescr(td->tg_relation),
-									 n, cols, modvals, modnulls);
+									 ncols, cols, modvals, modnulls);
 }
 
 /*
@@ -626,20 +625,22 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	RsUserState st;
 	bool		have_limits = false;
 	RsSeenCols	seen = {0};
+	AttrNumber	logatts[2];
+	int			nlog;
 
 	heap_deform_tuple(td->tg_trigtuple, desc, oldv, oldn);
 	heap_deform_tuple(td->tg_newtuple, desc, newv, newn);
 
 	rs_check_maintained(rel, l, l->att_user_id, oldv, oldn, newv, newn);
-	rs_check_maintained(rel, l, l->att_fv, oldv, oldn, newv, newn);
-	rs_check_maintained(rel, l, l->att_ft, oldv, oldn, newv, newn);
+	nlog = rs_row_log_attnums(l, logatts);
+	for (int i = 0; i < nlog; i++)
+		rs_check_maintained(rel, l, logatts[i], oldv, oldn, newv, newn);
 	rs_check_maintained(rel, l, l->att_created_at, oldv, oldn, newv, newn);
 
 	cur = DatumGetInt64(oldv[l->att_version - 1]);
 	base = rs_check_base_version(rel, l, cur, newv, newn);
 
-	rs_read_field_log(oldv[l->att_fv - 1], oldn[l->att_fv - 1],
-					  oldv[l->att_ft - 1], oldn[l->att_ft - 1], &log);
+	rs_row_read_log(l, oldv, oldn, &log);
 	user = DatumGetUUIDP(oldv[l->att_user_id - 1]);
 	cxt = apply_context(user);
 

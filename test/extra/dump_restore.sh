@@ -44,7 +44,7 @@ SQL
 snapshot() {
 	psql -X -At -v ON_ERROR_STOP=1 -d "$1" <<SQL
 SELECT user_id, (roastr_state.state_sync(user_id, 0) - 'lastSyncedAt' - 'history')::text FROM roastr_state.state ORDER BY user_id;
-SELECT user_id, version, field_versions, field_times, created_at, updated_at, limits_seen, organization_seen FROM roastr_state.state ORDER BY user_id;
+SELECT user_id, version, field_log, created_at, updated_at, limits_seen, organization_seen FROM roastr_state.state ORDER BY user_id;
 SELECT plan, monthly_roasts_limit, trial_days, changed_stamp FROM roastr_state.plans ORDER BY plan;
 SELECT last_value FROM roastr_state.shared_stamp;
 SELECT user_id, mutation_id, request_hash, result FROM roastr_state.mutations ORDER BY 1, 2;

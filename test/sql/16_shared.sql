@@ -1,4 +1,4 @@
--- Shared changes (0.7.0): an operator's change of a row many states are
+-- Shared changes (0.8.0): an operator's change of a row many states are
 -- computed from -- a plan's limit, a product mapping, an organization's
 -- name, a member's role, a deleted organization -- writes no state row in
 -- its own transaction: every state row keeps its ctid, and the

@@ -111,7 +111,7 @@ $primary->backup('b0');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'b0', has_streaming => 1);
 $standby->start;
-$primary->wait_for_catchup($standby);
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 
 # ------------------------------------------------------------- (a)
 note('(a) reads on the standby');
@@ -164,7 +164,7 @@ is(sync_error($standby, "SELECT roastr_state.state_sync('$a', $dev->{cursor}, '$
 is(sync_error($standby, "SELECT roastr_state.state_sync('$a', $dev->{cursor})"),
 	'PT503', 'and to the bare cursor');
 q1($standby, 'SELECT pg_wal_replay_resume()');
-$primary->wait_for_catchup($standby);
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 my $r = device_sync($standby, $dev, $a);
 is(scalar @{ $r->{changes} }, 0, 'once replayed: no changes');
 ok(!$r->{reset}, 'and no reset');
