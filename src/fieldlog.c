@@ -16,8 +16,9 @@
  * microseconds since 2000-01-01 UTC, in slot order: the fields written
  * most often (consumption, the roasting settings) first.  A hot write now
  * changes one short run of bytes near the end of the row.  Slots are part
- * of the stored format: once released they never move, and a later field
- * takes the next slot.  A field_log shorter than the slots reads as zero
+ * of the stored format: once released they never move; every field after
+ * the first 24 takes the slot equal to its id (the 0.6.0 -> 0.7.0 script
+ * relies on it).  A field_log shorter than the slots reads as zero
  * for the missing ones (as the arrays did for fields added later).
  *
  * The library serves both layouts (the old one until ALTER EXTENSION

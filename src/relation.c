@@ -218,7 +218,7 @@ rs_layout(Relation rel)
 		layout_refuse(rel);
 	for (int s = 0; s < RS_NFIELDS; s++)
 	{
-		if (rs_log_slot[rs_log_field[s]] != s)
+		if (rs_log_slot[rs_log_field[s]] != s || (s >= 24 && rs_log_field[s] != s))
 			elog(ERROR, "field_log slot %d is not the inverse of its field", s);
 	}
 	layout_valid = true;
