@@ -17,7 +17,10 @@
 -- The change log as pairs, in slot order; the slot -> field id map is
 -- rs_log_field in src/fieldlog.c.  Times are PostgreSQL's microseconds
 -- since 2000-01-01 UTC.  A field an old row has no entry for reads (0, 0),
--- as it did from a short array.  Dropped again below.
+-- as it did from a short array.  Entries of fields a later library added
+-- (ids 24 on, written into a 0.6.0 table by a newer library) are kept, at
+-- slot = id, the rule for every field after the first 24.  Dropped again
+-- below.
 CREATE FUNCTION roastr_state._field_log_0_7(fv bigint[], ft timestamptz[])
 	RETURNS bigint[]
 	LANGUAGE sql IMMUTABLE STRICT
@@ -25,7 +28,10 @@ CREATE FUNCTION roastr_state._field_log_0_7(fv bigint[], ft timestamptz[])
 	AS $fn$
 	SELECT pg_catalog.array_agg(x ORDER BY s, k)
 	FROM pg_catalog.unnest(ARRAY[17, 14, 15, 16, 18, 20, 1, 9, 10, 11, 12, 13,
-	                             3, 2, 5, 6, 4, 23, 7, 8, 21, 19, 22, 0])
+	                             3, 2, 5, 6, 4, 23, 7, 8, 21, 19, 22, 0]
+	                       OPERATOR(pg_catalog.||)
+	                       ARRAY(SELECT pg_catalog.generate_series(24,
+	                                 pg_catalog.cardinality(fv) OPERATOR(pg_catalog.-) 1)))
 	         WITH ORDINALITY AS m(f, s),
 	     LATERAL (VALUES
 	         (1, COALESCE(fv[m.f OPERATOR(pg_catalog.+) 1], 0)),

@@ -16,8 +16,9 @@
  * microseconds since 2000-01-01 UTC, in slot order: the fields written
  * most often (consumption, the roasting settings) first.  A hot write now
  * changes one short run of bytes near the end of the row.  Slots are part
- * of the stored format: once released they never move, and a later field
- * takes the next slot.  A field_log shorter than the slots reads as zero
+ * of the stored format: once released they never move; every field after
+ * the first 24 takes the slot equal to its id (the 0.6.0 -> 0.7.0 script
+ * relies on it).  A field_log shorter than the slots reads as zero
  * for the missing ones (as the arrays did for fields added later).
  *
  * The library serves both layouts (the old one until ALTER EXTENSION
@@ -64,6 +65,9 @@ const int	rs_log_field[RS_NFIELDS] = {
 	F_ORG_ID,
 	F_ORG_CHANGED_AT,
 	F_AUTH_EMAIL,
+	/* 0.8.0 */
+	F_LIMITS_SEEN,
+	F_ORG_SEEN,
 };
 
 /* field -> slot (the inverse of rs_log_field) */
@@ -92,6 +96,8 @@ const int	rs_log_slot[RS_NFIELDS] = {
 	[F_ORG_ID] = 21,
 	[F_ORG_CHANGED_AT] = 22,
 	[F_AUTH_EMAIL] = 23,
+	[F_LIMITS_SEEN] = 24,
+	[F_ORG_SEEN] = 25,
 };
 
 /*

@@ -218,7 +218,7 @@ rs_layout(Relation rel)
 		layout_refuse(rel);
 	for (int s = 0; s < RS_NFIELDS; s++)
 	{
-		if (rs_log_slot[rs_log_field[s]] != s)
+		if (rs_log_slot[rs_log_field[s]] != s || (s >= 24 && rs_log_field[s] != s))
 			elog(ERROR, "field_log slot %d is not the inverse of its field", s);
 	}
 	layout_valid = true;
@@ -253,6 +253,9 @@ rs_schema(void)
 	schema_cache.has_orgs =
 		OidIsValid(get_relname_relid("organization_members",
 									 RelationGetNamespace(rel)));
+	schema_cache.stamps =
+		schema_cache.layout->att_field[F_LIMITS_SEEN] != 0 &&
+		schema_cache.layout->att_field[F_ORG_SEEN] != 0;
 	table_close(rel, AccessShareLock);
 	schema_valid = true;
 	return &schema_cache;

@@ -51,6 +51,10 @@ typedef struct RsSchema
 	bool		settles;		/* 0.2.0's usage columns */
 	bool		has_keys;		/* roastr_state.user_keys (0.2.0) */
 	bool		has_orgs;		/* the organization tables (0.2.0) */
+	bool		stamps;			/* shared changes settled per user (0.7.0):
+								 * the change stamps of plans, organizations
+								 * and memberships, and the state's seen
+								 * columns */
 } RsSchema;
 
 extern Oid	rs_state_relid(void);

@@ -24,7 +24,7 @@ tmp=$(mktemp -d)
 # shellcheck disable=SC2317   # called through the EXIT trap
 cleanup() {
 	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $fresh" -c "DROP DATABASE IF EXISTS $old" \
-		>/dev/null 2>&1 || true
+		-c "DROP DATABASE IF EXISTS rs_upgrade_06" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -91,7 +91,7 @@ FROM (SELECT i - 1 AS f, (r->'field_versions'->>(i - 1))::bigint AS v,
         FROM generate_series(1, coalesce(jsonb_array_length(r->'field_versions'), 0)) i
       UNION ALL
       SELECT m.f, (r->'field_log'->>(2 * (m.s::int - 1)))::bigint, (r->'field_log'->>(2 * (m.s::int - 1) + 1))::bigint
-        FROM unnest(ARRAY[17, 14, 15, 16, 18, 20, 1, 9, 10, 11, 12, 13, 3, 2, 5, 6, 4, 23, 7, 8, 21, 19, 22, 0])
+        FROM unnest(ARRAY[17, 14, 15, 16, 18, 20, 1, 9, 10, 11, 12, 13, 3, 2, 5, 6, 4, 23, 7, 8, 21, 19, 22, 0, 24, 25])
              WITH ORDINALITY m(f, s)
        WHERE r ? 'field_log' AND 2 * m.s <= jsonb_array_length(r->'field_log')) x
 WHERE v > 0
@@ -314,8 +314,10 @@ report "recording $old after the upgrade" "$out" "$st"
 # must be NULL in every upgraded row.  The output of state_sync and
 # state_full gains no key at all: one library serves both versions.
 # 0.6.0's cancel_at_period_end is NOT NULL DEFAULT false: false in every
-# upgraded row.
-new_column_re='^\.users\.<user>\.row\.([a-z_]+ = null|cancel_at_period_end = false)$'
+# upgraded row.  0.8.0's change stamps are NOT NULL DEFAULT 0: 0 in every
+# upgraded state row (limits_seen, organization_seen) and plan row
+# (changed_stamp), so nothing is pending after the upgrade.
+new_column_re='^\.users\.<user>\.row\.([a-z_]+ = null|cancel_at_period_end = false|(limits_seen|organization_seen) = 0)$|^\.plans\[[0-9]+\]\.changed_stamp = 0$'
 compare_snapshots() {     # compare_snapshots BEFORE AFTER LABEL
 	local projected added
 	projected=$(echo "SELECT jsonb_pretty(pg_temp.project(:'b'::jsonb, :'a'::jsonb));" |
@@ -332,7 +334,7 @@ compare_snapshots() {     # compare_snapshots BEFORE AFTER LABEL
 	added=$(echo "$added" | sed -E 's/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/<user>/g' | LC_ALL=C sort -u)
 	new_columns=$(echo "$added" | sed -nE 's/^\.users\.<user>\.row\.([a-z_]+) = null$/\1/p' | paste -sd, -)
 	if [ -n "$added" ] && echo "$added" | grep -vqE "$new_column_re"; then
-		echo "$3: keys the upgrade added (only new columns of state rows, NULL or their default, may appear):"
+		echo "$3: keys the upgrade added (only new columns of state and plan rows, NULL or their default, may appear):"
 		# shellcheck disable=SC2001
 		echo "$added" | sed 's/^/  /'
 		fail=1
@@ -394,12 +396,14 @@ SELECT pg_temp.expect('the usage of the new plan',
 	   FROM (SELECT roastr_state.state_full(:'u3') -> 'usage') x(u)),
 	'1000 1000 t t');
 
--- an operator's new limit reaches pre-upgrade users as a new version
+-- an operator's new limit reaches pre-upgrade users as a new version,
+-- written by their next call (0.8.0), not by the operator's UPDATE
 UPDATE roastr_state.plans SET monthly_roasts_limit = 150 WHERE plan = 'free';
-SELECT pg_temp.expect('a changed plan limit', pg_temp.ver(:'u1'), '7');
+SELECT pg_temp.expect('a changed plan limit writes no state row', pg_temp.ver(:'u1'), '6');
 SELECT pg_temp.expect('is synced', (SELECT jsonb_object_agg(c ->> 'field', c -> 'value')::text
 	FROM jsonb_array_elements(roastr_state.state_sync(:'u1', 6) -> 'changes') c),
 	'{"usage.remaining_roasts": 141, "usage.monthly_roasts_limit": 150}');
+SELECT pg_temp.expect('as a new version, written by that sync', pg_temp.ver(:'u1'), '7');
 
 -- a user deleted on 0.1.0 comes back above its last version
 SELECT pg_temp.expect('re-created after the upgrade', roastr_state.ensure_user(:'u4', 'four@example.com') -> '_meta' ->> 'version', '3');
@@ -428,6 +432,46 @@ RESET ROLE;
 SQL
 ) && st=0 || st=$?
 report "0.2.0 and 0.3.0 on pre-upgrade users in $old" "$out" "$st"
+
+# ------------------------------ C: 0.6.0's organizations through 0.8.0
+# Organizations made before 0.8.0, whose state rows their members' own
+# rows still name, upgraded: nothing is pending right after the upgrade
+# (every stamp starts at 0), and a rename, a role change and a deletion
+# reach those members at their next read, as versions of their own.
+if [ "$target" = "0.8.0" ] || [ "$(printf '%s\n' "$target" 0.8.0 | sort -V | head -n 1)" = "0.8.0" ]; then
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS rs_upgrade_06" -c "CREATE DATABASE rs_upgrade_06" 2>/dev/null
+	out=$(run_sql rs_upgrade_06 <<'SQL'
+CREATE EXTENSION roastr_state VERSION '0.6.0';
+SELECT roastr_state.ensure_user(:'u1', 'one@example.com') \g /dev/null
+SELECT roastr_state.ensure_user(:'u2', 'two@example.com') \g /dev/null
+SELECT roastr_state.create_organization(:'u1', 'Old', 'old-org') AS org \gset
+SELECT roastr_state.add_member(:'org', :'u2', 'member') \g /dev/null
+SELECT pg_temp.expect('0.6.0: the organization is current for both',
+	(SELECT count(*) FROM roastr_state.state WHERE organization_id = :'org')::text, '2');
+ALTER EXTENSION roastr_state UPDATE TO '0.8.0';
+SELECT pg_temp.ver(:'u1') AS v1, pg_temp.ver(:'u2') AS v2 \gset
+SELECT pg_temp.expect('nothing pending after the upgrade',
+	roastr_state.stats()->>'users_with_shared_moves_pending', '0');
+SELECT pg_temp.expect('a read after the upgrade writes nothing',
+	roastr_state.state_full(:'u2')->'_meta'->>'version', :'v2');
+SELECT roastr_state.rename_organization(:'org', 'Renamed') \g /dev/null
+SELECT roastr_state.set_member_role(:'org', :'u2', 'admin') \g /dev/null
+SELECT pg_temp.expect('the rename and the role change wrote no state row',
+	pg_temp.ver(:'u1') || ' ' || pg_temp.ver(:'u2'), :'v1' || ' ' || :'v2');
+SELECT pg_temp.expect('a pre-upgrade member''s next sync reports them, at one version of their own',
+	pg_temp.fields(roastr_state.state_sync(:'u2', :'v2'::bigint)) || ' ' || pg_temp.ver(:'u2'),
+	'["organization.id", "organization.name", "organization.role", "organization.slug"] ' || (:'v2'::int + 1));
+SELECT pg_temp.expect('with the new values', (SELECT o->>'name' || ' ' || (o->>'role') FROM roastr_state.state_full(:'u2') f,
+	LATERAL (SELECT f->'organization') x(o)), 'Renamed admin');
+SELECT roastr_state.delete_organization(:'org') \g /dev/null
+SELECT pg_temp.expect('the deletion wrote no state row', pg_temp.ver(:'u1'), :'v1');
+SELECT pg_temp.expect('the owner''s next read has no organization',
+	(roastr_state.state_full(:'u1')->'organization')::text || ' ' || pg_temp.ver(:'u1'), 'null ' || (:'v1'::int + 1));
+SQL
+) && st=0 || st=$?
+	report "0.6.0 organizations upgraded to 0.8.0 in rs_upgrade_06" "$out" "$st"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS rs_upgrade_06" >/dev/null 2>&1 || true
+fi
 
 # ------------------------------------------------ A and B: the catalogs
 # Every member of the extension (pg_depend deptype 'e'), and everything

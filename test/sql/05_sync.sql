@@ -71,7 +71,7 @@ END
 $$;
 SELECT is((SELECT version FROM roastr_state.state WHERE user_id = :u1), 505::bigint, '500 more versions');
 SELECT is((SELECT array_length(field_log, 1) FROM roastr_state.state WHERE user_id = :u1),
-	48, 'still one log entry per field (24 fields, a version and a time each)');
+	52, 'still one log entry per field (26 fields, a version and a time each)');
 
 SELECT * FROM finish();
 ROLLBACK;
