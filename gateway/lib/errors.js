@@ -17,8 +17,11 @@ export function isTransient(err) {
   if (err?.phase === 'connect') return true;    // the pool could not log in
   const code = err?.code;
   // Not a SQLSTATE: a socket error (ECONNRESET), a lost connection or a
-  // pool timeout (pg gives those no code), or a fault of ours.
+  // pool timeout (pg gives those no code), or a fault of ours.  Node's
+  // system errors carry errno and syscall, and some of their codes look
+  // like SQLSTATEs (EPIPE, EPERM, EBADF): those are the connection too.
   if (typeof code !== 'string' || !SQLSTATE_RE.test(code)) return true;
+  if (typeof err.errno === 'number' || typeof err.syscall === 'string') return true;
   return TRANSIENT_RE.test(code);
 }
 
