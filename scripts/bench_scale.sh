@@ -98,7 +98,7 @@ scale_load() {
 	t1=$(now_s)
 	# the script prints "mark NAME EPOCH" after each step
 	marks=$(awk -v t0="$t0" -v t1="$t1" '$1 == "mark" { m[$2] = $3 }
-		END { printf "%.1f %.1f %.1f %.1f %.1f", m["template"] - t0, m["copies"] - m["template"],
+		END { printf "%.2f %.2f %.2f %.2f %.2f", m["template"] - t0, m["copies"] - m["template"],
 			m["organization"] - m["copies"], t1 - m["organization"], t1 - t0 }' "$work/scale_setup.$db.log")
 	echo "$db $users $members $marks $(bytes_per_user "$db" "$users")" >>"$work/scale_load.tsv"
 	log "scale: $db loaded: template, copies, organization, VACUUM ANALYZE + CHECKPOINT, total (s): $marks"
@@ -308,7 +308,7 @@ scale_report() {
 	echo
 	echo "## Scale (issue 17) — $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
-	echo "Command: \`BENCH_GROUPS=scale make bench\` part (BENCH_USERS=$SCALE_USERS, BENCH_ORG_MEMBERS=$SCALE_MEMBERS, $SCALE_T s per side-by-side run, $REPS alternating runs; changes under a ${CHANGE_SECONDS} s load, statement_timeout ${CHANGE_TIMEOUT} s); this group ≈ $(((SECONDS - SCALE_START + 30) / 60)) min"
+	echo "Group \`scale\` of \`make bench\` (BENCH_USERS=$SCALE_USERS, BENCH_ORG_MEMBERS=$SCALE_MEMBERS, $SCALE_T s per side-by-side run, $REPS alternating runs; changes under a ${CHANGE_SECONDS} s load, statement_timeout ${CHANGE_TIMEOUT} s); this group ≈ $(((SECONDS - SCALE_START + 30) / 60)) min"
 	echo
 	echo "- Machine: $NPROC CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM; load average before this group $SCALE_LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- PostgreSQL: $(q -d postgres -c "SELECT version()"); roastr_state $(q -d "$DB_BIG" -c "SELECT extversion FROM pg_extension WHERE extname = 'roastr_state'"); shared_buffers=$(q -d postgres -c 'SHOW shared_buffers'), fsync=$(q -d postgres -c 'SHOW fsync'), autovacuum off (VACUUM + CHECKPOINT before every run)"
@@ -374,7 +374,7 @@ scale_report() {
 		else
 			echo "- $label commits in milliseconds (≤ ${COMMIT_TARGET_MS} ms) under load: not within ${CHANGE_TIMEOUT} s (cancelled) — **missed** (more than $((CHANGE_TIMEOUT * 1000 / COMMIT_TARGET_MS))× the limit)"
 		fi
-		excess=$(awk -v a="$(chg "$kind" 5)" -v b="$(chg "$kind" 8)" 'BEGIN { x = a - b; printf "%.2f", x > 0 ? x : 0 }')
+		excess=$(awk -v a="$(chg "$kind" 5)" -v b="$(chg "$kind" 8)" 'BEGIN { x = a - b; if (x < 0) x = 0; printf "%.2f", x }')
 		echo "- $label: no writer waits more than ${WAIT_TARGET_MS} ms because of it: the slowest overlapping writer took $(chg "$kind" 5) ms, the slowest other one $(chg "$kind" 8) ms (p99 $(chg "$kind" 9) ms), so the change added at most $excess ms; $(chg "$kind" 6) of $(chg "$kind" 4) overlapping writers took over ${WAIT_TARGET_MS} ms — $(scale_verdict "$excess" "$WAIT_TARGET_MS")"
 	done
 }
