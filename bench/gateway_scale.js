@@ -269,6 +269,7 @@ async function phase(name, dbUser, gatewayCount, kill) {
     for (let w = 0; w < WORKERS; w++) procs.push(new DeviceProcess());
     await Promise.all(procs.map((p) => p.calibrate()));
     r.clockRtt = Math.max(...procs.map((p) => p.rtt));
+    log(`${name}: device process clocks minus ours: ${procs.map((p) => `${p.offset.toFixed(3)} ms (round trip ${(p.rtt * 1000).toFixed(0)} µs)`).join(', ')}`);
     const cpu0 = gws.map((gw) => cpuSeconds(gw.child.pid));
     const t0 = now();
     const ready = await Promise.all(procs.map((p, w) =>
