@@ -10,7 +10,7 @@
 //  one gateway   BENCH_GW_DEVICES devices (10,000; 10 per user) on ONE gateway
 //                process, spread over BENCH_GW_WORKERS device processes
 //                (bench/gateway_devices.js); BENCH_GW_RATE patches a second
-//                (500) for BENCH_GW_SECONDS (15) after 1 s of unmeasured
+//                (500) for BENCH_GW_SECONDS (12) after 1 s of unmeasured
 //                warm-up, round robin over the users, from a pool of 8 in this
 //                process.  Delivery latency = the moment a device holds a
 //                version (its state_update, or the state_sync that brought
@@ -64,7 +64,7 @@ const envInt = (name, def) => {
 const USERS = envInt('BENCH_GW_USERS', 1000);
 const DEVICES = envInt('BENCH_GW_DEVICES', 10000);
 const RATE = envInt('BENCH_GW_RATE', 500);
-const SECONDS = envInt('BENCH_GW_SECONDS', 15);
+const SECONDS = envInt('BENCH_GW_SECONDS', 12);
 const WORKERS = envInt('BENCH_GW_WORKERS', 2);
 const MODE = process.env.BENCH_GW_MODE ?? 'shared';
 const PHASES = (process.env.BENCH_GW_PHASES ?? 'one,two').split(',').map((s) => s.trim()).filter(Boolean);

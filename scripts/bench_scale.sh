@@ -30,8 +30,8 @@
 SCALE_USERS=${BENCH_USERS:-1000000}
 SCALE_SMALL=10000
 SCALE_MEMBERS=${BENCH_ORG_MEMBERS:-10000}
-SCALE_T=${BENCH_SCALE_SECONDS:-$(((T + 1) / 2))}   # per side-by-side run: 5 s at the default
-CHANGE_SECONDS=${BENCH_CHANGE_SECONDS:-15}          # the patch load around each change
+SCALE_T=${BENCH_SCALE_SECONDS:-$(((2 * T + 4) / 5))} # per side-by-side run: 4 s at the default
+CHANGE_SECONDS=${BENCH_CHANGE_SECONDS:-12}          # the patch load around each change
 CHANGE_TIMEOUT=${BENCH_CHANGE_TIMEOUT:-60}          # a change still running then is cancelled
 CHANGE_CLIENTS=8
 CHANGE_AT=$((CHANGE_SECONDS / 3))                   # seconds into the load when the change starts
@@ -44,9 +44,11 @@ DB_BIG=bench_scale_big
 DB_SMALL=bench_scale_10k
 SCALE_VARIANTS=(read_sync read_full write_patch quota_consume)
 
-for v in SCALE_USERS SCALE_MEMBERS SCALE_T CHANGE_SECONDS CHANGE_TIMEOUT; do
-	if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
-		echo "bench: ${v/SCALE_/BENCH_} must be a positive integer (got '${!v}')" >&2
+for v in BENCH_USERS:SCALE_USERS BENCH_ORG_MEMBERS:SCALE_MEMBERS BENCH_SCALE_SECONDS:SCALE_T \
+	BENCH_CHANGE_SECONDS:CHANGE_SECONDS BENCH_CHANGE_TIMEOUT:CHANGE_TIMEOUT; do
+	knob=${v%%:*} var=${v#*:}
+	if ! [[ "${!var}" =~ ^[1-9][0-9]*$ ]]; then
+		echo "bench: $knob must be a positive integer (got '${!var}')" >&2
 		exit 2
 	fi
 done
