@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154   # $work, $PM, $T, $REPS... come from scripts/bench.sh
 # scripts/bench_issue3.sh — the issue 3 group of `make bench` (BENCH_GROUPS
 # issue3): roastr_state side by side with a bare UPDATE and with the same
 # semantics written in PL/pgSQL (bench/plpgsql_twin.sql), on 10k users with

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154   # $work, $PM, $T, $REPS... come from scripts/bench.sh
 # scripts/bench_scale.sh — the scale group of `make bench` (issue 17;
 # BENCH_GROUPS=scale).  Sourced by scripts/bench.sh, which has built the
 # extension, started the cluster ($PM) and defined the shared helpers.
