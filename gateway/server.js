@@ -70,6 +70,17 @@ function health() {
 }
 
 listener.on('notification', (userId, msg, at) => devices.notify(userId, msg, at));
+// An operator changed a shared row (a plan's limit, an organization): one
+// notification for everyone it moves.  Which devices those are the gateway
+// cannot tell without reading the database, so every device catches up
+// from its cursor; each state_sync settles its user's change in that
+// user's own row, and is empty (and not sent) for a device it does not
+// move.  A device already syncing runs once more at most.
+listener.on('broadcast', (msg, at) => {
+  metrics.broadcast(msg?.type);
+  const n = devices.syncAll('broadcast', at);
+  log.info('broadcast: catching every device up', { type: msg?.type ?? null, devices: n });
+});
 // Notifications sent while the connection was down are lost: every device
 // catches up from its cursor, now that the channels are LISTENed again (so
 // nothing can fall between the sync's snapshot and the LISTEN).  The same at

@@ -339,7 +339,8 @@ rs_caller_is_service(void)
  * rs_channel_allowed
  *		Whether "caller" may LISTEN on "channel": a user on their own
  *		"user:<uuid>" channel (exactly the lower-case spelling we send
- *		to); the service on every channel of ours.
+ *		to); the service on every channel of ours (the broadcast
+ *		channel of shared changes included).
  */
 bool
 rs_channel_allowed(const RsCaller *caller, const char *channel)
@@ -356,7 +357,8 @@ rs_channel_allowed(const RsCaller *caller, const char *channel)
 			memcmp(u->data, caller->user_id.data, UUID_LEN) == 0;
 	}
 	if (strcmp(channel, "roastr_state") == 0 ||
-		strcmp(channel, "roastr_state_embeddings") == 0)
+		strcmp(channel, "roastr_state_embeddings") == 0 ||
+		strcmp(channel, "roastr_state_broadcast") == 0)
 		return caller->is_service;
 	return false;
 }

@@ -53,6 +53,8 @@ rs_field_typoid(const RsField *f)
 			return UUIDOID;
 		case FT_SECRET:
 			return BYTEAOID;
+		case FT_INT8:
+			return INT8OID;
 	}
 	elog(ERROR, "unrecognized field type %d", (int) f->type);
 	return InvalidOid;			/* keep compiler quiet */
@@ -99,6 +101,9 @@ describe_expected(const RsField *f)
 			break;
 		case FT_SECRET:
 			appendStringInfoString(&buf, "Expected a string");
+			break;
+		case FT_INT8:
+			appendStringInfoString(&buf, "Expected an integer");
 			break;
 	}
 	if (f->nullable)
@@ -194,6 +199,7 @@ rs_validate_value(const RsField *f, Datum value, bool isnull)
 			case FT_BOOL:
 			case FT_UUID:
 			case FT_SECRET:
+			case FT_INT8:
 				break;
 		}
 	}
@@ -293,6 +299,10 @@ rs_value_from_jsonb(const RsField *f, JsonbValue *v, bool *isnull)
 				result = UUIDPGetDatum(u);
 				break;
 			}
+		case FT_INT8:
+			/* the hidden change stamps are never patched (W_SYSTEM) */
+			invalid_value(f);
+			break;
 	}
 	rs_validate_value(f, result, false);
 	return result;
@@ -323,6 +333,9 @@ rs_value_to_json(StringInfo buf, const RsField *f, Datum value, bool isnull)
 			break;
 		case FT_INT4:
 			appendStringInfo(buf, "%d", DatumGetInt32(value));
+			break;
+		case FT_INT8:
+			appendStringInfo(buf, INT64_FORMAT, DatumGetInt64(value));
 			break;
 		case FT_TEXT:
 			escape_json(buf, TextDatumGetCString(value));
@@ -374,6 +387,9 @@ rs_value_to_jsonb(JsonbParseState **st, const RsField *f, Datum value,
 		case FT_INT4:
 			rs_jb_int64(st, DatumGetInt32(value));
 			break;
+		case FT_INT8:
+			rs_jb_int64(st, DatumGetInt64(value));
+			break;
 		case FT_TEXT:
 		case FT_SECRET:
 			rs_jb_string(st, TextDatumGetCString(value));
@@ -406,6 +422,8 @@ rs_values_equal(const RsField *f, Datum a, bool anull, Datum b, bool bnull)
 			return DatumGetInt16(a) == DatumGetInt16(b);
 		case FT_INT4:
 			return DatumGetInt32(a) == DatumGetInt32(b);
+		case FT_INT8:
+			return DatumGetInt64(a) == DatumGetInt64(b);
 		case FT_TSTZ:
 			return DatumGetTimestampTz(a) == DatumGetTimestampTz(b);
 		case FT_UUID:

@@ -9,7 +9,11 @@
  * one hands its records to the parent.  At PRE_COMMIT the list is coalesced
  * to one payload per user and sent to "user:<uuid>" and, with "user_id"
  * added, to "roastr_state"; persona text changes also go to
- * "roastr_state_embeddings".  Payloads never carry persona text.  How they
+ * "roastr_state_embeddings".  An operator's change of a shared row (a plan's
+ * limit, an organization) records one broadcast payload instead, sent to
+ * "roastr_state_broadcast" once for every user it moves (their own rows
+ * are written later, each by the user's next call: usage.c).  Payloads
+ * never carry persona text.  How they
  * are sent -- by the background notifier or an ordinary NOTIFY -- is the
  * queue's business (notify_queue.c).
  *
@@ -59,6 +63,17 @@ typedef struct RsPendingChange
 static RsPendingChange *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
+
+/* Broadcasts of the current transaction: shared changes, in order. */
+typedef struct RsPendingBroadcast
+{
+	SubTransactionId subid;
+	char	   *payload;
+} RsPendingBroadcast;
+
+static RsPendingBroadcast *broadcasts = NULL;
+static int	nbroadcasts = 0;
+static int	maxbroadcasts = 0;
 
 /* ---------------------------------------------------------------------
  * Building payloads
@@ -174,10 +189,25 @@ build_payload(const char *uuid, int64 version, uint32 named,
 static RsNotification *
 collect_outgoing(int *nout)
 {
-	RsNotification *out = palloc(sizeof(RsNotification) * npending * 3);
+	RsNotification *out = palloc(sizeof(RsNotification) *
+								 (npending * 3 + nbroadcasts));
 	int			n = 0;
 
-	qsort(pending, npending, sizeof(RsPendingChange), pending_cmp);
+	/* identical broadcasts of one transaction are sent once, as NOTIFY does */
+	for (int i = 0; i < nbroadcasts; i++)
+	{
+		bool		seen = false;
+
+		for (int k = 0; k < i && !seen; k++)
+			seen = strcmp(broadcasts[k].payload, broadcasts[i].payload) == 0;
+		if (seen)
+			continue;
+		out[n].channel = RS_BROADCAST_CHANNEL;
+		out[n].payload = broadcasts[i].payload;
+		n++;
+	}
+	if (npending > 0)
+		qsort(pending, npending, sizeof(RsPendingChange), pending_cmp);
 	for (int i = 0; i < npending;)
 	{
 		int			j = i;
@@ -282,6 +312,34 @@ rs_notify_record(const pg_uuid_t *user, int64 version, uint32 changed,
 }
 
 /*
+ * rs_notify_broadcast
+ *		Remember a broadcast payload (a JSON object naming a shared change)
+ *		for the roastr_state_broadcast channel at commit; it is copied.
+ */
+void
+rs_notify_broadcast(const char *payload)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+	if (broadcasts == NULL)
+	{
+		maxbroadcasts = 4;
+		broadcasts = palloc(maxbroadcasts * sizeof(RsPendingBroadcast));
+		nbroadcasts = 0;
+	}
+	else if (nbroadcasts == maxbroadcasts)
+	{
+		maxbroadcasts *= 2;
+		broadcasts = repalloc(broadcasts,
+							  maxbroadcasts * sizeof(RsPendingBroadcast));
+	}
+	broadcasts[nbroadcasts].subid = GetCurrentSubTransactionId();
+	broadcasts[nbroadcasts].payload = pstrdup(payload);
+	nbroadcasts++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * xact_callback
  *		At PRE_COMMIT, hand the transaction's payloads to the queue; refuse
  *		to PREPARE a transaction that has some; at the end, forget them.
@@ -292,7 +350,7 @@ xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			if (npending > 0)
+			if (npending > 0 || nbroadcasts > 0)
 			{
 				int			n;
 				RsNotification *out = collect_outgoing(&n);
@@ -302,7 +360,7 @@ xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			/* as PostgreSQL refuses to PREPARE after NOTIFY */
-			if (npending > 0)
+			if (npending > 0 || nbroadcasts > 0)
 				ereport(ERROR,
 						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						errmsg("cannot PREPARE a transaction that changed roastr_state state"),
@@ -317,6 +375,9 @@ xact_callback(XactEvent event, void *arg)
 			pending = NULL;
 			npending = 0;
 			maxpending = 0;
+			broadcasts = NULL;
+			nbroadcasts = 0;
+			maxbroadcasts = 0;
 			break;
 		default:
 			break;
@@ -334,8 +395,6 @@ static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
-	if (npending == 0)
-		return;
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
 		int			j = 0;
@@ -344,12 +403,20 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			if (pending[i].subid < mySubid)
 				pending[j++] = pending[i];
 		npending = j;
+		j = 0;
+		for (int i = 0; i < nbroadcasts; i++)
+			if (broadcasts[i].subid < mySubid)
+				broadcasts[j++] = broadcasts[i];
+		nbroadcasts = j;
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
 		for (int i = 0; i < npending; i++)
 			if (pending[i].subid >= mySubid)
 				pending[i].subid = parentSubid;
+		for (int i = 0; i < nbroadcasts; i++)
+			if (broadcasts[i].subid >= mySubid)
+				broadcasts[i].subid = parentSubid;
 	}
 }
 

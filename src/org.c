@@ -13,11 +13,21 @@
  * Every change locks the organization's row first, so the changes of one
  * organization happen one at a time (two admins changing the same member
  * concurrently: the second decides on the first's result) and cannot
- * deadlock with each other.  Each change then bumps, through the state
- * trigger, every member it affects whose current organization this is
- * (the hidden field organization.changed_at), so their devices see the
- * new organization.* values by sync and get an organization_update
- * notification, in the same transaction.
+ * deadlock with each other.
+ *
+ * What the members see (0.7.0, shared.c): a change that concerns one user
+ * -- creating an organization for its owner, adding or removing a member,
+ * choosing the current organization -- writes that user's state row in
+ * the same transaction, as before.  A change of the organization's row
+ * (rename, delete) or of a membership's role writes only that row, with a
+ * new change stamp, and one broadcast {"type": "organization", ...}; every
+ * member whose current organization it is settles it with their next
+ * call, as a version of their own.  No transaction writes several users'
+ * rows.  Deleting keeps the organization's row as a tombstone (deleted_at)
+ * until its last membership goes.  Before ALTER EXTENSION UPDATE to 0.7.0
+ * (no stamps) the older behaviour applies: the change bumps every member
+ * it affects in its own transaction (the hidden field
+ * organization.changed_at).
  *
  * Copyright (c) 2026, the roastr_state authors
  *
@@ -38,30 +48,60 @@
 #include "fields.h"
 #include "json_util.h"
 #include "read.h"
+#include "relation.h"
+#include "shared.h"
 #include "spi_util.h"
 
 static const char *const org_roles[] = {"owner", "admin", "member", NULL};
 
 /*
  * lock_org
- *		Lock the organization row (PT404 when there is none).
+ *		Lock the organization row (PT404 when there is none, or it is
+ *		deleted).  The changes of an organization take it FOR NO KEY
+ *		UPDATE and serialize; a user choosing it as their current one
+ *		("shared") takes FOR KEY SHARE, which waits for none of them (a
+ *		membership removed meanwhile is settled by the user's next read:
+ *		shared.c).
  */
 static void
-lock_org(const pg_uuid_t *org)
+lock_org_mode(const pg_uuid_t *org, bool shared)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_live = NULL;
+	static SPIPlanPtr plan_share = NULL;
 	Oid			t1[1] = {UUIDOID};
 	Datum		args[1] = {UUIDPGetDatum(org)};
+	SPIPlanPtr	lock;
 
-	if (rs_spi_run(rs_spi_kept(&plan,
-							   "SELECT FROM roastr_state.organizations "
-							   "WHERE id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
-							   1, t1),
-				   args, NULL, false, 0, SPI_OK_SELECT,
+	if (rs_schema()->stamps && shared)
+		lock = rs_spi_kept(&plan_share,
+						   "SELECT FROM roastr_state.organizations "
+						   "WHERE id OPERATOR(pg_catalog.=) $1 AND deleted_at IS NULL "
+						   "FOR KEY SHARE",
+						   1, t1);
+	else if (rs_schema()->stamps)
+		lock = rs_spi_kept(&plan_live,
+						   "SELECT FROM roastr_state.organizations "
+						   "WHERE id OPERATOR(pg_catalog.=) $1 AND deleted_at IS NULL "
+						   "FOR NO KEY UPDATE",
+						   1, t1);
+	else
+		lock = rs_spi_kept(&plan,
+						   "SELECT FROM roastr_state.organizations "
+						   "WHERE id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+						   1, t1);
+	if (rs_spi_run(lock, args, NULL, false, 0, SPI_OK_SELECT,
 				   "lock an organization") == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_ROASTR_NOT_FOUND),
 				errmsg("organization %s does not exist", rs_uuid_to_cstring(org)));
+}
+
+/* Lock the organization row for a change of the organization. */
+static void
+lock_org(const pg_uuid_t *org)
+{
+	lock_org_mode(org, false);
 }
 
 /* The role of user in org, or NULL when not a member. */
@@ -85,7 +125,12 @@ role_of(const pg_uuid_t *org, const pg_uuid_t *user)
 											 SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* bump a member whose current organization is org */
+/*
+ * touch
+ *		Before 0.7.0's schema: bump a member whose current organization is
+ *		org.  (With it, the member settles the change: see the file
+ *		header.)
+ */
 static void
 touch(const pg_uuid_t *org, const pg_uuid_t *user)
 {
@@ -358,15 +403,19 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 	char	   *current;
 	RsUserSwitch sw;
 	static SPIPlanPtr set = NULL;
+	static SPIPlanPtr set_stamped = NULL;
 	static SPIPlanPtr demote_owner = NULL;
+	static SPIPlanPtr demote_owner_stamped = NULL;
 	Oid			t3[3] = {UUIDOID, UUIDOID, TEXTOID};
 	Oid			t1[1] = {UUIDOID};
 	Datum		args[3];
+	bool		stamps;
 
 	rs_get_caller(&caller);
 	require_someone(&caller);
 	SPI_connect();
 	rs_become_owner(&sw);
+	stamps = rs_schema()->stamps;
 	lock_org(&org);
 	actor = actor_role(&caller, &org, "change roles in this organization");
 	current = role_of(&org, &user);
@@ -398,12 +447,23 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 				elog(ERROR, "organization %s has no owner", rs_uuid_to_cstring(&org));
 			prev = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
-			rs_spi_run(rs_spi_kept(&demote_owner, "UPDATE roastr_state.organization_members SET role = 'admin' "
+			rs_spi_run(stamps ?
+					   rs_spi_kept(&demote_owner_stamped, "UPDATE roastr_state.organization_members SET role = 'admin', "
+								   "changed_stamp = pg_catalog.nextval('roastr_state.shared_stamp') "
+								   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+								   1, t1) :
+					   rs_spi_kept(&demote_owner, "UPDATE roastr_state.organization_members SET role = 'admin' "
 								   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
 								   1, t1), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
-			touch(&org, &prev);
+			if (!stamps)
+				touch(&org, &prev);
 		}
-		rs_spi_run(rs_spi_kept(&set, "UPDATE roastr_state.organization_members SET role = $3 "
+		rs_spi_run(stamps ?
+				   rs_spi_kept(&set_stamped, "UPDATE roastr_state.organization_members SET role = $3, "
+							   "changed_stamp = pg_catalog.nextval('roastr_state.shared_stamp') "
+							   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+							   3, t3) :
+				   rs_spi_kept(&set, "UPDATE roastr_state.organization_members SET role = $3 "
 							   "WHERE org_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
 							   3, t3), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
 		/* the member may have gone while we waited (delete_user) */
@@ -412,7 +472,10 @@ roastr_state_set_member_role(PG_FUNCTION_ARGS)
 					errcode(ERRCODE_ROASTR_NOT_FOUND),
 					errmsg("user %s is not a member of organization %s",
 						   rs_uuid_to_cstring(&user), rs_uuid_to_cstring(&org)));
-		touch(&org, &user);
+		if (stamps)
+			rs_shared_broadcast_org(&org, "role");
+		else
+			touch(&org, &user);
 	}
 	rs_restore_user(&sw);
 	SPI_finish();
@@ -484,7 +547,8 @@ PG_FUNCTION_INFO_V1(roastr_state_rename_organization);
 /*
  * roastr_state.rename_organization(org uuid, name text) -> void
  *		Owner or admin.  Every member whose current organization it is gets
- *		a new version.
+ *		a new version: with their next call (0.7.0), else in this
+ *		transaction.
  */
 Datum
 roastr_state_rename_organization(PG_FUNCTION_ARGS)
@@ -494,6 +558,7 @@ roastr_state_rename_organization(PG_FUNCTION_ARGS)
 	const char *actor;
 	RsUserSwitch sw;
 	static SPIPlanPtr ren = NULL;
+	static SPIPlanPtr ren_stamped = NULL;
 	static SPIPlanPtr touch_all = NULL;
 	Oid			t2[2] = {UUIDOID, TEXTOID};
 	Datum		args[2];
@@ -513,14 +578,75 @@ roastr_state_rename_organization(PG_FUNCTION_ARGS)
 		denied("rename this organization");
 	args[0] = UUIDPGetDatum(&org);
 	args[1] = PG_GETARG_DATUM(1);
-	rs_spi_run(rs_spi_kept(&ren, "UPDATE roastr_state.organizations SET name = $2 "
-						   "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
-						   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
-	if (SPI_processed > 0)
-		rs_spi_run(rs_spi_kept(&touch_all, "UPDATE roastr_state.state "
-							   "SET organization_changed_at = pg_catalog.clock_timestamp() "
-							   "WHERE organization_id OPERATOR(pg_catalog.=) $1",
-							   1, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+	if (rs_schema()->stamps)
+	{
+		/* the organization's row only: its members settle it (file header) */
+		rs_spi_run(rs_spi_kept(&ren_stamped, "UPDATE roastr_state.organizations SET name = $2, "
+							   "changed_stamp = pg_catalog.nextval('roastr_state.shared_stamp') "
+							   "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
+							   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+		if (SPI_processed > 0)
+			rs_shared_broadcast_org(&org, "rename");
+	}
+	else
+	{
+		rs_spi_run(rs_spi_kept(&ren, "UPDATE roastr_state.organizations SET name = $2 "
+							   "WHERE id OPERATOR(pg_catalog.=) $1 AND name IS DISTINCT FROM $2",
+							   2, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+		if (SPI_processed > 0)
+			rs_spi_run(rs_spi_kept(&touch_all, "UPDATE roastr_state.state "
+								   "SET organization_changed_at = pg_catalog.clock_timestamp() "
+								   "WHERE organization_id OPERATOR(pg_catalog.=) $1",
+								   1, t2), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+	}
+	rs_restore_user(&sw);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(roastr_state_delete_organization);
+
+/*
+ * roastr_state.delete_organization(org uuid) -> void
+ *		The owner (or the service) deletes an organization, whatever its
+ *		number of members: its row becomes a tombstone with a new change
+ *		stamp, and one broadcast announces it; no member's state is written
+ *		here.  Every member whose current organization it was has none from
+ *		their next call on, as a version of their own (shared.c).  The
+ *		slug is free again at once; the memberships stay, invisible, until
+ *		their users go (the last one takes the tombstone along).
+ */
+Datum
+roastr_state_delete_organization(PG_FUNCTION_ARGS)
+{
+	RsCaller	caller;
+	pg_uuid_t	org = *uuid_arg(fcinfo, 0, "org");
+	const char *actor;
+	RsUserSwitch sw;
+	static SPIPlanPtr del = NULL;
+	Oid			t1[1] = {UUIDOID};
+	Datum		args[1];
+
+	rs_get_caller(&caller);
+	require_someone(&caller);
+	SPI_connect();
+	rs_become_owner(&sw);
+	if (!rs_schema()->stamps)
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("organizations cannot be deleted before ALTER EXTENSION roastr_state UPDATE"),
+				errdetail("Deleting an organization needs version 0.7.0 of the extension."));
+	lock_org(&org);
+	actor = actor_role(&caller, &org, "delete this organization");
+	if (strcmp(actor, "owner") != 0)
+		denied("delete this organization");
+	args[0] = UUIDPGetDatum(&org);
+	rs_spi_run(rs_spi_kept(&del, "UPDATE roastr_state.organizations "
+						   "SET deleted_at = pg_catalog.now(), "
+						   "changed_stamp = pg_catalog.nextval('roastr_state.shared_stamp') "
+						   "WHERE id OPERATOR(pg_catalog.=) $1",
+						   1, t1), args, NULL, false, 0, SPI_OK_UPDATE, "run an organization statement");
+	rs_shared_broadcast_org(&org, "delete");
 	rs_restore_user(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -552,7 +678,7 @@ roastr_state_set_current_organization(PG_FUNCTION_ARGS)
 	{
 		pg_uuid_t	org = *PG_GETARG_UUID_P(1);
 
-		lock_org(&org);
+		lock_org_mode(&org, true);
 		if (role_of(&org, &user) == NULL)
 			denied("make an organization current that the user is not a member of");
 		args[1] = UUIDPGetDatum(PG_GETARG_UUID_P(1));

@@ -10,10 +10,16 @@
  * library also serves a schema one version older until ALTER EXTENSION
  * UPDATE (a missing column reads as NULL).
  *
- * Settling: time moves some values without anybody writing (usage.c); the
- * first call that may write and finds such a move pending writes it down
- * through the state trigger, so it becomes a version every device's sync
- * sees.
+ * The same read computes the change stamps of the shared rows the state
+ * depends on (the plans, the current organization and membership; see
+ * shared.c), so a state and the stamps it is compared with always come
+ * from one snapshot.
+ *
+ * Settling: time moves some values without anybody writing, and so does an
+ * operator's change of a shared row (usage.c); the first call that may
+ * write and finds such a move pending writes it down through the state
+ * trigger, in one UPDATE of the user's own row, so it becomes a version
+ * every device's sync sees.
  *
  * Copyright (c) 2026, the roastr_state authors
  *
@@ -34,9 +40,11 @@
 #include "access.h"
 #include "errcodes.h"
 #include "fields.h"
+#include "fieldlog.h"
 #include "json_util.h"
 #include "read.h"
 #include "relation.h"
+#include "shared.h"
 #include "spi_util.h"
 #include "trigger.h"
 #include "usage.h"
@@ -59,7 +67,10 @@
 #define COL_ORG_NAME	(COL_PLAN_LIMIT + 7)
 #define COL_ORG_SLUG	(COL_PLAN_LIMIT + 8)
 #define COL_ORG_ROLE	(COL_PLAN_LIMIT + 9)
-#define READ_NCOLS		(COL_PLAN_LIMIT + 10)
+#define COL_PLAN_STAMP	(COL_PLAN_LIMIT + 10)
+#define COL_FREE_STAMP	(COL_PLAN_LIMIT + 11)
+#define COL_ORG_STAMP	(COL_PLAN_LIMIT + 12)
+#define READ_NCOLS		(COL_PLAN_LIMIT + 13)
 
 /* The read plan, and the schema generation it was built for. */
 static SPIPlanPtr read_plan = NULL;
@@ -86,7 +97,11 @@ rs_no_state(const pg_uuid_t *user)
  *		The text of the read: the state row's columns that the schema has
  *		(NULL of the field's type for the others), the persona row, the
  *		limits of the stored plan and of the free plan, the data key and
- *		the current organization, joined where the schema has the tables.
+ *		the current organization, joined where the schema has the tables;
+ *		then the change stamps of the two plan rows and of the current
+ *		organization (shared.h: 0 for none, -1 for one that is gone), 0
+ *		before the schema has them.  A deleted organization (0.7.0) is
+ *		no organization.
  */
 static char *
 read_query(const RsSchema *schema)
@@ -95,7 +110,11 @@ read_query(const RsSchema *schema)
 	StringInfoData sql;
 
 	initStringInfo(&sql);
+	/* the change log: one field_log (0.7.0 on) or the two arrays */
 	appendStringInfoString(&sql,
+						   l->att_log != 0 ?
+						   "SELECT s.user_id, s.version, s.updated_at, s.field_log, "
+						   "NULL::pg_catalog.timestamptz[], s.created_at" :
 						   "SELECT s.user_id, s.version, s.updated_at, s.field_versions, "
 						   "s.field_times, s.created_at");
 	for (int f = 0; f < RS_NFIELDS; f++)
@@ -122,6 +141,15 @@ read_query(const RsSchema *schema)
 		appendStringInfoString(&sql, ", o.name, o.slug, m.role");
 	else
 		appendStringInfoString(&sql, ", NULL::text, NULL::text, NULL::text");
+	if (schema->stamps)
+		appendStringInfoString(&sql,
+							   ", COALESCE(pl.changed_stamp, 0), COALESCE(fr.changed_stamp, 0)"
+							   ", CASE WHEN s.organization_id IS NULL THEN 0::pg_catalog.int8"
+							   " WHEN o.id IS NULL THEN (-1)::pg_catalog.int8"
+							   " ELSE o.changed_stamp OPERATOR(pg_catalog.+) m.changed_stamp END");
+	else
+		appendStringInfoString(&sql,
+							   ", 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8");
 	appendStringInfoString(&sql,
 						   " FROM roastr_state.state s"
 						   " LEFT JOIN roastr_state.persona p"
@@ -135,12 +163,13 @@ read_query(const RsSchema *schema)
 							   " LEFT JOIN roastr_state.user_keys uk"
 							   " ON uk.user_id OPERATOR(pg_catalog.=) s.user_id");
 	if (schema->has_orgs)
-		appendStringInfoString(&sql,
-							   " LEFT JOIN roastr_state.organization_members m"
-							   " ON m.org_id OPERATOR(pg_catalog.=) s.organization_id"
-							   " AND m.user_id OPERATOR(pg_catalog.=) s.user_id"
-							   " LEFT JOIN roastr_state.organizations o"
-							   " ON o.id OPERATOR(pg_catalog.=) m.org_id");
+		appendStringInfo(&sql,
+						 " LEFT JOIN (roastr_state.organization_members m"
+						 " JOIN roastr_state.organizations o"
+						 " ON o.id OPERATOR(pg_catalog.=) m.org_id%s)"
+						 " ON m.org_id OPERATOR(pg_catalog.=) s.organization_id"
+						 " AND m.user_id OPERATOR(pg_catalog.=) s.user_id",
+						 schema->stamps ? " AND o.deleted_at IS NULL" : "");
 	appendStringInfoString(&sql,
 						   " WHERE s.user_id OPERATOR(pg_catalog.=) $1");
 	return sql.data;
@@ -211,7 +240,7 @@ col(HeapTuple tup, TupleDesc desc, int c, bool *isnull)
 /*
  * read_limits
  *		The plan limits of a read's row (a missing plan row means no roasts,
- *		never "unlimited").
+ *		never "unlimited"), and the change stamps of the shared rows.
  */
 static void
 read_limits(HeapTuple tup, TupleDesc desc, RsUserState *st)
@@ -229,6 +258,10 @@ read_limits(HeapTuple tup, TupleDesc desc, RsUserState *st)
 	d = col(tup, desc, COL_FREE_LIMIT, &isnull);
 	st->free_limit_null = found && isnull;
 	st->free_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
+
+	st->plan_stamp = DatumGetInt64(col(tup, desc, COL_PLAN_STAMP, &isnull));
+	st->free_stamp = DatumGetInt64(col(tup, desc, COL_FREE_STAMP, &isnull));
+	st->org_stamp = DatumGetInt64(col(tup, desc, COL_ORG_STAMP, &isnull));
 }
 
 /*
@@ -284,7 +317,11 @@ unpack_state(const pg_uuid_t *user, HeapTuple tup, TupleDesc desc,
 													   &isnull));
 	fv = col(tup, desc, COL_FV, &fvn);
 	ft = col(tup, desc, COL_FT, &ftn);
-	rs_read_field_log(fv, fvn, ft, ftn, &st->log);
+	/* the read names the column: field_log, or field_versions */
+	if (strcmp(NameStr(TupleDescAttr(desc, COL_FV)->attname), "field_log") == 0)
+		rs_read_field_log_pairs(fv, fvn, &st->log);
+	else
+		rs_read_field_log(fv, fvn, ft, ftn, &st->log);
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, COL_FIELD0 + f);
@@ -342,21 +379,27 @@ rs_read_state(const pg_uuid_t *user, RsUserState *st, MemoryContext cxt,
 
 /*
  * rs_settle
- *		Write down pending time-driven moves of a user whose row the caller
- *		has locked and read into "st"; re-read it into "st" afterwards.
- *		Must be called inside SPI, as the owner.  The UPDATE goes through
- *		the trigger: version bump, change log, notification.
+ *		Write down the pending moves of a user whose row the caller has
+ *		locked and read into "st" -- what time moved (an expired trial, an
+ *		ended cancellation, a new usage period) and what operators moved
+ *		(a plan's limit, the current organization: the stamps of shared.c)
+ *		-- in one UPDATE of that row; re-read it into "st" afterwards.  A
+ *		current organization that is gone is cleared.  Must be called
+ *		inside SPI, as the owner.  The UPDATE goes through the trigger:
+ *		version bump, change log, notification.
  */
 void
 rs_settle(const pg_uuid_t *user, RsUserState *st, MemoryContext cxt)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, INT4OID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	static SPIPlanPtr plan_stamps = NULL;
+	Oid			types[9] = {UUIDOID, TEXTOID, TEXTOID, INT4OID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, UUIDOID};
 	RsEffective eff;
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		args[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	RsTriggerCall call = {0};
+	SPIPlanPtr	update;
 
 	rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
 	if (!rs_schema()->settles || !rs_needs_settle(st, &eff))
@@ -378,15 +421,32 @@ rs_settle(const pg_uuid_t *user, RsUserState *st, MemoryContext cxt)
 		args[5] = st->vals[F_USAGE_PERIOD_END];
 		nulls[5] = st->nulls[F_USAGE_PERIOD_END] ? 'n' : ' ';
 	}
+	if (rs_schema()->stamps)
+	{
+		bool		gone = st->org_stamp == RS_ORG_STAMP_GONE;
+
+		args[6] = Int64GetDatum(eff.limits_stamp);
+		args[7] = Int64GetDatum(gone ? RS_ORG_STAMP_NONE : st->org_stamp);
+		args[8] = gone ? (Datum) 0 : st->vals[F_ORG_ID];
+		nulls[8] = (gone || st->nulls[F_ORG_ID]) ? 'n' : ' ';
+		update = rs_spi_kept(&plan_stamps,
+							 "UPDATE roastr_state.state SET plan = $2, subscription_status = $3, "
+							 "monthly_roasts_used = $4, usage_period_start = $5, "
+							 "usage_period_end = $6, limits_seen = $7, "
+							 "organization_seen = $8, organization_id = $9 "
+							 "WHERE user_id OPERATOR(pg_catalog.=) $1",
+							 9, types);
+	}
+	else
+		update = rs_spi_kept(&plan,
+							 "UPDATE roastr_state.state SET plan = $2, subscription_status = $3, "
+							 "monthly_roasts_used = $4, usage_period_start = $5, "
+							 "usage_period_end = $6 "
+							 "WHERE user_id OPERATOR(pg_catalog.=) $1",
+							 6, types);
 	call.user = user;
 	call.st = st;
-	rs_trigger_execute(rs_spi_kept(&plan,
-								   "UPDATE roastr_state.state SET plan = $2, subscription_status = $3, "
-								   "monthly_roasts_used = $4, usage_period_start = $5, "
-								   "usage_period_end = $6 "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1",
-								   6, types),
-					   args, nulls, &call, SPI_OK_UPDATE,
+	rs_trigger_execute(update, args, nulls, &call, SPI_OK_UPDATE,
 					   "settle user state", NULL);
 	if (!rs_read_state(user, st, cxt, false, false))
 		rs_no_state(user);
@@ -396,10 +456,11 @@ rs_settle(const pg_uuid_t *user, RsUserState *st, MemoryContext cxt)
  * rs_read_settled
  *		Read a user's state into "st" in the caller's memory context, or
  *		ERROR (PT404).  Connects to SPI as the owner itself; the caller has
- *		authorized the access.  When time has moved the state and the
- *		transaction may write, the row is locked and settled first, so the
- *		move is a versioned change every client's sync will see; in a
- *		read-only transaction the values are computed all the same.
+ *		authorized the access.  When time or an operator has moved the
+ *		state and the transaction may write, the row is locked and settled
+ *		first, so the move is a versioned change every client's sync will
+ *		see; in a read-only transaction (and on a standby) the values are
+ *		computed all the same.
  */
 void
 rs_read_settled(const pg_uuid_t *user, RsUserState *st)

@@ -30,6 +30,7 @@
 #include "utils/syscache.h"
 
 #include "fields.h"
+#include "fieldlog.h"
 #include "relation.h"
 
 /* roastr_state.state's OID and owner */
@@ -177,6 +178,8 @@ rs_layout(Relation rel)
 			l->att_fv = attnum;
 		else if (strcmp(name, "field_times") == 0)
 			l->att_ft = attnum;
+		else if (strcmp(name, "field_log") == 0)
+			l->att_log = attnum;
 		else if (strcmp(name, "created_at") == 0)
 			l->att_created_at = attnum;
 		else
@@ -201,10 +204,23 @@ rs_layout(Relation rel)
 	if (!att_has_type(desc, l->att_user_id, UUIDOID) ||
 		!att_has_type(desc, l->att_version, INT8OID) ||
 		!att_has_type(desc, l->att_updated_at, TIMESTAMPTZOID) ||
-		!att_has_type(desc, l->att_fv, INT8ARRAYOID) ||
-		!att_has_type(desc, l->att_ft, TIMESTAMPTZARRAYOID) ||
 		!att_has_type(desc, l->att_created_at, TIMESTAMPTZOID))
 		layout_refuse(rel);
+	/* the change log: field_log, or (up to 0.6.0) the two arrays */
+	if (l->att_log != 0)
+	{
+		if (!att_has_type(desc, l->att_log, INT8ARRAYOID) ||
+			l->att_fv != 0 || l->att_ft != 0)
+			layout_refuse(rel);
+	}
+	else if (!att_has_type(desc, l->att_fv, INT8ARRAYOID) ||
+			 !att_has_type(desc, l->att_ft, TIMESTAMPTZARRAYOID))
+		layout_refuse(rel);
+	for (int s = 0; s < RS_NFIELDS; s++)
+	{
+		if (rs_log_slot[rs_log_field[s]] != s || (s >= 24 && rs_log_field[s] != s))
+			elog(ERROR, "field_log slot %d is not the inverse of its field", s);
+	}
 	layout_valid = true;
 	return l;
 }
@@ -237,6 +253,9 @@ rs_schema(void)
 	schema_cache.has_orgs =
 		OidIsValid(get_relname_relid("organization_members",
 									 RelationGetNamespace(rel)));
+	schema_cache.stamps =
+		schema_cache.layout->att_field[F_LIMITS_SEEN] != 0 &&
+		schema_cache.layout->att_field[F_ORG_SEEN] != 0;
 	table_close(rel, AccessShareLock);
 	schema_valid = true;
 	return &schema_cache;

@@ -34,8 +34,9 @@ typedef struct RsLayout
 	AttrNumber	att_user_id;
 	AttrNumber	att_version;
 	AttrNumber	att_updated_at;
-	AttrNumber	att_fv;			/* field_versions bigint[] */
-	AttrNumber	att_ft;			/* field_times timestamptz[] */
+	AttrNumber	att_fv;			/* field_versions bigint[] (up to 0.6.0) */
+	AttrNumber	att_ft;			/* field_times timestamptz[] (up to 0.6.0) */
+	AttrNumber	att_log;		/* field_log bigint[] (0.7.0 on; fieldlog.c) */
 	AttrNumber	att_created_at;
 	AttrNumber	att_field[RS_NFIELDS];	/* 0 when not a state column */
 } RsLayout;
@@ -50,6 +51,10 @@ typedef struct RsSchema
 	bool		settles;		/* 0.2.0's usage columns */
 	bool		has_keys;		/* roastr_state.user_keys (0.2.0) */
 	bool		has_orgs;		/* the organization tables (0.2.0) */
+	bool		stamps;			/* shared changes settled per user (0.7.0):
+								 * the change stamps of plans, organizations
+								 * and memberships, and the state's seen
+								 * columns */
 } RsSchema;
 
 extern Oid	rs_state_relid(void);

@@ -29,6 +29,7 @@
 #include "fields.h"
 #include "json_util.h"
 #include "rowcheck.h"
+#include "shared.h"
 #include "stats.h"
 #include "spi_util.h"
 #include "usage.h"
@@ -93,35 +94,24 @@ rs_check_status_move(Relation rel, const RsLayout *l, Datum *oldv, bool *oldn,
 
 /*
  * rs_check_membership
- *		A user's current organization must be one they belong to; otherwise
- *		the state would later change (when they join) without a version.
+ *		A user's current organization must be one they belong to, and not a
+ *		deleted one; otherwise the state would later change (when they
+ *		join) without a version.  Returns the organization stamp the state
+ *		records with it (shared.c).
  */
-void
+int64
 rs_check_membership(Relation rel, const RsLayout *l, const pg_uuid_t *user,
 					const pg_uuid_t *org)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {UUIDOID, UUIDOID};
-	Datum		args[2];
-	bool		member;
+	int64		stamp = rs_shared_org_stamp(org, user);
 
-	SPI_connect();
-	args[0] = UUIDPGetDatum(org);
-	args[1] = UUIDPGetDatum(user);
-	member = rs_spi_run(rs_spi_kept(&plan,
-									"SELECT FROM roastr_state.organization_members "
-									"WHERE org_id OPERATOR(pg_catalog.=) $1 "
-									"AND user_id OPERATOR(pg_catalog.=) $2",
-									2, types),
-						args, NULL, false, 1, SPI_OK_SELECT,
-						"check organization membership") == 1;
-	SPI_finish();
-	if (!member)
+	if (stamp == RS_ORG_STAMP_GONE)
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("user %s is not a member of organization %s",
 					   rs_uuid_to_cstring(user), rs_uuid_to_cstring(org)),
 				errtablecol(rel, l->att_field[F_ORG_ID]));
+	return stamp;
 }
 
 /*

@@ -27,8 +27,8 @@ extern int64 rs_check_base_version(Relation rel, const RsLayout *l, int64 cur,
 extern void rs_check_status_move(Relation rel, const RsLayout *l,
 								 Datum *oldv, bool *oldn, Datum *newv,
 								 bool *newn);
-extern void rs_check_membership(Relation rel, const RsLayout *l,
-								const pg_uuid_t *user, const pg_uuid_t *org);
+extern int64 rs_check_membership(Relation rel, const RsLayout *l,
+								 const pg_uuid_t *user, const pg_uuid_t *org);
 extern void rs_raise_conflict(Relation rel, const RsLayout *l,
 							  int64 server_version, int64 base,
 							  uint32 conflicts, const RsFieldLog *log,

@@ -34,6 +34,7 @@
 #include "notify_queue.h"
 #include "patch.h"
 #include "read.h"
+#include "relation.h"
 #include "shown.h"
 #include "spi_util.h"
 #include "stats.h"
@@ -392,8 +393,31 @@ roastr_state_notify_stats(PG_FUNCTION_ARGS)
 	"         AND (s.current_period_end IS NULL OR s.current_period_end OPERATOR(pg_catalog.<=) pg_catalog.now())) " \
 	"     OR (s.monthly_roasts_used OPERATOR(pg_catalog.>) 0 " \
 	"         AND s.usage_period_end OPERATOR(pg_catalog.<=) pg_catalog.now())), " \
+	"'users_with_shared_moves_pending', %s, " \
 	"'notifier', roastr_state.notify_stats(), " \
 	"'notification_queue_usage', pg_catalog.pg_notification_queue_usage())"
+
+/*
+ * The users whose state an operator's change of a shared row has moved
+ * and no call of theirs has settled yet (shared.c): their effective plan's
+ * change stamp, or their current organization's, differs from the one
+ * their row records.  The same rule as usage.c's rs_shared_pending.
+ */
+#define STATS_SHARED_PENDING \
+	"(SELECT pg_catalog.count(*) FROM roastr_state.state s " \
+	"  LEFT JOIN roastr_state.plans pl ON pl.plan OPERATOR(pg_catalog.=) " \
+	"    CASE WHEN (s.subscription_status OPERATOR(pg_catalog.=) 'trial' " \
+	"               AND s.trial_ends_at OPERATOR(pg_catalog.<=) pg_catalog.now()) " \
+	"           OR (s.subscription_status OPERATOR(pg_catalog.=) 'canceled' AND s.plan OPERATOR(pg_catalog.<>) 'free' " \
+	"               AND (s.current_period_end IS NULL OR s.current_period_end OPERATOR(pg_catalog.<=) pg_catalog.now())) " \
+	"         THEN 'free' ELSE s.plan END " \
+	"  LEFT JOIN (roastr_state.organization_members m JOIN roastr_state.organizations o " \
+	"             ON o.id OPERATOR(pg_catalog.=) m.org_id AND o.deleted_at IS NULL) " \
+	"    ON m.org_id OPERATOR(pg_catalog.=) s.organization_id AND m.user_id OPERATOR(pg_catalog.=) s.user_id " \
+	" WHERE s.limits_seen OPERATOR(pg_catalog.<>) COALESCE(pl.changed_stamp, 0) " \
+	"    OR s.organization_seen OPERATOR(pg_catalog.<>) " \
+	"       CASE WHEN s.organization_id IS NULL THEN 0 WHEN o.id IS NULL THEN -1 " \
+	"            ELSE o.changed_stamp OPERATOR(pg_catalog.+) m.changed_stamp END)"
 
 PG_FUNCTION_INFO_V1(roastr_state_stats);
 
@@ -403,8 +427,9 @@ PG_FUNCTION_INFO_V1(roastr_state_stats);
  *		(conflicts, quota refusals, refused webhooks; counted in shared
  *		memory since the server started, null when not preloaded), webhook
  *		outcomes, retention of the idempotency tables, users with a
- *		time-driven move pending, the notifier and the NOTIFY queue.  Reads
- *		every state row once: not for a tight loop.
+ *		time-driven move pending and with an operator's shared change
+ *		pending, the notifier and the NOTIFY queue.  Reads every state row
+ *		twice: not for a tight loop.
  */
 Datum
 roastr_state_stats(PG_FUNCTION_ARGS)
@@ -414,6 +439,7 @@ roastr_state_stats(PG_FUNCTION_ARGS)
 	uint64		counters[RS_NSTATS];
 	bool		have = rs_stats_read(counters);
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_stamps = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 	Jsonb	   *tables;
 	bool		isnull;
@@ -424,8 +450,15 @@ roastr_state_stats(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rs_become_owner(&sw);
-	rs_spi_run(rs_spi_kept(&plan, STATS_QUERY, 0, NULL), NULL, NULL, true, 1,
-			   SPI_OK_SELECT, "read the statistics");
+	if (rs_schema()->stamps)
+		rs_spi_run(rs_spi_kept(&plan_stamps,
+							   psprintf(STATS_QUERY, STATS_SHARED_PENDING),
+							   0, NULL),
+				   NULL, NULL, true, 1, SPI_OK_SELECT, "read the statistics");
+	else
+		rs_spi_run(rs_spi_kept(&plan, psprintf(STATS_QUERY, "NULL::pg_catalog.int8"),
+							   0, NULL),
+				   NULL, NULL, true, 1, SPI_OK_SELECT, "read the statistics");
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 

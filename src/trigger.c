@@ -21,6 +21,11 @@
  *	  and field, superseded in place, so storage is bounded by
  *	  users x fields and "changes since cursor N" is one row read.
  *	- The change is recorded for notification at commit (notify.c).
+ *	- Whenever a write computes a value from a shared row (the plan limits
+ *	  of a plan change or a consumption, a new current organization), the
+ *	  row records that shared row's change stamp (limits_seen,
+ *	  organization_seen: see shared.c), logged like any field when it
+ *	  moves, so an operator's change is settled exactly once per user.
  *
  * The C write paths (patch, consume_roasts, settling) run their UPDATE
  * through rs_trigger_execute, which tells the trigger what they already
@@ -56,13 +61,16 @@
 
 #include "access.h"
 #include "fields.h"
+#include "fieldlog.h"
 #include "json_util.h"
 #include "notify.h"
 #include "relation.h"
 #include "rowcheck.h"
+#include "shared.h"
 #include "shown.h"
 #include "spi_util.h"
 #include "trigger.h"
+#include "usage.h"
 #include "user_state.h"
 
 /*
@@ -83,6 +91,8 @@ typedef struct RsApplyContext
 	int32		plan_limit;
 	bool		free_limit_null;
 	int32		free_limit;
+	int64		plan_stamp;		/* ... and their change stamps */
+	int64		free_stamp;
 } RsApplyContext;
 
 static RsApplyContext apply_cxt;
@@ -124,6 +134,8 @@ rs_trigger_execute(SPIPlanPtr plan, Datum *args, const char *nulls,
 		apply_cxt.plan_limit = st->plan_limit;
 		apply_cxt.free_limit_null = st->free_limit_null;
 		apply_cxt.free_limit = st->free_limit;
+		apply_cxt.plan_stamp = st->plan_stamp;
+		apply_cxt.free_stamp = st->free_stamp;
 	}
 	apply_cxt.active = true;
 	PG_TRY();
@@ -207,8 +219,15 @@ trigger_restore(TriggerData *td, const RsLayout *l, Datum *vals, bool *nulls)
 	RsFieldLog	log;
 	int64		version = DatumGetInt64(vals[l->att_version - 1]);
 
-	rs_read_field_log(vals[l->att_fv - 1], nulls[l->att_fv - 1],
-					  vals[l->att_ft - 1], nulls[l->att_ft - 1], &log);
+	if (l->att_log != 0 &&
+		!rs_field_log_well_formed(vals[l->att_log - 1], nulls[l->att_log - 1]))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("malformed change log in restored row of user %s",
+					   rs_uuid_to_cstring(DatumGetUUIDP(vals[l->att_user_id - 1]))),
+				errdetail("field_log must be a one-dimensional bigint array of (version, time) pairs without NULLs."),
+				errtable(rel));
+	rs_row_read_log(l, vals, nulls, &log);
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
 		if (log.version[f] < 0 || log.version[f] > version)
@@ -229,6 +248,55 @@ trigger_restore(TriggerData *td, const RsLayout *l, Datum *vals, bool *nulls)
 }
 
 /*
+ * new_state
+ *		The state "st" as the new row shows it (field values only: no
+ *		limits, stamps, organization or data key).
+ */
+static void
+new_state(const RsLayout *l, const pg_uuid_t *user, Datum *newv, bool *newn,
+		  RsUserState *st)
+{
+	memset(st, 0, sizeof(RsUserState));
+	st->user_id = *user;
+	for (int f = 0; f < RS_NFIELDS; f++)
+	{
+		AttrNumber	a = l->att_field[f];
+
+		st->nulls[f] = a == 0 || newn[a - 1];
+		st->vals[f] = st->nulls[f] ? (Datum) 0 : newv[a - 1];
+	}
+	st->org_null = st->nulls[F_ORG_ID];
+}
+
+/*
+ * insert_seen
+ *		The change stamps a new row records (see shared.c): its effective
+ *		plan's, and its organization's (a row inserted naming one it cannot
+ *		show records none, so the first read clears it).  Fills two
+ *		columns and values; returns 2.
+ */
+static int
+insert_seen(const RsLayout *l, const pg_uuid_t *user, Datum *vals,
+			bool *nulls, int *cols, Datum *newvals)
+{
+	RsUserState st;
+	RsEffective eff;
+	int64		org_stamp = RS_ORG_STAMP_NONE;
+
+	new_state(l, user, vals, nulls, &st);
+	rs_shared_limits(&st);
+	rs_effective(&st, GetCurrentTransactionStartTimestamp(), &eff);
+	if (!st.nulls[F_ORG_ID])
+		org_stamp = rs_shared_org_stamp(DatumGetUUIDP(st.vals[F_ORG_ID]), user);
+	cols[0] = l->att_field[F_LIMITS_SEEN];
+	newvals[0] = Int64GetDatum(eff.limits_stamp);
+	cols[1] = l->att_field[F_ORG_SEEN];
+	newvals[1] = Int64GetDatum(org_stamp == RS_ORG_STAMP_GONE ?
+							   RS_ORG_STAMP_NONE : org_stamp);
+	return 2;
+}
+
+/*
  * trigger_insert
  *		A new user row (ensure_user, or a direct INSERT by the owner):
  *		version 1 (or, for a user deleted before, one above the last
@@ -244,13 +312,13 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 	HeapTuple	tup = td->tg_trigtuple;
 	Datum	   *vals = palloc(desc->natts * sizeof(Datum));
 	bool	   *nulls = palloc(desc->natts * sizeof(bool));
-	int64		fv[RS_NFIELDS];
-	TimestampTz ft[RS_NFIELDS];
+	RsFieldLog	log;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64		first;
-	int			cols[5];
-	Datum		newvals[5];
-	bool		newnulls[5] = {false, false, false, false, false};
+	int			cols[8];
+	Datum		newvals[8];
+	bool		newnulls[8] = {false, false, false, false, false, false, false, false};
+	int			ncols = 0;
 
 	heap_deform_tuple(tup, desc, vals, nulls);
 
@@ -258,9 +326,7 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 	 * A restore keeps what an earlier release accepted, even if validation
 	 * has become stricter since.
 	 */
-	if (!nulls[l->att_fv - 1] &&
-		ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(vals[l->att_fv - 1])),
-					   ARR_DIMS(DatumGetArrayTypeP(vals[l->att_fv - 1]))) > 0)
+	if (!rs_row_log_empty(l, vals, nulls))
 		return trigger_restore(td, l, vals, nulls);
 
 	/* a user deleted before starts above every version it ever had */
@@ -271,129 +337,138 @@ trigger_insert(TriggerData *td, const RsLayout *l)
 
 		if (a != 0)
 			rs_validate_value(&rs_fields[f], vals[a - 1], nulls[a - 1]);
-		fv[f] = first;
-		ft[f] = now;
+		log.version[f] = first;
+		log.time[f] = now;
 	}
 
-	cols[0] = l->att_version;
-	newvals[0] = Int64GetDatum(first);
-	cols[1] = l->att_updated_at;
-	newvals[1] = TimestampTzGetDatum(now);
-	cols[2] = l->att_fv;
-	newvals[2] = rs_build_int8_array(fv, RS_NFIELDS);
-	cols[3] = l->att_ft;
-	newvals[3] = rs_build_tstz_array(ft, RS_NFIELDS);
-	cols[4] = l->att_created_at;
-	newvals[4] = TimestampTzGetDatum(now);
+	cols[ncols] = l->att_version;
+	newvals[ncols++] = Int64GetDatum(first);
+	cols[ncols] = l->att_updated_at;
+	newvals[ncols++] = TimestampTzGetDatum(now);
+	cols[ncols] = l->att_created_at;
+	newvals[ncols++] = TimestampTzGetDatum(now);
+	rs_row_log_columns(l, &log, cols, newvals, &ncols);
+	if (l->att_field[F_LIMITS_SEEN] != 0 && l->att_field[F_ORG_SEEN] != 0)
+		ncols += insert_seen(l, DatumGetUUIDP(vals[l->att_user_id - 1]), vals,
+							 nulls, cols + ncols, newvals + ncols);
 
 	last_apply.valid = true;
 	last_apply.old_version = 0;
 	last_apply.new_version = first;
 	last_apply.changed = (1U << RS_NFIELDS) - 1;
 
-	return heap_modify_tuple_by_cols(tup, desc, 5, cols, newvals, newnulls);
+	return heap_modify_tuple_by_cols(tup, desc, ncols, cols, newvals, newnulls);
 }
 
 /*
- * lookup_limits
- *		Read the monthly limits of the plan stored in "st" and of the free
- *		plan into it, as rs_read_state does (a missing plan row means no
- *		roasts, never unlimited).
+ * state_limits
+ *		The plan limits and their change stamps for "st": from the
+ *		caller's read when it gave one for the same stored plan (or the
+ *		free plan), otherwise from the table (shared.c).  Limits and
+ *		stamps always come from one read.
  */
 static void
-lookup_limits(RsUserState *st)
+state_limits(const RsApplyContext *cxt, RsUserState *st)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-	RsUserSwitch sw;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	bool		found;
-	Datum		d;
+	bool		stored_free = rs_text_equals(st->vals[F_SUB_PLAN],
+											 st->nulls[F_SUB_PLAN], "free");
 
-	SPI_connect();
-	rs_become_owner(&sw);
-	args[0] = st->vals[F_SUB_PLAN];
-	if (rs_spi_run(rs_spi_kept(&plan,
-							   "SELECT pl.monthly_roasts_limit, pl.plan IS NOT NULL, "
-							   "fr.monthly_roasts_limit, fr.plan IS NOT NULL "
-							   "FROM (SELECT) AS one "
-							   "LEFT JOIN roastr_state.plans pl "
-							   "ON pl.plan OPERATOR(pg_catalog.=) $1 "
-							   "LEFT JOIN roastr_state.plans fr "
-							   "ON fr.plan OPERATOR(pg_catalog.=) 'free'",
-							   1, types),
-				   args, NULL, false, 1, SPI_OK_SELECT,
-				   "read the plan limits") != 1)
-		elog(ERROR, "could not read the plan limits");
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	found = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-	d = SPI_getbinval(tup, desc, 1, &isnull);
-	st->plan_limit_null = found && isnull;
-	st->plan_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
-	found = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-	d = SPI_getbinval(tup, desc, 3, &isnull);
-	st->free_limit_null = found && isnull;
-	st->free_limit = (found && !isnull) ? DatumGetInt32(d) : 0;
-	rs_restore_user(&sw);
-	SPI_finish();
+	if (cxt != NULL && cxt->has_limits &&
+		(stored_free || rs_text_equals(st->vals[F_SUB_PLAN],
+									   st->nulls[F_SUB_PLAN], cxt->plan)))
+	{
+		st->free_limit_null = cxt->free_limit_null;
+		st->free_limit = cxt->free_limit;
+		st->free_stamp = cxt->free_stamp;
+		st->plan_limit_null = stored_free ? cxt->free_limit_null :
+			cxt->plan_limit_null;
+		st->plan_limit = stored_free ? cxt->free_limit : cxt->plan_limit;
+		st->plan_stamp = stored_free ? cxt->free_stamp : cxt->plan_stamp;
+	}
+	else
+		rs_shared_limits(st);
 }
 
 /*
  * payload_values
  *		The JSON text of the shown paths "named" that a notification
- *		carries, computed from the new row (shown.c), NULL for the others.
- *		The plan limits come from the caller's read when it gave one for
- *		the same stored plan (or the free plan), otherwise from the table.
+ *		carries, computed from the new row's state "st" (shown.c), NULL
+ *		for the others.  "st" has its limits when "named" needs them.
  */
 static void
-payload_values(const RsLayout *l, const pg_uuid_t *user,
-			   const RsApplyContext *cxt, Datum *newv, bool *newn,
-			   uint32 named, char **values)
+payload_values(const RsUserState *st, uint32 named, char **values)
 {
-	RsUserState st;
 	uint32		shown = 0;
 
 	for (int s = 0; s < RS_NSHOWN; s++)
 		if ((named & RS_SHOWN_BIT(s)) && !rs_shown_withheld(s))
 			shown |= RS_SHOWN_BIT(s);
 	memset(values, 0, sizeof(char *) * RS_NSHOWN);
-	if (shown == 0)
-		return;
+	if (shown != 0)
+		rs_shown_payload_values(st, shown, values);
+}
 
-	memset(&st, 0, sizeof(st));
-	st.user_id = *user;
-	for (int f = 0; f < RS_NFIELDS; f++)
+/*
+ * The seen columns a write sets (shared.c): their attribute numbers and
+ * values, applied to the row the trigger returns.
+ */
+typedef struct RsSeenCols
+{
+	int			n;
+	int			cols[2];
+	Datum		vals[2];
+} RsSeenCols;
+
+/*
+ * keep_seen
+ *		Make the new row record "stamp" in the seen column of field "f";
+ *		returns "changed" with f's bit set when the stamp moved, cleared
+ *		when it did not.
+ */
+static uint32
+keep_seen(const RsLayout *l, int f, int64 stamp, Datum *oldv, bool *oldn,
+		  Datum *newv, bool *newn, uint32 changed, RsSeenCols *seen)
+{
+	AttrNumber	a = l->att_field[f];
+
+	newv[a - 1] = Int64GetDatum(stamp);
+	newn[a - 1] = false;
+	seen->cols[seen->n] = a;
+	seen->vals[seen->n] = newv[a - 1];
+	seen->n++;
+	if (oldn[a - 1] || DatumGetInt64(oldv[a - 1]) != stamp)
+		return changed | RS_FIELD_BIT(f);
+	return changed & ~RS_FIELD_BIT(f);
+}
+
+/*
+ * maintain_seen
+ *		When the write computes a shown value from a shared row -- the plan
+ *		limits (a plan change, a consumption), a new current organization
+ *		("org_stamp", from the membership check) -- record that row's
+ *		stamp (see the file header).  "st" is the new row's state; it gets
+ *		the limits when they are read here, and *have_limits says so.
+ *		Returns the changed fields.
+ */
+static uint32
+maintain_seen(const RsLayout *l, const RsApplyContext *cxt, RsUserState *st,
+			  bool *have_limits, int64 org_stamp, Datum *oldv, bool *oldn,
+			  Datum *newv, bool *newn, uint32 changed, RsSeenCols *seen)
+{
+	if (rs_shown_named(changed) & RS_SHOWN_NEEDS_LIMITS)
 	{
-		AttrNumber	a = l->att_field[f];
+		RsEffective eff;
 
-		st.nulls[f] = a == 0 || newn[a - 1];
-		st.vals[f] = st.nulls[f] ? (Datum) 0 : newv[a - 1];
+		state_limits(cxt, st);
+		*have_limits = true;
+		rs_effective(st, GetCurrentTransactionStartTimestamp(), &eff);
+		changed = keep_seen(l, F_LIMITS_SEEN, eff.limits_stamp, oldv, oldn,
+							newv, newn, changed, seen);
 	}
-	st.org_null = st.nulls[F_ORG_ID];
-
-	if (shown & RS_SHOWN_NEEDS_LIMITS)
-	{
-		bool		stored_free = rs_text_equals(st.vals[F_SUB_PLAN],
-												 st.nulls[F_SUB_PLAN], "free");
-
-		if (cxt != NULL && cxt->has_limits &&
-			(stored_free || rs_text_equals(st.vals[F_SUB_PLAN],
-										   st.nulls[F_SUB_PLAN], cxt->plan)))
-		{
-			st.free_limit_null = cxt->free_limit_null;
-			st.free_limit = cxt->free_limit;
-			st.plan_limit_null = stored_free ? cxt->free_limit_null :
-				cxt->plan_limit_null;
-			st.plan_limit = stored_free ? cxt->free_limit : cxt->plan_limit;
-		}
-		else
-			lookup_limits(&st);
-	}
-	rs_shown_payload_values(&st, shown, values);
+	if (changed & RS_FIELD_BIT(F_ORG_ID))
+		changed = keep_seen(l, F_ORG_SEEN, org_stamp, oldv, oldn, newv, newn,
+							changed, seen);
+	return changed;
 }
 
 /*
@@ -446,20 +521,27 @@ diff_fields(const RsLayout *l, const RsApplyContext *cxt,
  *		neither the base version nor a new time left behind.
  */
 static HeapTuple
-unchanged_row(TriggerData *td, const RsLayout *l, int64 cur, Datum *oldv)
+unchanged_row(TriggerData *td, const RsLayout *l, int64 cur, Datum *oldv,
+			  const RsSeenCols *seen)
 {
-	int			cols[2];
-	Datum		modvals[2];
-	bool		modnulls[2] = {false, false};
+	int			cols[4];
+	Datum		modvals[4];
+	bool		modnulls[4] = {false, false, false, false};
+	int			n = 2;
 
 	last_apply.new_version = cur;
 	cols[0] = l->att_version;
 	modvals[0] = Int64GetDatum(cur);
 	cols[1] = l->att_updated_at;
 	modvals[1] = oldv[l->att_updated_at - 1];
+	for (int i = 0; i < seen->n; i++, n++)
+	{
+		cols[n] = seen->cols[i];
+		modvals[n] = seen->vals[i];
+	}
 	return heap_modify_tuple_by_cols(td->tg_newtuple,
 									 RelationGetDescr(td->tg_relation),
-									 2, cols, modvals, modnulls);
+									 n, cols, modvals, modnulls);
 }
 
 /*
@@ -471,15 +553,17 @@ unchanged_row(TriggerData *td, const RsLayout *l, int64 cur, Datum *oldv)
 static HeapTuple
 versioned_row(TriggerData *td, const RsLayout *l, const pg_uuid_t *user,
 			  const RsApplyContext *cxt, int64 cur, uint32 changed,
-			  RsFieldLog *log, Datum *newv, bool *newn)
+			  RsFieldLog *log, RsUserState *st, bool have_limits,
+			  const RsSeenCols *seen)
 {
 	int64		newver = cur + 1;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	uint32		named;
 	char	   *values[RS_NSHOWN];
-	int			cols[4];
-	Datum		modvals[4];
-	bool		modnulls[4] = {false, false, false, false};
+	int			cols[7];
+	Datum		modvals[7];
+	bool		modnulls[7] = {false, false, false, false, false, false, false};
+	int			ncols = 0;
 
 	for (int f = 0; f < RS_NFIELDS; f++)
 	{
@@ -491,23 +575,27 @@ versioned_row(TriggerData *td, const RsLayout *l, const pg_uuid_t *user,
 	}
 	named = rs_shown_named(changed);
 	Assert(named != 0);			/* every stored field is shown somewhere */
-	payload_values(l, user, cxt, newv, newn, named, values);
+	if (!have_limits && (named & RS_SHOWN_NEEDS_LIMITS))
+		state_limits(cxt, st);
+	payload_values(st, named, values);
 
-	cols[0] = l->att_version;
-	modvals[0] = Int64GetDatum(newver);
-	cols[1] = l->att_updated_at;
-	modvals[1] = TimestampTzGetDatum(now);
-	cols[2] = l->att_fv;
-	modvals[2] = rs_build_int8_array(log->version, RS_NFIELDS);
-	cols[3] = l->att_ft;
-	modvals[3] = rs_build_tstz_array(log->time, RS_NFIELDS);
+	cols[ncols] = l->att_version;
+	modvals[ncols++] = Int64GetDatum(newver);
+	cols[ncols] = l->att_updated_at;
+	modvals[ncols++] = TimestampTzGetDatum(now);
+	rs_row_log_columns(l, log, cols, modvals, &ncols);
+	for (int i = 0; i < seen->n; i++)
+	{
+		cols[ncols] = seen->cols[i];
+		modvals[ncols++] = seen->vals[i];
+	}
 
 	rs_notify_record(user, newver, changed, named, values);
 	last_apply.new_version = newver;
 
 	return heap_modify_tuple_by_cols(td->tg_newtuple,
 									 RelationGetDescr(td->tg_relation),
-									 4, cols, modvals, modnulls);
+									 ncols, cols, modvals, modnulls);
 }
 
 /*
@@ -533,20 +621,26 @@ trigger_update(TriggerData *td, const RsLayout *l)
 	RsFieldLog	log;
 	const pg_uuid_t *user;
 	const RsApplyContext *cxt;
+	int64		org_stamp = RS_ORG_STAMP_NONE;
+	RsUserState st;
+	bool		have_limits = false;
+	RsSeenCols	seen = {0};
+	AttrNumber	logatts[2];
+	int			nlog;
 
 	heap_deform_tuple(td->tg_trigtuple, desc, oldv, oldn);
 	heap_deform_tuple(td->tg_newtuple, desc, newv, newn);
 
 	rs_check_maintained(rel, l, l->att_user_id, oldv, oldn, newv, newn);
-	rs_check_maintained(rel, l, l->att_fv, oldv, oldn, newv, newn);
-	rs_check_maintained(rel, l, l->att_ft, oldv, oldn, newv, newn);
+	nlog = rs_row_log_attnums(l, logatts);
+	for (int i = 0; i < nlog; i++)
+		rs_check_maintained(rel, l, logatts[i], oldv, oldn, newv, newn);
 	rs_check_maintained(rel, l, l->att_created_at, oldv, oldn, newv, newn);
 
 	cur = DatumGetInt64(oldv[l->att_version - 1]);
 	base = rs_check_base_version(rel, l, cur, newv, newn);
 
-	rs_read_field_log(oldv[l->att_fv - 1], oldn[l->att_fv - 1],
-					  oldv[l->att_ft - 1], oldn[l->att_ft - 1], &log);
+	rs_row_read_log(l, oldv, oldn, &log);
 	user = DatumGetUUIDP(oldv[l->att_user_id - 1]);
 	cxt = apply_context(user);
 
@@ -562,16 +656,23 @@ trigger_update(TriggerData *td, const RsLayout *l)
 		rs_check_status_move(rel, l, oldv, oldn, newv, newn);
 	if ((changed & RS_FIELD_BIT(F_ORG_ID)) &&
 		!newn[l->att_field[F_ORG_ID] - 1])
-		rs_check_membership(rel, l, user,
-							DatumGetUUIDP(newv[l->att_field[F_ORG_ID] - 1]));
+		org_stamp = rs_check_membership(rel, l, user,
+										DatumGetUUIDP(newv[l->att_field[F_ORG_ID] - 1]));
+
+	new_state(l, user, newv, newn, &st);
+	if (changed != 0 && l->att_field[F_LIMITS_SEEN] != 0 &&
+		l->att_field[F_ORG_SEEN] != 0)
+		changed = maintain_seen(l, cxt, &st, &have_limits, org_stamp,
+								oldv, oldn, newv, newn, changed, &seen);
 
 	last_apply.valid = true;
 	last_apply.old_version = cur;
 	last_apply.changed = changed;
 
 	if (changed == 0)
-		return unchanged_row(td, l, cur, oldv);
-	return versioned_row(td, l, user, cxt, cur, changed, &log, newv, newn);
+		return unchanged_row(td, l, cur, oldv, &seen);
+	return versioned_row(td, l, user, cxt, cur, changed, &log, &st,
+						 have_limits, &seen);
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_trigger);

@@ -14,6 +14,14 @@
  * trigger (read.c, rs_settle), which bumps the version, logs the derived
  * fields and notifies.
  *
+ * Operators move values too, for many users at once: a plan's monthly limit,
+ * an organization's name, a membership's role, a deleted organization.
+ * Their transaction writes only the shared row, with a new change stamp
+ * (shared.c); each state row records the stamps its change log shows
+ * (usage.limits_seen, organization.seen).  A state whose stamp differs from
+ * the shared row's has a shared move pending (rs_shared_pending), which is
+ * computed and settled exactly like a time-driven one.
+ *
  * Rules (README, "Plans and usage"):
  *	- status trial whose trial_ends_at has passed: plan free, status
  *	  canceled;
@@ -117,11 +125,13 @@ rs_effective(const RsUserState *st, TimestampTz now, RsEffective *eff)
 	{
 		eff->limit_null = st->free_limit_null;
 		eff->limit = st->free_limit;
+		eff->limits_stamp = st->free_stamp;
 	}
 	else
 	{
 		eff->limit_null = st->plan_limit_null;
 		eff->limit = st->plan_limit;
+		eff->limits_stamp = st->plan_stamp;
 	}
 
 	/* the usage period */
@@ -156,14 +166,32 @@ rs_effective(const RsUserState *st, TimestampTz now, RsEffective *eff)
 
 /*
  * rs_needs_settle
- *		Whether time has moved the state in a way that is not yet a
- *		versioned change.
+ *		Whether time, or an operator's change of a shared row, has moved
+ *		the state in a way that is not yet a versioned change.
  */
 bool
 rs_needs_settle(const RsUserState *st, const RsEffective *eff)
 {
 	return eff->trial_expired || eff->cancel_ended ||
-		(eff->rolled_over && DatumGetInt32(st->vals[F_USAGE_USED]) != 0);
+		(eff->rolled_over && DatumGetInt32(st->vals[F_USAGE_USED]) != 0) ||
+		rs_shared_pending(st, eff);
+}
+
+/*
+ * rs_shared_pending
+ *		Whether an operator's change of a shared row is not yet a versioned
+ *		change of this state: the effective plan's limit stamp, or the
+ *		current organization's, differs from the one the state's change log
+ *		shows.  Never before the schema has the seen columns (0.7.0): the
+ *		older schema's changes write every state row themselves.
+ */
+bool
+rs_shared_pending(const RsUserState *st, const RsEffective *eff)
+{
+	if (st->nulls[F_LIMITS_SEEN] || st->nulls[F_ORG_SEEN])
+		return false;
+	return DatumGetInt64(st->vals[F_LIMITS_SEEN]) != eff->limits_stamp ||
+		DatumGetInt64(st->vals[F_ORG_SEEN]) != st->org_stamp;
 }
 
 /*

@@ -26,6 +26,7 @@ typedef struct RsEffective
 	bool		is_free;
 	bool		limit_null;		/* unlimited */
 	int32		limit;
+	int64		limits_stamp;	/* change stamp of the effective plan's row */
 	TimestampTz period_start;	/* current usage period */
 	TimestampTz period_end;
 	bool		rolled_over;	/* the stored count belongs to a past period */
@@ -37,6 +38,7 @@ typedef struct RsEffective
 extern void rs_effective(const RsUserState *st, TimestampTz now,
 						 RsEffective *eff);
 extern bool rs_needs_settle(const RsUserState *st, const RsEffective *eff);
+extern bool rs_shared_pending(const RsUserState *st, const RsEffective *eff);
 extern bool rs_status_move_allowed(const char *from, const char *to);
 extern bool rs_plan_has_tolerance(const char *plan);
 

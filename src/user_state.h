@@ -35,6 +35,11 @@ typedef struct RsUserState
 	int32		plan_limit;
 	bool		free_limit_null;
 	int32		free_limit;
+	int64		plan_stamp;		/* change stamps of the stored plan's row */
+	int64		free_stamp;		/* ... and of the free plan's (0.7.0) */
+	int64		org_stamp;		/* of the current organization and
+								 * membership: 0 none, -1 gone (see
+								 * shared.h) */
 	bool		org_null;		/* no current organization (or not a member) */
 	char	   *org_name;
 	char	   *org_slug;

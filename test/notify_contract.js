@@ -17,6 +17,13 @@
 // The syncs and full reads of the checks run READ ONLY, so they compute
 // time-driven moves without writing them (they would be versions of their
 // own).
+//
+// An operator's change of a shared row (a plan's limit, an organization's
+// name, a role, a deleted organization; 0.7.0) moves no version in its own
+// transaction and sends exactly one broadcast on roastr_state_broadcast,
+// checked payload for payload; every other transaction sends none.  The
+// next writable read of each affected user then settles it under the same
+// law as any write.
 import { createRequire } from 'node:module';
 import { createHmac, randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
@@ -116,6 +123,7 @@ async function run(db, listener) {
   listener.on('notification', (n) => got.push({ channel: n.channel, payload: JSON.parse(n.payload) }));
   for (const u of Object.values(users)) await listener.query(`LISTEN "user:${u}"`);
   await listener.query('LISTEN roastr_state');
+  await listener.query('LISTEN roastr_state_broadcast');
 
   const q = async (sql, params) => (await db.query(sql, params)).rows;
   const version = async (u) => {
@@ -240,6 +248,9 @@ async function run(db, listener) {
     if (opts.expectMoved !== undefined) {
       check(moved === opts.expectMoved, `${label}: ${opts.expectMoved} user(s) got a new version`, `got ${moved}`);
     }
+    const broadcasts = got.filter((n) => n.channel === 'roastr_state_broadcast').map((n) => n.payload);
+    check(sameJson(broadcasts, opts.broadcasts ?? []), `${label}: ${(opts.broadcasts ?? []).length} broadcast(s), exactly as expected`,
+      JSON.stringify(broadcasts));
     console.log(`ok - ${label} (${moved} user(s) notified)`);
   }
 
@@ -302,11 +313,25 @@ async function run(db, listener) {
   await txn('webhook: revoked', deliver('wh_c4', event('subscription.revoked', 'canceled', '2026-01-01T00:00:03Z')), { expectMoved: 1 });
 
   // --- operators: plan limits and product mappings
+  // (0.7.0) the operator's transaction moves nobody and broadcasts once;
+  // each user's next writable read settles it
   const freeUsers = async () => Number((await q(`SELECT count(*) AS n FROM roastr_state.state WHERE plan = 'free' AND user_id <> ${lit(users.sentinel)}`))[0].n);
-  await txn('plan limit raised for free', `UPDATE roastr_state.plans SET monthly_roasts_limit = 150 WHERE plan = 'free'`, { expectMoved: await freeUsers() });
-  await txn('plan limit of a plan nobody has', `UPDATE roastr_state.plans SET monthly_roasts_limit = 1500 WHERE plan = 'plus'`, { expectMoved: 0 });
+  const readAll = (label, expectMoved) => txn(label, tracked.map((u) => `SELECT roastr_state.state_full(${lit(u)})`), { expectMoved });
+  await txn('plan limit raised for free', `UPDATE roastr_state.plans SET monthly_roasts_limit = 150 WHERE plan = 'free'`,
+    { expectMoved: 0, broadcasts: [{ type: 'plan_limits', plan: 'free', monthly_roasts_limit: 150 }] });
+  await readAll('the next reads settle the new limit of every user on free', await freeUsers());
+  await readAll('reads again: nothing left to settle', 0);
+  await txn('plan limit of a plan nobody has', `UPDATE roastr_state.plans SET monthly_roasts_limit = 1500 WHERE plan = 'plus'`,
+    { expectMoved: 0, broadcasts: [{ type: 'plan_limits', plan: 'plus', monthly_roasts_limit: 1500 }] });
+  await readAll('reads after it: nobody moves', 0);
+  await txn('plan limit of free made unlimited, and back, in one transaction', [
+    `UPDATE roastr_state.plans SET monthly_roasts_limit = NULL WHERE plan = 'free'`,
+    `UPDATE roastr_state.plans SET monthly_roasts_limit = 150 WHERE plan = 'free'`,
+  ], { expectMoved: 0, broadcasts: [{ type: 'plan_limits', plan: 'free', monthly_roasts_limit: null }, { type: 'plan_limits', plan: 'free', monthly_roasts_limit: 150 }] });
+  await readAll('the next reads settle an unchanged limit: a new stamp, the same values', await freeUsers());
   await txn('product -> plan mapping changed', `SELECT roastr_state.set_product_plan('prod_plus', 'pro')`, { expectMoved: 0 });
   await txn('product -> plan mapping removed', `SELECT roastr_state.set_product_plan('prod_plus', NULL)`, { expectMoved: 0 });
+  await readAll('reads after the mappings: nobody moves', 0);
 
   // --- time-driven moves, written by the next writable read
   await txn('a new subscription in trial (direct UPDATE)', `UPDATE roastr_state.state SET subscription_status = 'trial', polar_subscription_id = 'sub_new', trial_ends_at = now() + interval '3 days' WHERE user_id = ${lit(bob)}`, { expectMoved: 1 });
@@ -327,12 +352,24 @@ async function run(db, listener) {
   const orgId = (await q(`SELECT organization_id FROM roastr_state.state WHERE user_id = ${lit(ann)}`))[0].organization_id;
   await txn('add_member (adopts it too)', `SELECT roastr_state.add_member(${lit(orgId)}, ${lit(bob)}, 'member')`, { expectMoved: 1 });
   await txn('add_member as admin (adopts it)', `SELECT roastr_state.add_member(${lit(orgId)}, ${lit(cat)}, 'admin')`, { expectMoved: 1 });
-  await txn('rename_organization (every member)', `SELECT roastr_state.rename_organization(${lit(orgId)}, 'Acme Roasts')`, { expectMoved: 3 });
-  await txn('set_member_role', `SELECT roastr_state.set_member_role(${lit(orgId)}, ${lit(bob)}, 'admin')`, { expectMoved: 1 });
-  await txn('ownership transfer', `SELECT roastr_state.set_member_role(${lit(orgId)}, ${lit(cat)}, 'owner')`, { expectMoved: 2 });
+  const orgEvent = (change) => [{ type: 'organization', id: orgId, change }];
+  await txn('rename_organization (no member\'s row)', `SELECT roastr_state.rename_organization(${lit(orgId)}, 'Acme Roasts')`,
+    { expectMoved: 0, broadcasts: orgEvent('rename') });
+  await readAll('the next reads settle the rename of every member', 3);
+  await txn('set_member_role', `SELECT roastr_state.set_member_role(${lit(orgId)}, ${lit(bob)}, 'admin')`,
+    { expectMoved: 0, broadcasts: orgEvent('role') });
+  await readAll('the next reads settle the role', 1);
+  await txn('ownership transfer', `SELECT roastr_state.set_member_role(${lit(orgId)}, ${lit(cat)}, 'owner')`,
+    { expectMoved: 0, broadcasts: orgEvent('role') });
+  await readAll('the next reads settle the transfer', 2);
   await txn('set_current_organization NULL', `SELECT roastr_state.set_current_organization(${lit(bob)}, NULL)`, { expectMoved: 1 });
   await txn('set_current_organization back', `SELECT roastr_state.set_current_organization(${lit(bob)}, ${lit(orgId)})`, { expectMoved: 1 });
   await txn('remove_member', `SELECT roastr_state.remove_member(${lit(orgId)}, ${lit(bob)})`, { expectMoved: 1 });
+  await txn('rename and delete_organization in one transaction', [
+    `SELECT roastr_state.rename_organization(${lit(orgId)}, 'Acme Gone')`,
+    `SELECT roastr_state.delete_organization(${lit(orgId)})`,
+  ], { expectMoved: 0, broadcasts: [...orgEvent('rename'), ...orgEvent('delete')] });
+  await readAll('the next reads clear the deleted organization of its members', 2);
 
   // --- several writes in one transaction, and a rolled-back savepoint
   await txn('multi-statement: patch, consume, direct UPDATE', [

@@ -174,11 +174,15 @@ export class Device {
     this.sync(d.cause);
   }
 
-  // Catch up from the cursor (at connect, after a LISTEN reconnection, or
-  // for a notification that cannot be relayed).  Returns the running sync.
-  // cause: counted in the metrics (metrics.js CATCHUP_CAUSES).
-  sync(cause) {
+  // Catch up from the cursor (at connect, after a LISTEN reconnection, for
+  // a notification that cannot be relayed, or for a broadcast of a shared
+  // change).  Returns the running sync.  cause: counted in the metrics
+  // (metrics.js CATCHUP_CAUSES); at: when the notification that asked for
+  // it arrived (performance.now()), for the delivery latency of what it
+  // brings.
+  sync(cause, at) {
     if (cause) this.metrics.catchup(cause);
+    if (at !== undefined) this.since ??= at;
     this.dirty = true;
     if (!this.syncing) this.running = this._run();
     return this.running;
@@ -293,10 +297,11 @@ export class Devices {
     for (const d of this.byUser.get(userId) ?? []) d.notify(msg, at);
   }
 
-  // Every device catches up from its cursor; returns how many.
-  syncAll(cause) {
+  // Every device catches up from its cursor; returns how many.  at: when
+  // the notification that asked for it arrived, if one did.
+  syncAll(cause, at) {
     let n = 0;
-    for (const set of this.byUser.values()) for (const d of set) { d.sync(cause); n++; }
+    for (const set of this.byUser.values()) for (const d of set) { d.sync(cause, at); n++; }
     return n;
   }
 

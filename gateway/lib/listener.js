@@ -4,6 +4,11 @@
 //   UNLISTEN when the last one leaves.
 // shared mode:   LISTEN roastr_state once; payloads carry user_id, and those
 //   of users with no device here are dropped in the gateway.
+// Both modes also LISTEN roastr_state_broadcast: one notification for an
+// operator's change of a shared row (a plan's limit, an organization) that
+// moves many users at once (extension 0.7.0), emitted as 'broadcast'; the
+// server then catches every device up through state_sync, which settles
+// each affected user's change in the user's own row.
 //
 // When the connection is lost it is reopened with exponential backoff, every
 // channel still in use is LISTENed again, and 'ready' is emitted with
@@ -26,6 +31,10 @@ import { checkLoginRole, detectPooler, loginRoleError, poolerError, PreflightErr
 
 const { escapeIdentifier } = pg;
 const SHARED_CHANNEL = 'roastr_state';
+export const BROADCAST_CHANNEL = 'roastr_state_broadcast';
+// The broadcasts the extension sends (README, "Notifications"); an unknown
+// type (a later extension) is a broadcast all the same.
+export const BROADCAST_TYPES = Object.freeze(['plan_limits', 'organization']);
 const BATCH = 500;                      // LISTEN statements per round trip on reconnect
 const HEARTBEAT_TIMEOUT_MS = 5000;
 
@@ -48,7 +57,7 @@ export class Listener extends EventEmitter {
     this.attempt = 0;
     this.timer = null;
     this.everReady = false;     // a first connection passed its checks
-    this.stats = { connects: 0, lost: 0, refused: 0, received: 0, routed: 0, malformed: 0 };
+    this.stats = { connects: 0, lost: 0, refused: 0, received: 0, routed: 0, malformed: 0, broadcasts: 0 };
   }
 
   start() {
@@ -71,6 +80,7 @@ export class Listener extends EventEmitter {
       mode: this.mode,
       connected: this.ready,
       channels: this.mode === 'shared' ? (this.ready ? 1 : 0) : (this.ready ? this.users.size : 0),
+      broadcast_channel: this.ready,
       ...this.stats,
     };
   }
@@ -133,6 +143,7 @@ export class Listener extends EventEmitter {
       await this._preflight(client);
       if (this.stopped || client.dead) throw new Error('connection closed');
       this.client = client;
+      await this._run(client, `LISTEN ${escapeIdentifier(BROADCAST_CHANNEL)}`);
       if (this.mode === 'shared') {
         await this._run(client, `LISTEN ${SHARED_CHANNEL}`);
       } else {
@@ -244,6 +255,14 @@ export class Listener extends EventEmitter {
     this.stats.received++;
     const r = route(this.mode, channel, payload);
     if (r === null) return;                 // not a channel of ours
+    if (r.broadcast !== undefined) {
+      // A shared change: every device here may be moved by it.  Even one
+      // that does not parse: catching up is always safe.
+      this.stats.broadcasts++;
+      if (r.broadcast === null) this.log.warn('malformed broadcast, catching every device up', { channel });
+      this.emit('broadcast', r.broadcast, at);
+      return;
+    }
     if (r.userId === null) {
       // shared mode: a payload without a user id cannot reach anyone
       this.stats.malformed++;
@@ -261,13 +280,19 @@ export class Listener extends EventEmitter {
 
 // Which user a notification is for: {userId, msg} (msg: the parsed payload,
 // or null when it is not JSON), {userId: null} when it cannot be told (shared
-// mode, no user id), or null for a channel that is not ours.
+// mode, no user id), {broadcast: msg} for a shared change (msg: the payload
+// when it is a JSON object with a string type, else null), or null for a
+// channel that is not ours.
 export function route(mode, channel, payload) {
   let msg;
   try {
     msg = JSON.parse(payload);
   } catch {
     msg = null;
+  }
+  if (channel === BROADCAST_CHANNEL) {
+    const ok = msg !== null && typeof msg === 'object' && !Array.isArray(msg) && typeof msg.type === 'string';
+    return { broadcast: ok ? msg : null };
   }
   if (mode === 'shared') {
     if (channel !== SHARED_CHANNEL) return null;

@@ -10,9 +10,12 @@ const { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } = client;
 
 // Why a device was sent a state_sync: the five causes of decide() (a
 // notification that could not be relayed as it was), plus 'connect' (the
-// answer to a device's cursor when it connects) and 'reconnect' (every
-// device, once the LISTEN connection is up again).
-export const CATCHUP_CAUSES = Object.freeze(['gap', 'withheld', 'resync', 'malformed', 'history', 'connect', 'reconnect']);
+// answer to a device's cursor when it connects), 'reconnect' (every
+// device, once the LISTEN connection is up again) and 'broadcast' (every
+// device, for an operator's change of a shared row).
+export const CATCHUP_CAUSES = Object.freeze(['gap', 'withheld', 'resync', 'malformed', 'history', 'connect', 'reconnect', 'broadcast']);
+// The broadcasts counted by type (anything else: 'other').
+export const BROADCAST_LABELS = Object.freeze(['plan_limits', 'organization', 'other']);
 export const ROUTES = Object.freeze(['/healthz', '/metrics', '/api/state/full', '/api/state/sync']);
 export const REFUSAL_CODES = Object.freeze(['unauthorized', 'forbidden', 'bad_request', 'unavailable']);
 const SQLSTATE_RE = /^[0-9A-Z]{5}$/;
@@ -32,6 +35,7 @@ export const noMetrics = Object.freeze({
   http() {},
   listenReconnect() {},
   refusedConnection() {},
+  broadcast() {},
   track() {},
 });
 
@@ -68,7 +72,13 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
     name: `${prefix}catchups_total`, registers, labelNames: ['cause'],
     help: 'state_syncs started for a device, by cause: gap, withheld, resync, malformed, history (a notification not relayed as it was; ' +
       'history: of another history than the device\'s cursor, after a failover or restore), ' +
-      'connect (a device connected), reconnect (the LISTEN connection came up again)',
+      'connect (a device connected), reconnect (the LISTEN connection came up again), ' +
+      'broadcast (an operator changed a shared row: a plan\'s limit, an organization)',
+  });
+  const broadcasts = new Counter({
+    name: `${prefix}broadcasts_total`, registers, labelNames: ['type'],
+    help: 'Broadcasts received on roastr_state_broadcast (an operator\'s change of a shared row), by type: plan_limits, organization, other; ' +
+      'each catches every device up',
   });
   const syncs = new Counter({ name: `${prefix}state_syncs_total`, help: 'state_sync queries run for devices', registers });
   const syncFailures = new Counter({
@@ -103,6 +113,7 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
   // Every label value of a fixed set is exported from the start (at 0), so
   // rate() and absence alerts work before the first event.
   for (const c of CATCHUP_CAUSES) catchups.labels(c).inc(0);
+  for (const t of BROADCAST_LABELS) broadcasts.labels(t).inc(0);
   for (const c of REFUSAL_CODES) refused.labels(c).inc(0);
   for (const e of ['state_update', 'state_sync']) delivery.zero({ event: e });
   patches.labels('ok').inc(0);
@@ -131,5 +142,6 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
     http(path, status) { http.labels(routeLabel(path), String(status)).inc(); },
     listenReconnect() { listenReconnects.inc(); },
     refusedConnection(code) { refused.labels(REFUSAL_CODES.includes(code) ? code : 'other').inc(); },
+    broadcast(type) { broadcasts.labels(BROADCAST_LABELS.includes(type) && type !== 'other' ? type : 'other').inc(); },
   };
 }

@@ -26,6 +26,13 @@ const GW_DB_USER = pg.escapeIdentifier(process.env.GW_DB_USER ?? 'roastr_gateway
 const gateways = Object.fromEntries((process.env.GW_URLS ?? '').split(/\s+/).filter(Boolean).map((kv) => kv.split('=')));
 const KEY = Buffer.from(JWT_SECRET ?? '', 'utf8');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitUntil(pred, ms, what) {
+  const until = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
 const started = Date.now();
 
 let passed = 0;
@@ -532,13 +539,23 @@ async function stateChecks(mode, url) {
   });
 
   // 0.3.0 announces this as {"fields": [], "data": {}}: the gateway must
-  // catch up rather than relay it as complete.
+  // catch up rather than relay it as complete.  0.7.0 writes no user's row
+  // for it and sends one broadcast: the gateway catches every device up,
+  // and that state_sync settles the user's change in the user's own row.
+  // Nothing else reads the user here: the broadcast alone must bring it,
+  // within a second.
   const [{ limit }] = await sql("SELECT monthly_roasts_limit AS limit FROM roastr_state.plans WHERE plan = 'free'");
-  await check(`${mode}: an operator raising the free plan's limit: the device equals state_full`, async () => {
+  await check(`${mode}: an operator raising the free plan's limit: one broadcast brings it to the device within 1 s, with nothing else reading`, async () => {
     const v = dev.cursor;
+    const t0 = Date.now();
     await sql("UPDATE roastr_state.plans SET monthly_roasts_limit = $1 WHERE plan = 'free'", [limit + 50]);
-    const { truth } = await dev.assertEqualsStateFull('the free plan\'s limit raised');
+    await waitUntil(() => dev.state.usage.monthly_roasts_limit === limit + 50, 1000, 'the new limit on the device');
+    const took = Date.now() - t0;
+    assert.ok(took <= 1000, `${took} ms`);
+    assert.equal(dev.cursor, v + 1, 'at one new version of the user\'s own');
+    const { truth, events } = await dev.assertEqualsStateFull('the free plan\'s limit raised');
     assert.deepEqual([truth._meta.version, truth.usage.monthly_roasts_limit, truth.usage.remaining_roasts], [v + 1, limit + 50, limit + 50 - truth.usage.monthly_roasts_used]);
+    assert.deepEqual(events.map(([kind]) => kind), ['state_sync'], 'a catch-up, not a relay');
   });
 
   await check(`${mode}: ... and lowering it back: the device equals state_full`, async () => {
@@ -567,6 +584,32 @@ async function stateChecks(mode, url) {
       await sql("UPDATE roastr_state.plans SET monthly_roasts_limit = $1 WHERE plan = 'free'", [limit]);
     }
     await dev.assertEqualsStateFull('the free plan\'s limit lowered back');
+  });
+
+  // 0.7.0: an organization's rename, a role change and its deletion write
+  // no member's row; each is one broadcast, and the device has the new
+  // organization within a second, with nothing else reading.
+  await check(`${mode}: an organization renamed, the member's role changed, the organization deleted: each reaches the device within 1 s by broadcast`, async () => {
+    const owner = randomUUID();
+    await sql('SELECT roastr_state.ensure_user($1, $2) IS NOT NULL', [owner, `owner-${mode}@example.com`]);
+    const [{ org }] = await sql('SELECT roastr_state.create_organization($1, $2, $3) AS org', [owner, 'Gw Org', `gw-org-${mode}`]);
+    await sql('SELECT roastr_state.add_member($1, $2, $3)', [org, u, 'member']);
+    await dev.assertEqualsStateFull('added to an organization');
+    assert.equal(dev.state.organization.name, 'Gw Org');
+    const steps = [
+      ['renamed', 'SELECT roastr_state.rename_organization($1, \'Gw Org 2\')', () => dev.state.organization?.name === 'Gw Org 2'],
+      ['a role change', 'SELECT roastr_state.set_member_role($1, $2, \'admin\')', () => dev.state.organization?.role === 'admin'],
+      ['deleted', 'SELECT roastr_state.delete_organization($1)', () => dev.state.organization === null],
+    ];
+    for (const [what, text, done] of steps) {
+      const v = dev.cursor;
+      const t0 = Date.now();
+      await sql(text, text.includes('$2') ? [org, u] : [org]);
+      await waitUntil(done, 1000, `the organization ${what} on the device`);
+      assert.ok(Date.now() - t0 <= 1000, `${what}: ${Date.now() - t0} ms`);
+      assert.equal(dev.cursor, v + 1, `${what}: one new version`);
+      await dev.assertEqualsStateFull(`the organization ${what}`);
+    }
   });
 
   await check(`${mode}: announcements that cannot be trusted (not JSON, bad version, fields not a list) never move the cursor`, async () => {
@@ -820,6 +863,9 @@ async function metricsChecks(mode, url) {
       'roastr_gateway_catchups_total{cause="withheld"}': 2,
       'roastr_gateway_catchups_total{cause="malformed"}': 1,
       'roastr_gateway_catchups_total{cause="connect"}': 10,
+      'roastr_gateway_catchups_total{cause="broadcast"}': 5,
+      'roastr_gateway_broadcasts_total{type="plan_limits"}': 4,
+      'roastr_gateway_broadcasts_total{type="organization"}': 3,
       roastr_gateway_state_syncs_total: 10,
       'roastr_gateway_patches_total{code="ok"}': 3,
       'roastr_gateway_patches_total{code="PT409"}': 1,
@@ -847,6 +893,8 @@ async function metricsChecks(mode, url) {
     assert.equal(value('roastr_gateway_users'), h.rooms);
     assert.equal(value('roastr_gateway_state_updates_total'), h.relayed);
     assert.equal(value('roastr_gateway_state_syncs_total'), h.syncs);
+    assert.equal(value('roastr_gateway_broadcasts_total{type="plan_limits"}') + value('roastr_gateway_broadcasts_total{type="organization"}') +
+      value('roastr_gateway_broadcasts_total{type="other"}'), h.listen.broadcasts);
     for (const needle of [A, B, 'eyJ', 'example.com', 'roast_level']) assert.ok(!text.includes(needle), `/metrics contains ${needle}`);
   });
 }

@@ -94,6 +94,12 @@ const RsField rs_fields[RS_NFIELDS] = {
 	{F_SUB_CANCEL_AT_PERIOD_END, "subscription.cancel_at_period_end",
 		"subscription", "cancel_at_period_end", "cancel_at_period_end",
 	FT_BOOL, W_SERVICE, K_SUBSCRIPTION, false, 0, 0, NULL, false, false},
+	{F_LIMITS_SEEN, "usage.limits_seen", "usage", "limits_seen",
+		"limits_seen",
+	FT_INT8, W_SYSTEM, K_USAGE, false, 0, 0, NULL, true, false},
+	{F_ORG_SEEN, "organization.seen", "organization", "seen",
+		"organization_seen",
+	FT_INT8, W_SYSTEM, K_ORGANIZATION, false, 0, 0, NULL, true, false},
 };
 
 const char *const rs_kind_names[RS_NKINDS] = {

@@ -60,6 +60,10 @@ typedef enum RsFieldId
 	F_ORG_CHANGED_AT,			/* hidden: the current organization changed */
 	/* 0.6.0 */
 	F_SUB_CANCEL_AT_PERIOD_END,
+	/* 0.7.0 */
+	F_LIMITS_SEEN,				/* hidden: the plan-limit stamp the log shows */
+	F_ORG_SEEN,					/* hidden: the organization stamp the log
+								 * shows */
 	RS_NFIELDS
 } RsFieldId;
 
@@ -74,7 +78,8 @@ typedef enum RsFieldType
 	FT_TEXT,
 	FT_TSTZ,
 	FT_UUID,
-	FT_SECRET					/* persona text: stored encrypted elsewhere */
+	FT_SECRET,					/* persona text: stored encrypted elsewhere */
+	FT_INT8						/* hidden change stamps (0.7.0) */
 } RsFieldType;
 
 /* Who may write a field through patch(). */

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # pg_dump, then restore into a fresh database: every user's state, version,
 # change log (so every client cursor), recorded mutation outcomes and the
-# operator's plan changes survive, and writing continues where it stopped.
+# operator's plan changes survive (with the change stamps each state row
+# recorded of them, and the stamp sequence), and writing continues where it
+# stopped.
 # Persona text too: the restored database (same cluster, so the same master
 # key file) decrypts every persona field to the same text, with user_keys
 # and the persona ciphertext byte-identical -- restoring copies ciphertext,
@@ -32,6 +34,9 @@ SELECT roastr_state.patch('$u1', '{"roasting.enabled": false}');
 SELECT roastr_state.patch('$u1', '{"roasting.roast_level": 5, "roasting.shield_level": "estricto"}', 2, '$mid');
 SELECT roastr_state.patch('$u2', '{"subscription.plan": "pro", "subscription.status": "trial", "subscription.trial_ends_at": "2999-01-01T00:00:00Z"}');
 UPDATE roastr_state.plans SET monthly_roasts_limit = 1500 WHERE plan = 'pro';
+-- settled before the dump (a pending change would be settled by each
+-- database's first read, at different times)
+SELECT roastr_state.state_full('$u2');
 SELECT roastr_state.patch('$u2', '{"persona.identity": "$identity", "persona.intolerance": "$intolerance"}');
 SELECT roastr_state.patch('$u2', '{"persona.tolerance": "$tolerance"}');
 SQL
@@ -39,8 +44,9 @@ SQL
 snapshot() {
 	psql -X -At -v ON_ERROR_STOP=1 -d "$1" <<SQL
 SELECT user_id, (roastr_state.state_sync(user_id, 0) - 'lastSyncedAt' - 'history')::text FROM roastr_state.state ORDER BY user_id;
-SELECT user_id, version, field_versions, field_times, created_at, updated_at FROM roastr_state.state ORDER BY user_id;
-SELECT plan, monthly_roasts_limit, trial_days FROM roastr_state.plans ORDER BY plan;
+SELECT user_id, version, field_log, created_at, updated_at, limits_seen, organization_seen FROM roastr_state.state ORDER BY user_id;
+SELECT plan, monthly_roasts_limit, trial_days, changed_stamp FROM roastr_state.plans ORDER BY plan;
+SELECT last_value FROM roastr_state.shared_stamp;
 SELECT user_id, mutation_id, request_hash, result FROM roastr_state.mutations ORDER BY 1, 2;
 SELECT user_id, keygen, master_key_id, encode(wrapped, 'hex'), created_at, rewrapped_at FROM roastr_state.user_keys ORDER BY user_id;
 SELECT user_id, encode(identity, 'hex'), encode(intolerance, 'hex'), encode(tolerance, 'hex') FROM roastr_state.persona ORDER BY user_id;

@@ -269,7 +269,7 @@ mv "$work/keys.saved" "$keyfile"
 # (g) rotation
 old_keys=$(val "SELECT string_agg(user_id || ' ' || encode(wrapped, 'hex'), ',' ORDER BY user_id) FROM roastr_state.user_keys")
 before_persona=$(val "SELECT string_agg(user_id || encode(identity, 'hex') || encode(tolerance, 'hex'), ',' ORDER BY user_id) FROM roastr_state.persona")
-before_versions=$(val "SELECT string_agg(user_id || ' ' || version || ' ' || field_versions::text, ',' ORDER BY user_id) FROM roastr_state.state")
+before_versions=$(val "SELECT string_agg(user_id || ' ' || version || ' ' || field_log::text, ',' ORDER BY user_id) FROM roastr_state.state")
 put_keys "$good1"$'\n'"2 $K2"$'\n'
 [ "$(stat -c %a "$keyfile")" = 600 ] || bad "g: the key file's mode is $(stat -c %a "$keyfile")"
 calls=""
@@ -289,7 +289,7 @@ same=$(comm -12 <(tr ',' '\n' <<<"$old_keys" | sort) <(tr ',' '\n' <<<"$new_keys
 [ "$same" = 0 ] || bad "g: $same wrapped keys did not change"
 [ "$(val "SELECT string_agg(user_id || encode(identity, 'hex') || encode(tolerance, 'hex'), ',' ORDER BY user_id) FROM roastr_state.persona")" = "${before_persona}" ] ||
 	bad "g: rotation changed persona ciphertext"
-[ "$(val "SELECT string_agg(user_id || ' ' || version || ' ' || field_versions::text, ',' ORDER BY user_id) FROM roastr_state.state")" = "$before_versions" ] ||
+[ "$(val "SELECT string_agg(user_id || ' ' || version || ' ' || field_log::text, ',' ORDER BY user_id) FROM roastr_state.state")" = "$before_versions" ] ||
 	bad "g: rotation changed a version or the change log"
 [ "$(personas)" = "$want_personas" ] || bad "g: after rotation, persona texts read $(personas)"
 # key 1 leaves the file

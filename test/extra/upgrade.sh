@@ -24,7 +24,7 @@ tmp=$(mktemp -d)
 # shellcheck disable=SC2317   # called through the EXIT trap
 cleanup() {
 	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $fresh" -c "DROP DATABASE IF EXISTS $old" \
-		>/dev/null 2>&1 || true
+		-c "DROP DATABASE IF EXISTS rs_upgrade_06" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -79,12 +79,30 @@ $$ SELECT version::text FROM roastr_state.state WHERE user_id = u $$;
 CREATE FUNCTION pg_temp.fields(j jsonb) RETURNS text LANGUAGE sql AS
 $$ SELECT jsonb_path_query_array(j, '$.changes[*].field')::text $$;
 -- Everything B holds, as the API and the tables show it, without read times.
+-- A row's change log by field id, {id: [version, time in microseconds since
+-- 2000-01-01 UTC]}, from either layout: field_versions/field_times indexed by
+-- field id (up to 0.6.0), or 0.7.0's field_log of pairs in slot order (the
+-- slot -> field id map of src/fieldlog.c).  Fields never logged (version 0,
+-- or no entry in a shorter array) are left out.
+CREATE FUNCTION pg_temp.change_log(r jsonb) RETURNS jsonb LANGUAGE sql AS $$
+SELECT coalesce(jsonb_object_agg(f, jsonb_build_array(v, t) ORDER BY f), '{}')
+FROM (SELECT i - 1 AS f, (r->'field_versions'->>(i - 1))::bigint AS v,
+             (extract(epoch FROM (r->'field_times'->>(i - 1))::timestamptz) * 1000000)::bigint - 946684800000000 AS t
+        FROM generate_series(1, coalesce(jsonb_array_length(r->'field_versions'), 0)) i
+      UNION ALL
+      SELECT m.f, (r->'field_log'->>(2 * (m.s::int - 1)))::bigint, (r->'field_log'->>(2 * (m.s::int - 1) + 1))::bigint
+        FROM unnest(ARRAY[17, 14, 15, 16, 18, 20, 1, 9, 10, 11, 12, 13, 3, 2, 5, 6, 4, 23, 7, 8, 21, 19, 22, 0, 24, 25])
+             WITH ORDINALITY m(f, s)
+       WHERE r ? 'field_log' AND 2 * m.s <= jsonb_array_length(r->'field_log')) x
+WHERE v > 0
+$$;
 CREATE FUNCTION pg_temp.snapshot() RETURNS text LANGUAGE sql AS $$
 SELECT jsonb_pretty(jsonb_build_object(
 	'users', (SELECT jsonb_object_agg(s.user_id, jsonb_build_object(
 			'state_sync', roastr_state.state_sync(s.user_id, 0) - 'lastSyncedAt' - 'history',
 			'state_full', roastr_state.state_full(s.user_id) #- '{_meta,lastSyncedAt}' #- '{_meta,history}',
-			'row', to_jsonb(s)))
+			'row', to_jsonb(s) - 'field_versions' - 'field_times' - 'field_log'
+				|| jsonb_build_object('change_log', pg_temp.change_log(to_jsonb(s)))))
 		FROM roastr_state.state s),
 	'mutations', (SELECT jsonb_agg(to_jsonb(m) ORDER BY m.user_id, m.mutation_id) FROM roastr_state.mutations m),
 	'deleted_users', (SELECT jsonb_agg(to_jsonb(d) ORDER BY d.user_id) FROM roastr_state.deleted_users d),
@@ -284,7 +302,8 @@ report "recording $old after the upgrade" "$out" "$st"
 # holds the identical value -- objects compared key by key, arrays element
 # by element, recursively.  So every user's state_sync from 0 (each field's
 # value, version and change time, and the cursor), state_full, raw state
-# row (version, field_versions, field_times, created_at, updated_at ...),
+# row (version, its change log by field id from either layout, created_at,
+# updated_at ...),
 # the recorded mutations, deleted users, plans and persona rows are
 # identical.  Only lastSyncedAt, the time of the read, is left out of the
 # record; the derived values (usage period, trial days left) depend on the
@@ -295,8 +314,10 @@ report "recording $old after the upgrade" "$out" "$st"
 # must be NULL in every upgraded row.  The output of state_sync and
 # state_full gains no key at all: one library serves both versions.
 # 0.6.0's cancel_at_period_end is NOT NULL DEFAULT false: false in every
-# upgraded row.
-new_column_re='^\.users\.<user>\.row\.([a-z_]+ = null|cancel_at_period_end = false)$'
+# upgraded row.  0.8.0's change stamps are NOT NULL DEFAULT 0: 0 in every
+# upgraded state row (limits_seen, organization_seen) and plan row
+# (changed_stamp), so nothing is pending after the upgrade.
+new_column_re='^\.users\.<user>\.row\.([a-z_]+ = null|cancel_at_period_end = false|(limits_seen|organization_seen) = 0)$|^\.plans\[[0-9]+\]\.changed_stamp = 0$'
 compare_snapshots() {     # compare_snapshots BEFORE AFTER LABEL
 	local projected added
 	projected=$(echo "SELECT jsonb_pretty(pg_temp.project(:'b'::jsonb, :'a'::jsonb));" |
@@ -313,7 +334,7 @@ compare_snapshots() {     # compare_snapshots BEFORE AFTER LABEL
 	added=$(echo "$added" | sed -E 's/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/<user>/g' | LC_ALL=C sort -u)
 	new_columns=$(echo "$added" | sed -nE 's/^\.users\.<user>\.row\.([a-z_]+) = null$/\1/p' | paste -sd, -)
 	if [ -n "$added" ] && echo "$added" | grep -vqE "$new_column_re"; then
-		echo "$3: keys the upgrade added (only new columns of state rows, NULL or their default, may appear):"
+		echo "$3: keys the upgrade added (only new columns of state and plan rows, NULL or their default, may appear):"
 		# shellcheck disable=SC2001
 		echo "$added" | sed 's/^/  /'
 		fail=1
@@ -375,12 +396,14 @@ SELECT pg_temp.expect('the usage of the new plan',
 	   FROM (SELECT roastr_state.state_full(:'u3') -> 'usage') x(u)),
 	'1000 1000 t t');
 
--- an operator's new limit reaches pre-upgrade users as a new version
+-- an operator's new limit reaches pre-upgrade users as a new version,
+-- written by their next call (0.8.0), not by the operator's UPDATE
 UPDATE roastr_state.plans SET monthly_roasts_limit = 150 WHERE plan = 'free';
-SELECT pg_temp.expect('a changed plan limit', pg_temp.ver(:'u1'), '7');
+SELECT pg_temp.expect('a changed plan limit writes no state row', pg_temp.ver(:'u1'), '6');
 SELECT pg_temp.expect('is synced', (SELECT jsonb_object_agg(c ->> 'field', c -> 'value')::text
 	FROM jsonb_array_elements(roastr_state.state_sync(:'u1', 6) -> 'changes') c),
 	'{"usage.remaining_roasts": 141, "usage.monthly_roasts_limit": 150}');
+SELECT pg_temp.expect('as a new version, written by that sync', pg_temp.ver(:'u1'), '7');
 
 -- a user deleted on 0.1.0 comes back above its last version
 SELECT pg_temp.expect('re-created after the upgrade', roastr_state.ensure_user(:'u4', 'four@example.com') -> '_meta' ->> 'version', '3');
@@ -409,6 +432,46 @@ RESET ROLE;
 SQL
 ) && st=0 || st=$?
 report "0.2.0 and 0.3.0 on pre-upgrade users in $old" "$out" "$st"
+
+# ------------------------------ C: 0.6.0's organizations through 0.8.0
+# Organizations made before 0.8.0, whose state rows their members' own
+# rows still name, upgraded: nothing is pending right after the upgrade
+# (every stamp starts at 0), and a rename, a role change and a deletion
+# reach those members at their next read, as versions of their own.
+if [ "$target" = "0.8.0" ] || [ "$(printf '%s\n' "$target" 0.8.0 | sort -V | head -n 1)" = "0.8.0" ]; then
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS rs_upgrade_06" -c "CREATE DATABASE rs_upgrade_06" 2>/dev/null
+	out=$(run_sql rs_upgrade_06 <<'SQL'
+CREATE EXTENSION roastr_state VERSION '0.6.0';
+SELECT roastr_state.ensure_user(:'u1', 'one@example.com') \g /dev/null
+SELECT roastr_state.ensure_user(:'u2', 'two@example.com') \g /dev/null
+SELECT roastr_state.create_organization(:'u1', 'Old', 'old-org') AS org \gset
+SELECT roastr_state.add_member(:'org', :'u2', 'member') \g /dev/null
+SELECT pg_temp.expect('0.6.0: the organization is current for both',
+	(SELECT count(*) FROM roastr_state.state WHERE organization_id = :'org')::text, '2');
+ALTER EXTENSION roastr_state UPDATE TO '0.8.0';
+SELECT pg_temp.ver(:'u1') AS v1, pg_temp.ver(:'u2') AS v2 \gset
+SELECT pg_temp.expect('nothing pending after the upgrade',
+	roastr_state.stats()->>'users_with_shared_moves_pending', '0');
+SELECT pg_temp.expect('a read after the upgrade writes nothing',
+	roastr_state.state_full(:'u2')->'_meta'->>'version', :'v2');
+SELECT roastr_state.rename_organization(:'org', 'Renamed') \g /dev/null
+SELECT roastr_state.set_member_role(:'org', :'u2', 'admin') \g /dev/null
+SELECT pg_temp.expect('the rename and the role change wrote no state row',
+	pg_temp.ver(:'u1') || ' ' || pg_temp.ver(:'u2'), :'v1' || ' ' || :'v2');
+SELECT pg_temp.expect('a pre-upgrade member''s next sync reports them, at one version of their own',
+	pg_temp.fields(roastr_state.state_sync(:'u2', :'v2'::bigint)) || ' ' || pg_temp.ver(:'u2'),
+	'["organization.id", "organization.name", "organization.role", "organization.slug"] ' || (:'v2'::int + 1));
+SELECT pg_temp.expect('with the new values', (SELECT o->>'name' || ' ' || (o->>'role') FROM roastr_state.state_full(:'u2') f,
+	LATERAL (SELECT f->'organization') x(o)), 'Renamed admin');
+SELECT roastr_state.delete_organization(:'org') \g /dev/null
+SELECT pg_temp.expect('the deletion wrote no state row', pg_temp.ver(:'u1'), :'v1');
+SELECT pg_temp.expect('the owner''s next read has no organization',
+	(roastr_state.state_full(:'u1')->'organization')::text || ' ' || pg_temp.ver(:'u1'), 'null ' || (:'v1'::int + 1));
+SQL
+) && st=0 || st=$?
+	report "0.6.0 organizations upgraded to 0.8.0 in rs_upgrade_06" "$out" "$st"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS rs_upgrade_06" >/dev/null 2>&1 || true
+fi
 
 # ------------------------------------------------ A and B: the catalogs
 # Every member of the extension (pg_depend deptype 'e'), and everything
@@ -524,17 +587,19 @@ SELECT format('relation|%s|acl|%s|%s%s|grantor=%s', c.oid::regclass,
   FROM mem m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid,
        aclexplode(coalesce(c.relacl,
 			acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a
--- columns, in order: the attribute number is part of the line
+-- columns, in order: the position among the live columns is part of the
+-- line (0.7.0 moves columns to the end of the state row with ALTER TABLE,
+-- which leaves dropped attributes behind in an upgraded table)
 UNION ALL
 SELECT format('relation|%s|column|%s|%s|%s|not null=%s|default=%s|identity=%s|generated=%s|collation=%s|dropped=%s|comment=%s|acl=%s',
-		c.oid::regclass, to_char(a.attnum, 'FM000'), a.attname, format_type(a.atttypid, a.atttypmod),
+		c.oid::regclass, to_char(row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum), 'FM000'), a.attname, format_type(a.atttypid, a.atttypmod),
 		a.attnotnull, coalesce(pg_get_expr(d.adbin, d.adrelid), '<none>'),
 		a.attidentity, a.attgenerated,
 		coalesce((SELECT collname FROM pg_collation WHERE oid = a.attcollation), '<none>'),
 		a.attisdropped, coalesce(col_description(c.oid, a.attnum), '<null>'),
 		coalesce(a.attacl::text, '<null>'))
   FROM mem m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
-  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 -- constraints
 UNION ALL
@@ -595,7 +660,7 @@ SELECT format('type|%s|typtype=%s|input=%s|output=%s|definition=%s|owner=%s|comm
 			WHEN 'e' THEN (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid)
 			WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod)
 			WHEN 'c' THEN (SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' ORDER BY attnum)
-							 FROM pg_attribute WHERE attrelid = t.typrelid AND attnum > 0)
+							 FROM pg_attribute WHERE attrelid = t.typrelid AND attnum > 0 AND NOT attisdropped)
 			ELSE '' END,
 		pg_get_userbyid(t.typowner), coalesce(obj_description(t.oid, 'pg_type'), '<null>'),
 		coalesce(t.typacl::text, '<null>'))

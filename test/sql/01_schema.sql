@@ -63,13 +63,17 @@ SELECT is(
 
 SELECT is(
 	(SELECT extversion FROM pg_extension WHERE extname = 'roastr_state'),
-	'0.6.0', 'installed version');
+	'0.8.0', 'installed version');
 
 SELECT is(
-	(SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
-	  WHERE attrelid = 'roastr_state.state'::regclass AND attnum > 0 AND attnum <= 4),
-	'user_id,version,updated_at,roasting_enabled',
-	'small hot columns come first in the state row');
+	(SELECT string_agg(attname, ',' ORDER BY attnum) FROM (
+		SELECT attname, attnum FROM pg_attribute
+		 WHERE attrelid = 'roastr_state.state'::regclass AND attnum > 0 AND NOT attisdropped
+		   AND attnum <= (SELECT attnum FROM pg_attribute
+		                   WHERE attrelid = 'roastr_state.state'::regclass AND attname = 'field_log')
+		 ORDER BY attnum DESC LIMIT 8) a),
+	'shield_level,usage_period_start,version,updated_at,monthly_roasts_used,roasting_enabled,roast_level,field_log',
+	'the columns a write changes sit together at the end of the state row, the change log last');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -2,7 +2,7 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(21);
+SELECT plan(24);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
 
@@ -44,8 +44,8 @@ SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET email = ''no-at-
 	'22023', 'an e-mail without @');
 
 -- columns the trigger maintains
-SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET field_versions = ''{}'' WHERE user_id = %L', :u1))->>'sqlstate',
-	'428C9', 'field_versions cannot be set');
+SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET field_log = ''{}'' WHERE user_id = %L', :u1))->>'sqlstate',
+	'428C9', 'field_log cannot be set');
 SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET user_id = %L WHERE user_id = %L', :u2, :u1))->>'sqlstate',
 	'428C9', 'user_id cannot change');
 SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET created_at = now() - interval ''1 day'' WHERE user_id = %L', :u1))->>'sqlstate',
@@ -62,15 +62,26 @@ SELECT is((SELECT string_agg(version::text, ',' ORDER BY user_id) FROM roastr_st
 	'a multi-row UPDATE versions each user');
 
 -- a row that brings its change log (pg_dump's COPY) keeps it, if consistent
-INSERT INTO roastr_state.state (user_id, email, version, field_versions, field_times)
-	VALUES (:u3, 'c@example.com', 7, '{1,1,1,1,1,1,1,1,1,1,1,1,1,1,7,2,1,1,1,1}',
-	        array_fill(now(), ARRAY[20]));
+-- (field_log: (version, time) pairs in slot order; slot 1 is roasting.enabled,
+-- slot 2 roasting.roast_level; times in microseconds since 2000-01-01 UTC)
+INSERT INTO roastr_state.state (user_id, email, version, field_log)
+	SELECT :u3, 'c@example.com', 7, array_agg(x ORDER BY s, k)
+	FROM generate_series(0, 19) s,
+	     LATERAL (VALUES (1, CASE s WHEN 1 THEN 7 WHEN 2 THEN 2 ELSE 1 END),
+	                     (2, (extract(epoch FROM now()) * 1000000)::bigint - 946684800000000)) p(k, x);
 SELECT is(jsonb_path_query_array(roastr_state.state_sync(:u3, 1), '$.changes[*].field'),
 	'["roasting.roast_level", "roasting.enabled"]'::jsonb, 'a restored row keeps its change log');
 SELECT is((roastr_state.state_full(:u3)->'_meta'->>'version')::int, 7, 'and its version');
-SELECT is(pg_temp.outcome($$INSERT INTO roastr_state.state (user_id, email, version, field_versions)
-	VALUES ('a4444444-4444-4444-8444-444444444444', 'd@example.com', 2, '{1,9}')$$)->>'sqlstate',
+SELECT is((roastr_state.state_sync(:u3, 1)->'changes'->0->>'updated_at')::timestamptz, now(), 'and its times');
+SELECT is(pg_temp.outcome($$INSERT INTO roastr_state.state (user_id, email, version, field_log)
+	VALUES ('a4444444-4444-4444-8444-444444444444', 'd@example.com', 2, '{1,0,9,0}')$$)->>'sqlstate',
 	'22023', 'a restored row whose log is ahead of its version is refused');
+SELECT is(pg_temp.outcome($$INSERT INTO roastr_state.state (user_id, email, version, field_log)
+	VALUES ('a4444444-4444-4444-8444-444444444444', 'd@example.com', 2, '{1,0,1}')$$)->>'sqlstate',
+	'22023', 'a restored row whose log is not pairs is refused');
+SELECT is(pg_temp.outcome($$INSERT INTO roastr_state.state (user_id, email, version, field_log)
+	VALUES ('a4444444-4444-4444-8444-444444444444', 'd@example.com', 2, '{{1,0},{1,0}}')$$)->>'sqlstate',
+	'22023', 'nor one of two dimensions');
 
 -- inserting an existing plan updates it (restoring a dump)
 INSERT INTO roastr_state.plans VALUES ('pro', 1200, 7);

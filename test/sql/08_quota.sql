@@ -3,7 +3,7 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(34);
+SELECT plan(35);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
 SELECT roastr_state.ensure_user(:u2, 'bob@example.com') IS NOT NULL;
@@ -39,12 +39,14 @@ SELECT is(jsonb_path_query_array(roastr_state.state_sync(:u1, :v_before), '$.cha
 	'["usage.monthly_roasts_used", "usage.remaining_roasts"]', 'used and remaining are logged');
 SELECT is(roastr_state.state_full(:u1)->'usage'->'remaining_roasts', '0', 'state_full agrees');
 
--- an operator raising the limit is a new version with the new limit
+-- an operator raising the limit writes no state row; the user's next call
+-- makes it a new version with the new limit (0.7.0)
 SELECT pg_temp.ver(:u1) AS v_before \gset
 UPDATE roastr_state.plans SET monthly_roasts_limit = 8 WHERE plan = 'free';
-SELECT is(pg_temp.ver(:u1), :v_before::bigint + 1, 'a changed plan limit bumps its users');
+SELECT is(pg_temp.ver(:u1), :v_before::bigint, 'a changed plan limit writes no state row');
 SELECT is(jsonb_path_query_array(roastr_state.state_sync(:u1, :v_before), '$.changes[*].field'),
-	'["usage.monthly_roasts_limit", "usage.remaining_roasts"]', 'and syncs see the new limit');
+	'["usage.monthly_roasts_limit", "usage.remaining_roasts"]', 'the next sync sees the new limit');
+SELECT is(pg_temp.ver(:u1), :v_before::bigint + 1, 'as one new version, written by that sync');
 
 -- idempotency keys
 SELECT is(pg_temp.take(:u1, 2, 'order-1'),

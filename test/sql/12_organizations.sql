@@ -1,6 +1,8 @@
 -- Organizations: owner/admin/member roles, exactly one owner, the current
 -- organization in state, and the versions every change gives the members
--- it affects.
+-- it affects.  Since 0.7.0 a change of the organization's row or of a
+-- role (rename, set_member_role, delete) writes no member's state row:
+-- each member's next call settles it, as one version of their own.
 \set ECHO none
 \i test/helpers/common.psql
 \set u4 '''a4444444-4444-4444-8444-444444444444'''
@@ -17,7 +19,7 @@
 \set as_service 'SET LOCAL ROLE service_role; SET LOCAL request.jwt.claims = '''';'
 
 BEGIN;
-SELECT plan(165);
+SELECT plan(186);
 
 -- Supabase's roles (the test cluster has them), then reinstall so the
 -- install script grants to them.
@@ -204,8 +206,9 @@ SELECT pg_temp.ver(:u4) AS dee_v, pg_temp.ver(:u3) AS cy_v \gset
 :as_ann
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.set_member_role(%L, %L, 'admin')$$, :'acme', :u4))->>'sqlstate',
 	'00000', 'the owner makes an admin');
-SELECT is(pg_temp.org_of(:u4)->>'role', 'admin', 'whose state shows the new role');
-SELECT is(pg_temp.ver(:u4), (:dee_v + 1)::bigint, 'as a new version');
+SELECT is(pg_temp.ver(:u4), :dee_v::bigint, 'the role change writes no state row');
+SELECT is(pg_temp.org_of(:u4)->>'role', 'admin', 'whose next read shows the new role');
+SELECT is(pg_temp.ver(:u4), (:dee_v + 1)::bigint, 'as a new version, written by that read');
 SELECT is(pg_temp.org_changes(:u4, :dee_v)->'organization.role', jsonb_build_array('admin', (:dee_v + 1)::bigint),
 	'and the change log has organization.role at it');
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.set_member_role(%L, %L, 'admin')$$, :'acme', :u4))->>'sqlstate',
@@ -247,10 +250,12 @@ SELECT is(pg_temp.members(:'acme'),
 	'the new owner owns it; the old owner is an admin');
 SELECT is((SELECT count(*) FROM roastr_state.organization_members WHERE org_id = :'acme' AND role = 'owner'),
 	1::bigint, 'exactly one owner');
-SELECT is(ARRAY[pg_temp.ver(:u1), pg_temp.ver(:u2)], ARRAY[:ann_v + 1, :bob_v + 1]::bigint[],
-	'both get a new version');
+SELECT is(ARRAY[pg_temp.ver(:u1), pg_temp.ver(:u2)], ARRAY[:ann_v, :bob_v]::bigint[],
+	'the transfer writes neither state row');
 SELECT is(ARRAY[pg_temp.org_of(:u1)->>'role', pg_temp.org_of(:u2)->>'role'],
-	ARRAY['admin', 'owner'], 'and their states show the new roles');
+	ARRAY['admin', 'owner'], 'their next reads show the new roles');
+SELECT is(ARRAY[pg_temp.ver(:u1), pg_temp.ver(:u2)], ARRAY[:ann_v + 1, :bob_v + 1]::bigint[],
+	'as a new version each, written by each user''s own read');
 :as_ann
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.set_member_role(%L, %L, 'owner')$$, :'acme', :u1))->>'sqlstate',
 	'42501', 'the old owner cannot take ownership back');
@@ -364,10 +369,10 @@ SELECT is(pg_temp.outcome(format($$SELECT roastr_state.rename_organization(%L, '
 :as_super
 SELECT is((SELECT name FROM roastr_state.organizations WHERE id = :'acme'), 'Acme Corp', 'the organization has its new name');
 SELECT is(ARRAY[pg_temp.ver(:u1), pg_temp.ver(:u2), pg_temp.ver(:u3), pg_temp.ver(:u4)],
-	ARRAY[(:ann_v + 1)::bigint, (:bob_v + 1)::bigint, :cy_v, (:dee_v + 1)::bigint]::bigint[],
-	'every member whose current organization it is gets a new version; cy does not');
+	ARRAY[:ann_v, :bob_v, :cy_v, :dee_v]::bigint[],
+	'the rename writes no member''s state row');
 SELECT is(pg_temp.org_changes(:u2, :bob_v)->'organization.name', jsonb_build_array('Acme Corp', (:bob_v + 1)::bigint),
-	'a member''s sync shows organization.name at the new version');
+	'a member''s next sync settles it: organization.name at a new version of their own');
 SELECT is(pg_temp.org_of(:u4)->>'name', 'Acme Corp', 'and so does the owner''s state');
 SELECT is(pg_temp.org_of(:u3)->>'name', 'Gamma', 'cy''s state still shows gamma');
 :as_dee
@@ -377,9 +382,11 @@ SELECT is((SELECT roastr_state.state_full()->'organization'->>'name'), 'Acme', '
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.rename_organization(%L, 'Acme')$$, :'acme'))->>'sqlstate',
 	'00000', 'renaming to the same name is no error');
 :as_super
+SELECT is(ARRAY[pg_temp.org_of(:u1)->>'name', pg_temp.org_of(:u2)->>'name', pg_temp.org_of(:u4)->>'name'],
+	ARRAY['Acme', 'Acme', 'Acme'], 'every member''s next read shows the last name');
 SELECT is(ARRAY[pg_temp.ver(:u1), pg_temp.ver(:u2), pg_temp.ver(:u3), pg_temp.ver(:u4)],
-	ARRAY[(:ann_v + 2)::bigint, (:bob_v + 2)::bigint, :cy_v, (:dee_v + 2)::bigint]::bigint[],
-	'the rename bumped the same members once more; the no-op rename bumped nobody');
+	ARRAY[(:ann_v + 1)::bigint, (:bob_v + 2)::bigint, :cy_v, (:dee_v + 2)::bigint]::bigint[],
+	'one version per rename a member read after; ann, who read nothing in between, settles both in one; cy, whose current organization is another, none; the no-op rename, none');
 :as_bob
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.rename_organization(%L, 'Bob''s')$$, :'acme'))->>'sqlstate',
 	'42501', 'a member cannot rename');
@@ -471,16 +478,20 @@ SELECT is(pg_temp.members(:'acme'), jsonb_build_object(:u1, 'owner', :u3, 'membe
 	'acme lives on with its new owner');
 SELECT ok(pg_temp.one_owner_each(), 'every organization still has exactly one owner');
 
--- an operator deletes an organization: the foreign key clears it from the
--- state of every member whose current organization it was, as a new version
+-- an operator deletes an organization with a DELETE: no state row is
+-- written (0.7.0: no foreign key clears it); every member whose current
+-- organization it was has none from their next call, as a new version
 :as_service
 SELECT roastr_state.set_current_organization(:u3, :'acme') \gset
 :as_super
 SELECT pg_temp.ver(:u3) AS cy_v, pg_temp.ver(:u1) AS ann_v \gset
 DELETE FROM roastr_state.organizations WHERE id = :'acme';
+SELECT is(ARRAY[pg_temp.ver(:u3), pg_temp.ver(:u1)], ARRAY[:cy_v, :ann_v]::bigint[],
+	'a DELETE of an organization writes no state row');
 SELECT is(pg_temp.org_of(:u3), 'null'::jsonb, 'a member whose current organization was deleted has none');
 SELECT is(ARRAY[pg_temp.ver(:u3), pg_temp.ver(:u1)], ARRAY[:cy_v + 1, :ann_v]::bigint[],
-	'as a new version (ann, whose current organization is another, has none)');
+	'as a new version, written by that read (ann, whose current organization is another, has none)');
+SELECT is((SELECT organization_id FROM roastr_state.state WHERE user_id = :u3), NULL, 'and the row no longer names it');
 SELECT is(pg_temp.org_changes(:u3, :cy_v)->'organization.id', jsonb_build_array(NULL, (:cy_v + 1)::bigint),
 	'which the change log shows');
 
@@ -502,6 +513,61 @@ SELECT roastr_state.add_member(:'beta', :u3, 'member') \gset
 SELECT ok(pg_temp.ver(:u3) > :cy_v AND pg_temp.org_of(:u3)->>'id' = :'beta',
 	'a member added whose state already named the organization: the organization they now see is a new version');
 SELECT ok(pg_temp.org_changes(:u3, :cy_v) ? 'organization.role', 'which their sync reports');
+
+-- ---------------------------------------------------------------------------
+-- delete_organization (0.7.0): the owner deletes an organization of any
+-- size in one short transaction that writes no member's state row
+-- ---------------------------------------------------------------------------
+:as_ann
+SELECT roastr_state.create_organization(NULL, 'Delta', 'delta') AS delta \gset
+SELECT roastr_state.add_member(:'delta', :u3, 'member') \gset
+SELECT roastr_state.set_current_organization(NULL, :'delta') \gset
+:as_service
+SELECT roastr_state.set_current_organization(:u3, :'delta') \gset
+:as_super
+SELECT is(ARRAY[pg_temp.org_of(:u1)->>'slug', pg_temp.org_of(:u3)->>'slug'], ARRAY['delta', 'delta'],
+	'delta is current for its owner ann and its member cy');
+SELECT pg_temp.ver(:u1) AS ann_v, pg_temp.ver(:u3) AS cy_v \gset
+:as_cy
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.delete_organization(%L)', :'delta'))->>'sqlstate',
+	'42501', 'a member cannot delete the organization');
+:as_ann
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.delete_organization(%L)', :nobody))->>'sqlstate',
+	'PT404', 'an unknown organization: PT404');
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.delete_organization(%L)', :'delta'))->>'sqlstate',
+	'00000', 'the owner deletes it');
+:as_super
+SELECT is(ARRAY[pg_temp.ver(:u1), pg_temp.ver(:u3)], ARRAY[:ann_v, :cy_v]::bigint[],
+	'the deletion writes no member''s state row');
+SELECT ok((SELECT deleted_at IS NOT NULL FROM roastr_state.organizations WHERE id = :'delta'),
+	'the organization is a tombstone');
+:as_service
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.rename_organization(%L, ''X'')', :'delta'))->>'sqlstate',
+	'PT404', 'a deleted organization is gone for every function: rename');
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.delete_organization(%L)', :'delta'))->>'sqlstate',
+	'PT404', 'delete again');
+SELECT is(pg_temp.outcome(format('SELECT roastr_state.set_current_organization(%L, %L)', :u3, :'delta'))->>'sqlstate',
+	'PT404', 'set_current_organization');
+:as_super
+SELECT is(pg_temp.org_changes(:u3, :cy_v),
+	jsonb_build_object('organization.id', jsonb_build_array(NULL, (:cy_v + 1)::bigint),
+	                   'organization.name', jsonb_build_array(NULL, (:cy_v + 1)::bigint),
+	                   'organization.slug', jsonb_build_array(NULL, (:cy_v + 1)::bigint),
+	                   'organization.role', jsonb_build_array(NULL, (:cy_v + 1)::bigint)),
+	'a member''s next sync settles it: every organization field cleared, at a new version of their own');
+SELECT is((SELECT organization_id FROM roastr_state.state WHERE user_id = :u3), NULL,
+	'and their row no longer names it');
+:as_service
+SELECT is(pg_temp.outcome(format('UPDATE roastr_state.state SET organization_id = %L WHERE user_id = %L', :'delta', :u3))->>'sqlstate',
+	'42501', 'nor can a direct UPDATE name it again');
+:as_super
+SELECT is(pg_temp.org_of(:u1), 'null'::jsonb, 'the owner''s next read shows none too');
+SELECT is(ARRAY[pg_temp.ver(:u1), pg_temp.ver(:u3)], ARRAY[:ann_v + 1, :cy_v + 1]::bigint[],
+	'one new version each, and only one');
+SELECT is(pg_temp.members(:'delta'), jsonb_build_object(:u1, 'owner', :u3, 'member'),
+	'the memberships stay, invisible');
+:as_ann
+SELECT isnt(roastr_state.create_organization(NULL, 'Delta again', 'delta'), NULL, 'its slug is free again');
 
 SELECT * FROM finish();
 ROLLBACK;

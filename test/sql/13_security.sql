@@ -9,7 +9,7 @@
 \set u5 '''a5555555-5555-4555-8555-555555555555'''
 
 BEGIN;
-SELECT plan(377);
+SELECT plan(379);
 
 -- Supabase's roles (the test cluster has them), then reinstall so the
 -- install script grants to them.
@@ -215,11 +215,14 @@ INSERT INTO evil_calls (phase, label, cmd) VALUES
 	('super', 'ensure_user 7', $$SELECT roastr_state.ensure_user('e00000$V7-0000-4000-8000-000000000001', 'u7-$V@example.com')$$),
 	('super', 'organization a1', $$INSERT INTO roastr_state.organizations (id, name, slug) VALUES ('e00000$V1-0000-4000-8000-0000000000a1', 'A$V', 'evil-a-$V')$$),
 	('super', 'organization b1', $$INSERT INTO roastr_state.organizations (id, name, slug) VALUES ('e00000$V1-0000-4000-8000-0000000000b1', 'B$V', 'evil-b-$V')$$),
+	('super', 'organization c1', $$INSERT INTO roastr_state.organizations (id, name, slug) VALUES ('e00000$V1-0000-4000-8000-0000000000c1', 'C$V', 'evil-c-$V')$$),
 	('super', 'members', $$INSERT INTO roastr_state.organization_members (org_id, user_id, role) VALUES
 		('e00000$V1-0000-4000-8000-0000000000a1', 'e00000$V1-0000-4000-8000-000000000001', 'owner'),
 		('e00000$V1-0000-4000-8000-0000000000a1', 'e00000$V3-0000-4000-8000-000000000001', 'member'),
 		('e00000$V1-0000-4000-8000-0000000000b1', 'e00000$V4-0000-4000-8000-000000000001', 'owner'),
-		('e00000$V1-0000-4000-8000-0000000000b1', 'e00000$V5-0000-4000-8000-000000000001', 'member')$$),
+		('e00000$V1-0000-4000-8000-0000000000b1', 'e00000$V5-0000-4000-8000-000000000001', 'member'),
+		('e00000$V1-0000-4000-8000-0000000000c1', 'e00000$V1-0000-4000-8000-000000000001', 'owner'),
+		('e00000$V1-0000-4000-8000-0000000000c1', 'e00000$V3-0000-4000-8000-000000000001', 'member')$$),
 	('super', 'plan pro', $$SELECT roastr_state.patch('e00000$V1-0000-4000-8000-000000000001', '{"subscription.plan": "pro"}')$$),
 	('super', 'set_product_plan', $$SELECT roastr_state.set_product_plan('prod_evil_$V', 'plus')$$),
 	('super', '_apply_polar_event', $$SELECT roastr_state._apply_polar_event('wh_evil_$V',
@@ -253,6 +256,7 @@ INSERT INTO evil_calls (phase, label, cmd) VALUES
 	('user', 'remove_member', $$SELECT roastr_state.remove_member('e00000$V1-0000-4000-8000-0000000000a1', 'e00000$V2-0000-4000-8000-000000000001')$$),
 	('user', 'transfer ownership', $$SELECT roastr_state.set_member_role('e00000$V1-0000-4000-8000-0000000000a1', 'e00000$V3-0000-4000-8000-000000000001', 'owner')$$),
 	('user', 'leave', $$SELECT roastr_state.remove_member('e00000$V1-0000-4000-8000-0000000000a1', 'e00000$V1-0000-4000-8000-000000000001')$$),
+	('user', 'delete_organization', $$SELECT roastr_state.delete_organization('e00000$V1-0000-4000-8000-0000000000c1')$$),
 	('user', 'state_sync after', $$SELECT roastr_state.state_sync(NULL, 1::bigint)$$),
 	-- a user deleting themselves (claims of e00000$V7)
 	('self', 'delete_user', $$SELECT roastr_state.delete_user(NULL)$$),
@@ -410,6 +414,7 @@ INSERT INTO grid VALUES
 	('roastr_state.set_member_role(uuid,uuid,text)',                 '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.remove_member(uuid,uuid)',                        '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.rename_organization(uuid,text)',                  '', '', 'EXECUTE', 'EXECUTE'),
+	('roastr_state.delete_organization(uuid)',                       '', '', 'EXECUTE', 'EXECUTE'),
 	('roastr_state.set_current_organization(uuid,uuid)',             '', '', 'EXECUTE', 'EXECUTE'),
 	-- functions of the service
 	('roastr_state.ensure_user(uuid,text,text)',                     '', '', '',        'EXECUTE'),
@@ -440,7 +445,9 @@ INSERT INTO grid VALUES
 	('roastr_state.user_keys',                                       '', '', '',        'SELECT'),
 	('roastr_state.organizations',                                   '', '', '',        'SELECT'),
 	('roastr_state.organization_members',                            '', '', '',        'SELECT'),
-	('roastr_state.persona',                                         '', '', '',        '');
+	('roastr_state.persona',                                         '', '', '',        ''),
+	-- the change stamps of shared rows: only the owner takes them
+	('roastr_state.shared_stamp',                                    '', '', '',        '');
 -- the tables' row types and their array types: PostgreSQL's default
 INSERT INTO grid
 SELECT format('type roastr_state.%s%s', t, a), 'USAGE', 'USAGE', 'USAGE', 'USAGE'

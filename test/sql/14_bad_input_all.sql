@@ -470,6 +470,16 @@ INSERT INTO cases (label, who, sql, code) VALUES
 	('remove_member: leaving an organization one is not in', :u3, format('SELECT roastr_state.remove_member(%L, %L)', :'beta', :u3), 'PT404'),
 	('remove_member: no claims', 'noclaims', format('SELECT roastr_state.remove_member(%L, %L)', :'acme', :u3), '42501'),
 
+	-- delete_organization(org uuid)
+	('delete_organization: NULL org', 'service', 'SELECT roastr_state.delete_organization(NULL)', '22023'),
+	('delete_organization: org not a uuid', 'service', 'SELECT roastr_state.delete_organization(''nope'')', '22P02'),
+	('delete_organization: org as a number', 'service', 'SELECT roastr_state.delete_organization(7)', '42883'),
+	('delete_organization: unknown org', 'service', format('SELECT roastr_state.delete_organization(%L)', :nobody), 'PT404'),
+	('delete_organization: another user''s organization', :u1, format('SELECT roastr_state.delete_organization(%L)', :'beta'), '42501'),
+	('delete_organization: as a member', :u3, format('SELECT roastr_state.delete_organization(%L)', :'acme'), '42501'),
+	('delete_organization: as an admin', :u4, format('SELECT roastr_state.delete_organization(%L)', :'beta'), '42501'),
+	('delete_organization: no claims', 'noclaims', format('SELECT roastr_state.delete_organization(%L)', :'acme'), '42501'),
+	('delete_organization: read-only transaction', :u1 || ' read-only', format('SELECT roastr_state.delete_organization(%L)', :'acme'), '25006'),
 	-- rename_organization(org uuid, name text)
 	('rename_organization: NULL org', 'service', 'SELECT roastr_state.rename_organization(NULL, ''X'')', '22023'),
 	('rename_organization: NULL name', 'service', format('SELECT roastr_state.rename_organization(%L, NULL)', :'acme'), '22023'),
@@ -532,7 +542,7 @@ INSERT INTO cases (label, who, sql, code) VALUES
 	('plans_upsert: called directly', 'super', 'SELECT roastr_state.plans_upsert()', '0A000'),
 	('plans_upsert: by the service', 'service', 'SELECT roastr_state.plans_upsert()', '42501'),
 	('plans_upsert: by a user', :u1, 'SELECT roastr_state.plans_upsert()', '42501'),
-	('plans_changed: called directly', 'super', 'SELECT roastr_state.plans_changed()', '0A000'),
+	('plans_changed: called directly', 'super', 'SELECT roastr_state.plans_changed()', '39P01'),
 	('plans_changed: by the service', 'service', 'SELECT roastr_state.plans_changed()', '42501'),
 	('plans_changed: by a user', :u1, 'SELECT roastr_state.plans_changed()', '42501'),
 	('remember_deleted: called directly', 'super', 'SELECT roastr_state.remember_deleted()', '0A000'),

@@ -5,7 +5,7 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(12);
+SELECT plan(15);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
 SELECT roastr_state.ensure_user(:u2, 'bob@example.com') IS NOT NULL;
@@ -13,7 +13,8 @@ CREATE TEMP TABLE s0 AS SELECT roastr_state.stats() AS s;
 
 SELECT is((SELECT array_agg(k ORDER BY k) FROM s0, jsonb_object_keys(s) k),
 	ARRAY['conflicts', 'notification_queue_usage', 'notifier', 'quota_refusals', 'retention',
-		  'users', 'users_with_time_moves_pending', 'webhook_ignored', 'webhook_outcomes', 'webhooks_refused'],
+		  'users', 'users_with_shared_moves_pending', 'users_with_time_moves_pending', 'webhook_ignored',
+		  'webhook_outcomes', 'webhooks_refused'],
 	'stats() has the documented keys');
 SELECT is((SELECT (s->>'users')::int FROM s0), (SELECT count(*)::int FROM roastr_state.state), 'users');
 
@@ -45,6 +46,14 @@ UPDATE roastr_state.state SET plan = 'starter', subscription_status = 'trial',
 	trial_ends_at = now() - interval '1 day' WHERE user_id = :u2;
 SELECT is((roastr_state.stats()->>'users_with_time_moves_pending')::int,
 	(SELECT (s->>'users_with_time_moves_pending')::int + 1 FROM s1), 'a pending time-driven move is counted');
+-- a plan limit an operator changed, that no call of its users settled yet
+-- (u1 is on free; u2's trial has ended: free too)
+SELECT is((roastr_state.stats()->>'users_with_shared_moves_pending')::int, 0, 'no shared move pending');
+UPDATE roastr_state.plans SET monthly_roasts_limit = 99 WHERE plan = 'free';
+SELECT is((roastr_state.stats()->>'users_with_shared_moves_pending')::int, 2,
+	'a changed limit: both users on (effectively) free have a shared move pending');
+SELECT roastr_state.state_full(:u1) IS NOT NULL;
+SELECT is((roastr_state.stats()->>'users_with_shared_moves_pending')::int, 1, 'one read settles its user');
 SELECT is((roastr_state.stats()->'retention'->'mutations'->>'rows')::bigint,
 	(SELECT count(*) FROM roastr_state.mutations), 'retention: the mutations kept');
 SELECT ok((roastr_state.stats()->'notifier') ? 'sent', 'the notifier''s counters');

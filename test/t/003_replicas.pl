@@ -8,8 +8,9 @@
 #
 #   (a) the standby answers state_full and state_sync exactly as the primary
 #       does at the same replay point (computed in a read-only transaction
-#       there), writes nothing (an expired trial is computed, not written),
-#       and carries the same history;
+#       there), writes nothing (an expired trial, and a plan limit an
+#       operator changed, are computed, not written), and carries the same
+#       history;
 #   (b) a cursor newer than what the standby has replayed -- with or without
 #       its history -- is PT503 (retry, or read the primary), never "no
 #       changes" and never a silent full resync;
@@ -98,6 +99,13 @@ q1($primary, "SELECT roastr_state.consume_roasts('$a', 3)");
 # a trial that has ended but was never read: the move is pending
 q1($primary, "UPDATE roastr_state.state SET plan = 'starter', subscription_status = 'trial', "
 	  . "trial_ends_at = now() - interval '1 hour' WHERE user_id = '$t'");
+# a user on pro, and an operator's new limit of pro, never read since:
+# pending (0.7.0)
+my $p = 'c3333333-3333-4333-8333-333333333333';
+q1($primary, "SELECT roastr_state.ensure_user('$p', 'p\@example.com')");
+q1($primary, "SELECT roastr_state.patch('$p', '{\"subscription.plan\": \"pro\"}')");
+my $vp = q1($primary, "SELECT version FROM roastr_state.state WHERE user_id = '$p'");
+q1($primary, "UPDATE roastr_state.plans SET monthly_roasts_limit = 1200 WHERE plan = 'pro'");
 
 $primary->backup('b0');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -108,7 +116,7 @@ $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 # ------------------------------------------------------------- (a)
 note('(a) reads on the standby');
 my $ro = sub { my ($sql) = @_; return jq($primary, "BEGIN READ ONLY; $sql; COMMIT") };
-for my $u ($a, $t)
+for my $u ($a, $t, $p)
 {
 	my $p = $json->decode((split /\n/, q1($primary, "BEGIN READ ONLY; SELECT roastr_state.state_full('$u'); COMMIT"))[0]);
 	my $s = jq($standby, "SELECT roastr_state.state_full('$u')");
@@ -130,6 +138,12 @@ is("$ts->{subscription}{plan}/$ts->{subscription}{status}", 'free/canceled',
 	'the standby computes the expired trial');
 is(q1($primary, "SELECT plan || '/' || subscription_status FROM roastr_state.state WHERE user_id = '$t'"),
 	'starter/trial', 'and nothing wrote it down');
+my $ps = jq($standby, "SELECT roastr_state.state_full('$p')");
+is("$ps->{usage}{monthly_roasts_limit}/$ps->{_meta}{version}", "1200/$vp",
+	'the standby computes the plan limit an operator changed, at the old version');
+is(q1($primary, "SELECT version FROM roastr_state.state WHERE user_id = '$p'"), $vp, 'and nothing wrote it down');
+is(scalar @{ jq($standby, "SELECT roastr_state.state_sync('$p', $vp)")->{changes} }, 0,
+	'a sync there from that version has nothing yet: it is not a version until the primary settles it');
 my $h_primary = jq($primary, "SELECT roastr_state.state_full('$a')")->{_meta}{history};
 my $h_standby = jq($standby, "SELECT roastr_state.state_full('$a')")->{_meta}{history};
 like($h_primary, qr/^\d+\.\d+\.[0-9A-F]+$/, 'state_full carries its history');

@@ -1,5 +1,6 @@
 // Device: the per-device cursor state machine, with a fake sync and socket.
 import { test } from 'node:test';
+import { performance } from 'node:perf_hooks';
 import assert from 'node:assert/strict';
 import { Device, Devices, CAUSES } from '../../lib/device.js';
 import { historyLine } from '../../lib/validate.js';
@@ -397,4 +398,46 @@ test('Devices routes by user and counts rooms', () => {
   assert.equal(devices.remove(a1), false);
   assert.equal(devices.remove(a2), true);
   assert.deepEqual([devices.users, devices.size], [1, 1]);
+});
+
+test('a broadcast (a shared change): every device catches up; only a device it moved is sent anything, timed from the broadcast', async () => {
+  const delivered = [];
+  const catchups = [];
+  const metrics = { ...(await import('../../lib/metrics.js')).noMetrics,
+    catchup: (c) => catchups.push(c), delivered: (e, s) => delivered.push([e, s]) };
+  const moved = setup({ cursor: 0 });
+  moved.write({ 'roasting.enabled': true });
+  await moved.dev.sync('connect');
+  const still = setup({ cursor: 0 });
+  still.write({ 'roasting.enabled': true });
+  await still.dev.sync('connect');
+  moved.sent.length = 0;
+  still.sent.length = 0;
+  moved.dev.metrics = metrics;
+  still.dev.metrics = metrics;
+  const devices = new Devices();
+  devices.add(moved.dev);
+  devices.add(still.dev);
+  // the extension settles the moved user's change in the user's own row,
+  // at the first sync after the broadcast
+  moved.write({ 'usage.monthly_roasts_limit': 150, 'usage.remaining_roasts': 150 });
+  const at = performance.now();
+  assert.equal(devices.syncAll('broadcast', at), 2);
+  await moved.dev.running;
+  await still.dev.running;
+  assert.deepEqual(catchups, ['broadcast', 'broadcast']);
+  assert.deepEqual(moved.sent, [['state_sync', { changes: [change('usage.monthly_roasts_limit', 150, 2), change('usage.remaining_roasts', 150, 2)],
+    cursor: 2, history: null, reset: false }]]);
+  assert.deepEqual(still.sent, [], 'nothing new for the other: nothing sent');
+  assert.deepEqual(delivered.map(([e]) => e), ['state_sync'], 'the delivery is timed from the broadcast');
+  assert.ok(delivered[0][1] >= 0);
+  assert.equal(still.dev.since, null);
+  // a second broadcast while a sync runs: the device runs once more, not once per broadcast
+  moved.write({ 'organization.name': 'Renamed' });
+  devices.syncAll('broadcast', performance.now());
+  devices.syncAll('broadcast', performance.now());
+  devices.syncAll('broadcast', performance.now());
+  await moved.dev.running;
+  assert.ok(moved.server.calls.length <= 4, `${moved.server.calls}`);
+  assert.equal(moved.dev.cursor, 3);
 });

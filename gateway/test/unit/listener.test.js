@@ -1,7 +1,7 @@
-// route(): which user a notification is for, per LISTEN mode.
+// route(): which user a notification is for, per LISTEN mode; broadcasts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { route, userChannel } from '../../lib/listener.js';
+import { BROADCAST_CHANNEL, BROADCAST_TYPES, route, userChannel } from '../../lib/listener.js';
 
 const U = 'a1111111-1111-4111-8111-111111111111';
 const msg = { type: 'roasting_toggle', version: 2, fields: ['roasting.enabled'], data: { roasting: { enabled: false } } };
@@ -31,4 +31,23 @@ test('shared: the payload names the user', () => {
     assert.deepEqual(route('shared', 'roastr_state', p), { userId: null }, p);
   }
   assert.equal(route('shared', `user:${U}`, JSON.stringify(shared)), null);
+});
+
+test('broadcasts: an operator\'s change of a shared row, in both modes, for every device', () => {
+  assert.equal(BROADCAST_CHANNEL, 'roastr_state_broadcast');
+  assert.deepEqual(BROADCAST_TYPES, ['plan_limits', 'organization']);
+  const plan = { type: 'plan_limits', plan: 'free', monthly_roasts_limit: 150 };
+  const org = { type: 'organization', id: 'f0000000-0000-4000-8000-0000000000aa', change: 'rename' };
+  for (const mode of ['per-user', 'shared']) {
+    assert.deepEqual(route(mode, BROADCAST_CHANNEL, JSON.stringify(plan)), { broadcast: plan }, mode);
+    assert.deepEqual(route(mode, BROADCAST_CHANNEL, JSON.stringify(org)), { broadcast: org }, mode);
+    // a type of a later extension is a broadcast all the same
+    assert.deepEqual(route(mode, BROADCAST_CHANNEL, '{"type":"later"}'), { broadcast: { type: 'later' } }, mode);
+    // one that cannot be read: still a broadcast (every device catches up)
+    for (const p of ['not json', '{}', '[]', 'null', '7', '{"type":7}']) {
+      assert.deepEqual(route(mode, BROADCAST_CHANNEL, p), { broadcast: null }, `${mode}: ${p}`);
+    }
+  }
+  // never routed to a user, even with a user id in it
+  assert.deepEqual(route('shared', BROADCAST_CHANNEL, JSON.stringify({ ...plan, user_id: U })), { broadcast: { ...plan, user_id: U } });
 });

@@ -37,9 +37,13 @@ test('a fresh registry: every metric, typed, with its fixed labels at 0', async 
     roastr_gateway_delivery_seconds: 'histogram',
     roastr_gateway_listen_reconnects_total: 'counter',
     roastr_gateway_connections_refused_total: 'counter',
+    roastr_gateway_broadcasts_total: 'counter',
   });
   for (const cause of CATCHUP_CAUSES) assert.equal(value(text, `roastr_gateway_catchups_total{cause="${cause}"}`), 0, cause);
-  assert.deepEqual(CATCHUP_CAUSES, [...CAUSES, 'connect', 'reconnect']);
+  assert.deepEqual(CATCHUP_CAUSES, [...CAUSES, 'connect', 'reconnect', 'broadcast']);
+  for (const type of ['plan_limits', 'organization', 'other']) {
+    assert.equal(value(text, `roastr_gateway_broadcasts_total{type="${type}"}`), 0, type);
+  }
   for (const code of ['unauthorized', 'forbidden', 'bad_request', 'unavailable']) {
     assert.equal(value(text, `roastr_gateway_connections_refused_total{code="${code}"}`), 0);
   }
@@ -74,6 +78,12 @@ test('each report moves its metric', async () => {
   m.http('/healthz', 200);
   m.listenReconnect();
   m.refusedConnection('forbidden');
+  m.catchup('broadcast');
+  m.broadcast('plan_limits');
+  m.broadcast('organization');
+  m.broadcast('organization');
+  m.broadcast('later');
+  m.broadcast(undefined);
   m.delivered('state_update', 0.0002);
   m.delivered('state_sync', 0.03);
   m.track({ devices: () => 3, users: () => 2, listenUp: () => 1 });
@@ -85,6 +95,10 @@ test('each report moves its metric', async () => {
     'roastr_gateway_catchups_total{cause="connect"}': 2,
     'roastr_gateway_catchups_total{cause="reconnect"}': 0,
     'roastr_gateway_catchups_total{cause="history"}': 1,
+    'roastr_gateway_catchups_total{cause="broadcast"}': 1,
+    'roastr_gateway_broadcasts_total{type="plan_limits"}': 1,
+    'roastr_gateway_broadcasts_total{type="organization"}': 2,
+    'roastr_gateway_broadcasts_total{type="other"}': 2,
     roastr_gateway_state_syncs_total: 1,
     roastr_gateway_state_sync_failures_total: 2,
     'roastr_gateway_state_sync_behind_total{via="socket"}': 1,
