@@ -20,30 +20,16 @@
 // gateway logs in as; default roastr_gateway, created when missing and the
 // cluster has Supabase's authenticated role, as gateway/README.md says).
 'use strict';
-const path = require('node:path');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
-const { spawn } = require('node:child_process');
-const { createRequire } = require('node:module');
 const { performance } = require('node:perf_hooks');
+const {
+  gatewayModules, envInt, sleep, userId, percentile, openFilesLimit, cpuSeconds,
+  setupDatabase, dropDatabase, versions, startGateway, stopGateway, healthz,
+} = require('./gateway_common.js');
 
-const ROOT = path.join(__dirname, '..');
-const gwRequire = createRequire(path.join(ROOT, 'gateway', 'package.json'));
-let pg, io, SignJWT;
-try {
-  pg = gwRequire('pg');
-  ({ io } = gwRequire('socket.io-client'));
-  ({ SignJWT } = gwRequire('jose'));
-} catch {
-  console.error('gateway_load: node modules missing; run: npm ci --prefix gateway');
-  process.exit(2);
-}
+const [pg, { io }, { SignJWT }] = gatewayModules('gateway_load', ['pg', 'socket.io-client', 'jose']);
 
-const envInt = (name, def) => {
-  const n = Number(process.env[name] ?? def);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
-  return n;
-};
 const USERS = envInt('BENCH_USERS', 100);
 const DEVICES = envInt('BENCH_DEVICES', 1000);
 const RATE = envInt('BENCH_RATE', 200);
@@ -53,111 +39,12 @@ const DB = process.env.BENCH_DB ?? 'roastr_gateway_bench';
 const SECRET = crypto.randomBytes(32).toString('hex');
 const KEY = Buffer.from(SECRET, 'utf8');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
 const log = (msg) => process.stderr.write(`[gateway_load ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const userId = (i) => `00000000-0000-4000-8000-${(i + 1).toString(16).padStart(12, '0')}`;
-
-function openFilesLimit() {
-  try {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    return Number(line.split(/\s+/)[3]);
-  } catch {
-    return Infinity;
-  }
-}
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-// ----------------------------------------------------------- database
-async function setupDatabase() {
-  const admin = new pg.Client({ database: 'postgres' });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(DB)} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(DB)}`);
-  // The gateway's own login role: it may become authenticated, nothing else
-  // (the gateway refuses to start as Supabase's authenticator).
-  const hasAuthenticated = (await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'authenticated'")).rowCount > 0;
-  if (hasAuthenticated && !process.env.GATEWAY_DB_USER) {
-    if ((await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'roastr_gateway'")).rowCount === 0) {
-      await admin.query('CREATE ROLE roastr_gateway LOGIN NOINHERIT');
-    }
-    await admin.query('GRANT authenticated TO roastr_gateway');
-  }
-  await admin.end();
-  const c = new pg.Client({ database: DB });
-  await c.connect();
-  await c.query('CREATE EXTENSION roastr_state');
-  await c.query(`SELECT roastr_state.ensure_user(u, 'bench' || i || '@example.com')
-                 FROM generate_series(0, $1::int - 1) i,
-                      LATERAL (SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(i + 1), 12, '0'))::uuid AS u) x`, [USERS]);
-  await c.end();
-  return process.env.GATEWAY_DB_USER ?? (hasAuthenticated ? 'roastr_gateway' : process.env.PGUSER);
-}
-
-async function dropDatabase() {
-  const admin = new pg.Client({ database: 'postgres' });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(DB)} WITH (FORCE)`);
-  await admin.end();
-}
-
-async function versions(pool) {
-  const { rows } = await pool.query(
-    `SELECT (roastr_state.state_full(('00000000-0000-4000-8000-' || lpad(to_hex(i + 1), 12, '0'))::uuid)->'_meta'->>'version')::bigint AS v
-     FROM generate_series(0, $1::int - 1) i ORDER BY i`, [USERS]);
-  return rows.map((r) => Number(r.v));
-}
-
-// ------------------------------------------------------------ gateway
-function startGateway(mode, dbUser) {
-  const child = spawn(process.execPath, [path.join(ROOT, 'gateway', 'server.js')], {
-    env: { ...process.env, PGDATABASE: DB, PGUSER: dbUser, JWT_SECRET: SECRET, LISTEN_MODE: mode, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (chunk) => {
-      buf += chunk;
-      const m = /"msg":"listening","port":(\d+)/.exec(buf);
-      if (m) {
-        child.stdout.off('data', onData);
-        child.stdout.resume(); // keep draining its logs
-        resolve({ child, url: `http://127.0.0.1:${m[1]}` });
-      }
-    };
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
-  });
-}
-
-// CPU seconds (user + system) the gateway process has used so far.
-function cpuSeconds(pid) {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
-  } catch {
-    return NaN;
-  }
-}
-
-async function healthz(url) {
-  return (await fetch(`${url}/healthz`)).json();
-}
-
-async function stopGateway(child) {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, sleep(10000)]);
-}
 
 // ------------------------------------------------------------- one run
 async function run(mode, dbUser) {
-  const { child, url } = await startGateway(mode, dbUser);
+  const { child, url } = await startGateway({ db: DB, dbUser, secret: SECRET, mode });
   const pool = new pg.Pool({ database: DB, max: 8 });
   const result = { mode };
   const sockets = [];
@@ -168,7 +55,7 @@ async function run(mode, dbUser) {
     // devices
     const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) =>
       new SignJWT({ sub: userId(i), role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('2h').sign(KEY)));
-    const start = await versions(pool);
+    const start = await versions(pool, USERS);
     const commitAt = new Map();          // "user:version" -> ms
     const receipts = [];                 // [key, ms]
     const cursors = new Array(DEVICES).fill(0);
@@ -244,7 +131,7 @@ async function run(mode, dbUser) {
     result.failedWrites = failed;
 
     // every device reaches its user's final version (or 15 s pass)
-    const final = await versions(pool);
+    const final = await versions(pool, USERS);
     const until = now() + 15000;
     while (cursors.some((c, d) => c < final[d % USERS]) && now() < until) await sleep(50);
     measuring = false;
@@ -286,7 +173,7 @@ async function main() {
   if (limit < DEVICES + 200) throw new Error(`open files limit ${limit} is too low for ${DEVICES} sockets (ulimit -n ${DEVICES + 1000})`);
   const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   log(`database ${DB}: ${USERS} users`);
-  const dbUser = await setupDatabase();
+  const dbUser = await setupDatabase(pg, DB, USERS, 'bench');
   const results = [];
   try {
     for (const mode of MODES) {
@@ -294,7 +181,7 @@ async function main() {
       results.push(await run(mode, dbUser));
     }
   } finally {
-    await dropDatabase().catch((e) => log(`could not drop ${DB}: ${e.message}`));
+    await dropDatabase(pg, DB).catch((e) => log(`could not drop ${DB}: ${e.message}`));
   }
 
   const mb = (b) => `${(b / 1048576).toFixed(0)} MB`;

@@ -40,27 +40,13 @@ const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
 const crypto = require('node:crypto');
-const { spawn, fork } = require('node:child_process');
-const { createRequire } = require('node:module');
+const { fork } = require('node:child_process');
 const { performance } = require('node:perf_hooks');
+const common = require('./gateway_common.js');
+const { envInt, sleep, userId, loadavg, percentile, openFilesLimit, cpuSeconds, rssBytes } = common;
 
-const ROOT = path.join(__dirname, '..');
-const gwRequire = createRequire(path.join(ROOT, 'gateway', 'package.json'));
-let pg, SignJWT;
-try {
-  pg = gwRequire('pg');
-  ({ SignJWT } = gwRequire('jose'));
-  gwRequire.resolve('socket.io-client');
-} catch {
-  console.error('gateway_scale: node modules missing; run: npm ci --prefix gateway');
-  process.exit(2);
-}
+const [pg, { SignJWT }] = common.gatewayModules('gateway_scale', ['pg', 'jose', 'socket.io-client']);
 
-const envInt = (name, def) => {
-  const n = Number(process.env[name] ?? def);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
-  return n;
-};
 const USERS = envInt('BENCH_GW_USERS', 1000);
 const DEVICES = envInt('BENCH_GW_DEVICES', 10000);
 const RATE = envInt('BENCH_GW_RATE', 500);
@@ -74,118 +60,17 @@ const SECRET = crypto.randomBytes(32).toString('hex');
 const KEY = Buffer.from(SECRET, 'utf8');
 
 const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (msg) => process.stderr.write(`[gateway_scale ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const userId = (i) => `00000000-0000-4000-8000-${(i + 1).toString(16).padStart(12, '0')}`;
-const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-function openFilesLimit() {
-  try {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    return Number(line.split(/\s+/)[3]);
-  } catch {
-    return Infinity;
-  }
-}
-
-// CPU seconds (user + system) and RSS (bytes) of a process, from /proc.
-function cpuSeconds(pid) {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
-  } catch {
-    return NaN;
-  }
-}
-function rssBytes(pid) {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return Number(m[1]) * 1024;
-  } catch {
-    return NaN;
-  }
-}
 
 // ----------------------------------------------------------- database
-async function setupDatabase() {
-  const admin = new pg.Client({ database: 'postgres' });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(DB)} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(DB)}`);
-  // the gateway's own login role, as in gateway/README.md
-  const hasAuthenticated = (await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'authenticated'")).rowCount > 0;
-  if (hasAuthenticated && !process.env.GATEWAY_DB_USER) {
-    if ((await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'roastr_gateway'")).rowCount === 0) {
-      await admin.query('CREATE ROLE roastr_gateway LOGIN NOINHERIT');
-    }
-    await admin.query('GRANT authenticated TO roastr_gateway');
-  }
-  await admin.end();
-  const c = new pg.Client({ database: DB });
-  await c.connect();
-  await c.query('CREATE EXTENSION roastr_state');
-  await c.query(`SELECT count(roastr_state.ensure_user(('00000000-0000-4000-8000-' || lpad(to_hex(i + 1), 12, '0'))::uuid,
-                                                     'scale' || i || '@example.com'))
-                 FROM generate_series(0, $1::int - 1) i`, [USERS]);
-  await c.end();
-  return process.env.GATEWAY_DB_USER ?? (hasAuthenticated ? 'roastr_gateway' : process.env.PGUSER);
-}
-
-async function dropDatabase() {
-  const admin = new pg.Client({ database: 'postgres' });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(DB)} WITH (FORCE)`);
-  await admin.end();
-}
-
-async function versions(pool) {
-  const { rows } = await pool.query(
-    `SELECT (roastr_state.state_full(('00000000-0000-4000-8000-' || lpad(to_hex(i + 1), 12, '0'))::uuid)->'_meta'->>'version')::bigint AS v
-     FROM generate_series(0, $1::int - 1) i ORDER BY i`, [USERS]);
-  return rows.map((r) => Number(r.v));
-}
+const setupDatabase = () => common.setupDatabase(pg, DB, USERS, 'scale');
+const dropDatabase = () => common.dropDatabase(pg, DB);
+const versions = (pool) => common.versions(pool, USERS);
 
 // ------------------------------------------------------------ gateways
-function startGateway(dbUser, name) {
-  const child = spawn(process.execPath, [path.join(ROOT, 'gateway', 'server.js')], {
-    env: { ...process.env, PGDATABASE: DB, PGUSER: dbUser, JWT_SECRET: SECRET, LISTEN_MODE: MODE, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (chunk) => {
-      buf += chunk;
-      const m = /"msg":"listening","port":(\d+)/.exec(buf);
-      if (m) {
-        child.stdout.off('data', onData);
-        child.stdout.resume(); // keep draining its logs
-        child.off('exit', onExit);
-        resolve({ child, name, url: `http://127.0.0.1:${m[1]}` });
-      }
-      if (buf.length > 1e6) buf = buf.slice(-1000);
-    };
-    const onExit = (code) => reject(new Error(`gateway ${name} exited with ${code}`));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
-async function stopGateway(gw) {
-  if (gw.child.exitCode !== null || gw.child.signalCode !== null) return;
-  const exited = new Promise((r) => gw.child.once('exit', r));
-  gw.child.kill('SIGTERM');
-  await Promise.race([exited, sleep(10000)]);
-}
-
-async function healthz(gw) {
-  return (await fetch(`${gw.url}/healthz`)).json();
-}
+const startGateway = (dbUser, name) => common.startGateway({ db: DB, dbUser, secret: SECRET, mode: MODE, name });
+const stopGateway = (gw) => common.stopGateway(gw.child);
+const healthz = (gw) => common.healthz(gw.url);
 
 // ------------------------------------------------------ device processes
 class DeviceProcess {
