@@ -6,10 +6,10 @@
 # received), that nothing else was, and that every device ends on the new
 # history with exactly the new primary's state.
 #
-#   make soak TOPOLOGY=production                  # 16 clients, 300 s (about 8 min)
+#   make soak TOPOLOGY=production                  # 8 clients, 300 s (about 8 min)
 #   SOAK_SECONDS=60 make soak TOPOLOGY=production  # a quick pass
 #
-# Knobs (environment): SOAK_CLIENTS (default 16) application clients,
+# Knobs (environment): SOAK_CLIENTS (default 8) application clients,
 # SOAK_SECONDS (default 300) length of the traffic, SOAK_DEVICES (default
 # 300) socket.io devices split between the two gateways, SOAK_USERS
 # (default 10000) users, SOAK_CUT_SECONDS (default 3) how long before the
@@ -17,7 +17,10 @@
 # then loses only what was in flight), SOAK_RESTANDBY (default 1) build a
 # new standby from the new primary after the failover, SOAK_PORT (default
 # 5497) the servers' port (unix sockets only), SOAK_REPORT_DIR (default
-# bench/soak/results) where the report goes (prod-latest.txt).  Loopback
+# bench/soak/results) where the report goes (prod-latest.txt), SOAK_BUILD=0
+# to use the roastr_state installed as it is (no build, no install),
+# SOAK_KEEP_FILES=DIR to copy the run's files (logs, the clients' records)
+# there at the end.  Loopback
 # only: every server, the pooler and the gateways listen on unix sockets
 # (the gateways on 127.0.0.1).
 #
@@ -102,7 +105,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-CLIENTS=${SOAK_CLIENTS:-16}
+CLIENTS=${SOAK_CLIENTS:-8}
 T=${SOAK_SECONDS:-300}
 NDEV=${SOAK_DEVICES:-300}
 USERS=${SOAK_USERS:-10000}
@@ -138,7 +141,9 @@ now_ms() { date +%s%3N; }
 HARNESS_NAME=soak-prod
 # shellcheck source=scripts/harness.sh
 source scripts/harness.sh
-harness_build
+if [ "${SOAK_BUILD:-1}" != 0 ]; then
+	harness_build
+fi
 
 # shellcheck source=scripts/cluster.sh
 source scripts/cluster.sh
@@ -179,6 +184,9 @@ finish() {
 	stop_pid "$pgb_pid"
 	[ -n "$s2dir" ] && server_stop "$s2dir/data" immediate
 	[ -n "$sdir" ] && server_stop "$sdir/data" immediate
+	if [ -n "${SOAK_KEEP_FILES:-}" ] && [ -n "${work:-}" ]; then
+		{ mkdir -p "$SOAK_KEEP_FILES" && cp -a "$work/." "$SOAK_KEEP_FILES/"; } 2>/dev/null || true
+	fi
 	harness_cleanup          # the primary (scripts/cluster.sh) and $work
 	[ -n "$topo" ] && rm -rf "$topo"
 	exit "$rc"
@@ -230,7 +238,7 @@ standby_start() { # DIR SOURCE_SOCKET_DIR SLOT
 	chown "$OWNER": "$dir"
 	chmod 700 "$dir"
 	cluster_run_as_owner "$PG_BIN/pg_basebackup" -h "$src" -p "$SPORT" -U postgres -D "$dir/data" \
-		-X stream -C -S "$slot" -R >"$work/basebackup_$slot.log" 2>&1 ||
+		-X stream -c fast -C -S "$slot" -R >"$work/basebackup_$slot.log" 2>&1 ||
 		{ cat "$work/basebackup_$slot.log" >&2; echo "soak_prod: pg_basebackup failed" >&2; return 1; }
 	printf "\n# ---- the standby's own socket (scripts/soak_prod.sh) ----\nunix_socket_directories = '%s'\n" \
 		"$dir" >>"$dir/data/postgresql.conf"
@@ -491,15 +499,16 @@ server_stop "$pdir/data" fast
 # Load what the clients recorded, collect, check
 # ---------------------------------------------------------------------------
 old_commits=$(wc -l <"$work/old_commits.tsv")
-cat "$work/listen1.txt" "$work/listen2.txt" | awk '$1 == "roastr_state" {
+# (the payloads carry no history: the listener that received one tells its line)
+announced() { # FILE LINE
+	awk -v line="$2" '$1 == "roastr_state" {
 		if (!match($0, /"user_id":"[0-9a-f-]+"/)) next
 		u = substr($0, RSTART + 11, RLENGTH - 12)
 		if (!match($0, /"version":[0-9]+/)) next
-		v = substr($0, RSTART + 10, RLENGTH - 10)
-		h = "\\N"
-		if (match($0, /"history":"[0-9]+\.[0-9]+/)) h = substr($0, RSTART + 11, RLENGTH - 11)
-		print u "\t" v "\t" h
-	}' >"$work/announced.tsv"
+		print u "\t" substr($0, RSTART + 10, RLENGTH - 10) "\t" line
+	}' "$1"
+}
+{ announced "$work/listen1.txt" "$OLD_LINE"; announced "$work/listen2.txt" "$NEW_LINE"; } >"$work/announced.tsv"
 awk 'NF == 2 { print $1 "\t" $2 }' "$work/queue.txt" >"$work/queue.tsv"
 JSONL="WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')"
 q -c "INSERT INTO soak.promotion VALUES ($CUT, ${t_cut:-NULL}, $t_stop, $t_prom, $t_reload,

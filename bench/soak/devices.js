@@ -23,8 +23,9 @@
 // On SIGUSR2 it reads OUT_FILE.targets (uuid TAB version [TAB history line]
 // per line), waits (up to 60 s) until every device holds its user's version
 // (of that line), then writes OUT_FILE (one JSON object per device: u, gw,
-// cursor, history, st, updates, syncs, resets, anomalies, connects, lines:
-// the highest version seen per history line) and exits 0.
+// cursor, history, st, updates and updatesNoHistory (those whose payload
+// named no history), syncs, resets, anomalies, connects, lines: the highest
+// version seen per history line) and exits 0.
 import { createRequire } from 'node:module';
 import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -80,8 +81,8 @@ function flatten(data, out = {}) {
 
 const devices = readFileSync(usersFile, 'utf8').split('\n').filter(Boolean).map((u, i) => {
   const d = {
-    u, gw: i % urls.length, cursor: 0, history: null, st: {}, updates: 0, syncs: 0, resets: 0,
-    anomalies: 0, connects: 0, lines: {}, notes: [],
+    u, gw: i % urls.length, cursor: 0, history: null, st: {}, updates: 0, updatesNoHistory: 0, syncs: 0,
+    resets: 0, anomalies: 0, connects: 0, lines: {}, notes: [],
   };
   const jwt = token(u);
   d.socket = io(urls[d.gw], {
@@ -114,7 +115,10 @@ const devices = readFileSync(usersFile, 'utf8').split('\n').filter(Boolean).map(
     d.cursor = m.version;
     // a payload's history has no WAL position: the device keeps the line
     if (typeof m.history === 'string') d.history = m.history;
-    else d.history = lineOf(d.history);
+    else {
+      d.history = lineOf(d.history);
+      d.updatesNoHistory++;
+    }
     seen(d, d.cursor);
     d.updates++;
   });
@@ -134,7 +138,8 @@ process.on('SIGUSR2', async () => {
     await new Promise((r) => setTimeout(r, 100));
   }
   writeFileSync(outFile, devices.map((d) => JSON.stringify({
-    u: d.u, gw: d.gw, cursor: d.cursor, history: d.history, st: d.st, updates: d.updates, syncs: d.syncs,
+    u: d.u, gw: d.gw, cursor: d.cursor, history: d.history, st: d.st, updates: d.updates,
+    updatesNoHistory: d.updatesNoHistory, syncs: d.syncs,
     resets: d.resets, anomalies: d.anomalies, connects: d.connects, lines: d.lines, notes: d.notes,
   })).join('\n') + '\n');
   for (const d of devices) d.socket.close();

@@ -202,8 +202,8 @@ BEGIN
 
 	-- The polling devices and their sampled points.
 	UPDATE soak.devices d
-	   SET cursor = (j->>'cursor')::bigint, st = j->'st', syncs = (j->>'syncs')::int, history = j->>'history'
-	  FROM soak.poll_devices p WHERE d.u = (p.j->>'u')::int;
+	   SET cursor = (pd.j->>'cursor')::bigint, st = pd.j->'st', syncs = (pd.j->>'syncs')::int, history = pd.j->>'history'
+	  FROM soak.poll_devices pd WHERE d.u = (pd.j->>'u')::int;
 	INSERT INTO soak.sync_points (u, cursor, st, history)
 	SELECT (j->>'u')::int, (j->>'cursor')::bigint, j->'st', j->>'history' FROM soak.poll_points;
 
@@ -397,9 +397,11 @@ BEGIN
 	value := format('%s (of %s)', x, a); ok := x = 0 AND a > 0;
 	ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1); t0 := clock_timestamp(); RETURN NEXT;
 
-	SELECT coalesce(sum((j->>'anomalies')::int), 0), count(*) INTO x, a FROM soak.poll_devices;
-	name := 'polling sync answers with a change outside (cursor, new cursor] or twice';
-	value := format('%s (%s devices)', x, a); ok := x = 0;
+	-- gateway B (gw 1) was killed and restarted: each of its devices connected again
+	SELECT count(*), count(*) FILTER (WHERE (j->>'connects')::int < 2) INTO a, x
+	  FROM soak.gateway_devices WHERE j->>'gw' = '1';
+	name := 'devices of the killed gateway that did not connect again';
+	value := format('%s (of %s)', x, a); ok := x = 0 AND a > 0;
 	ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1); t0 := clock_timestamp(); RETURN NEXT;
 
 	-- requests ----------------------------------------------------------------
@@ -468,6 +470,8 @@ LANGUAGE sql AS $$
 	('  syncs answered by the standby / by the primary',
 	 (SELECT format('%s / %s', count(*) FILTER (WHERE j->'result'->>'server' = 'ro'),
 					count(*) FILTER (WHERE j->'result'->>'server' = 'rw')) FROM soak.poll_syncs)),
+	('gateway devices: state_update whose payload named no history',
+	 (SELECT format('%s of %s', sum((j->>'updatesNoHistory')::bigint), sum((j->>'updates')::bigint)) FROM soak.gateway_devices)),
 	('gateway devices: resets / connects (by gateway)',
 	 (SELECT string_agg(format('gw%s: %s / %s', gw, resets, connects), ', ' ORDER BY gw)
 		FROM (SELECT j->>'gw' AS gw, sum((j->>'resets')::int) AS resets, sum((j->>'connects')::int) AS connects
