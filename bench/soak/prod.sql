@@ -181,10 +181,16 @@ BEGIN
 	 WHERE r.outcome = 'ack'
 	   AND NOT EXISTS (SELECT FROM soak.ledger l WHERE l.client = r.client AND l.tx = r.tx);
 
-	-- the client's sync answers join the ledger (a standby cannot write it)
+	-- the client's sync answers join the ledger (a standby cannot write it);
+	-- those the old primary gave after the switch point are of a history the
+	-- final one does not continue (other_history): their versions were
+	-- handed out again
 	INSERT INTO soak.ledger (src, client, tx, op, u, version, base, n, result, detail)
 	SELECT j->>'src', (j->>'client')::int, (j->>'tx')::int, 'sync', (j->>'u')::int,
-		   (j->>'version')::bigint, (j->>'base')::bigint, (j->>'n')::int, j->'result',
+		   (j->>'version')::bigint, (j->>'base')::bigint, (j->>'n')::int,
+		   j->'result' || jsonb_build_object('other_history',
+				soak.token_line(j->'result'->>'history') = p.old_line
+				AND coalesce(soak.token_lsn(j->'result'->>'history') > p.switchpoint, true)),
 		   nullif(j->'detail', 'null'::jsonb)
 	  FROM soak.poll_syncs;
 
@@ -467,9 +473,11 @@ LANGUAGE sql AS $$
 	   WHERE a.line = p.old_line AND a.version > t.version)),
 	('polling devices: synced / resets / PT503 retried on the primary',
 	 (SELECT format('%s / %s / %s', count(*), sum((j->>'resets')::int), sum((j->>'pt503')::int)) FROM soak.poll_devices)),
-	('  syncs answered by the standby / by the primary',
-	 (SELECT format('%s / %s', count(*) FILTER (WHERE j->'result'->>'server' = 'ro'),
-					count(*) FILTER (WHERE j->'result'->>'server' = 'rw')) FROM soak.poll_syncs)),
+	('  syncs answered by the standby / by the primary / of them on the lost history',
+	 (SELECT format('%s / %s / %s', count(*) FILTER (WHERE result->>'server' = 'ro'),
+					count(*) FILTER (WHERE result->>'server' = 'rw'),
+					count(*) FILTER (WHERE (result->>'other_history')::boolean))
+		FROM soak.ledger WHERE op = 'sync')),
 	('gateway devices: state_update whose payload named no history',
 	 (SELECT format('%s of %s', sum((j->>'updatesNoHistory')::bigint), sum((j->>'updates')::bigint)) FROM soak.gateway_devices)),
 	('gateway devices: resets / connects (by gateway)',
