@@ -150,7 +150,7 @@ source scripts/cluster.sh
 harness_workdir
 PG_BIN=$(pg_config --bindir)
 topo=""                 # the topology's directory (standbys, pooler, the "primary" name)
-app_pid="" dev_pid="" gwa_pid="" gwb_pid="" lis1_pid="" lis2_pid="" sampler_pid="" pgb_pid=""
+app_pid="" dev_pid="" gwa_pid="" gwb_pid="" lis1_pid="" lis2_pid="" sampler_pid="" pgb_pid="" sleep_pid=""
 pdir="" sdir="" s2dir=""
 
 # Stop a server of ours (not the cluster of scripts/cluster.sh) and make
@@ -177,7 +177,7 @@ stop_pid() { # PID [SIGNAL]
 finish() {
 	local rc=$?
 	trap '' INT TERM
-	for p in "$app_pid" "$dev_pid" "$gwa_pid" "$gwb_pid" "$lis1_pid" "$lis2_pid" "$sampler_pid"; do
+	for p in "$sleep_pid" "$app_pid" "$dev_pid" "$gwa_pid" "$gwb_pid" "$lis1_pid" "$lis2_pid" "$sampler_pid"; do
 		stop_pid "$p"
 	done
 	[ -n "$topo" ] && touch "$topo/sampler.stop" 2>/dev/null
@@ -358,11 +358,16 @@ t_start=$(now_ms)
 log "application: $CLIENTS clients through PgBouncer for $T s"
 : >"$work/disruptions.tsv"
 
+# (a sleep in the background: a signal's trap runs at once, not after it)
 wait_until() { # MS since t_start
 	local left
 	left=$(($1 - ($(now_ms) - t_start)))
-	[ "$left" -gt 0 ] && sleep "$(awk -v l="$left" 'BEGIN { printf "%.3f", l / 1000 }')"
-	return 0
+	if [ "$left" -gt 0 ]; then
+		sleep "$(awk -v l="$left" 'BEGIN { printf "%.3f", l / 1000 }')" &
+		sleep_pid=$!
+		wait "$sleep_pid" || true
+		sleep_pid=""
+	fi
 }
 
 # 0.2: gateway B crashes
