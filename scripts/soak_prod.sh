@@ -434,6 +434,12 @@ fi
 wait_until $((T * 1000))
 log "stopping the application (it syncs its devices once more)"
 kill -USR2 "$app_pid"
+# it ends its requests, redeliveries and final syncs; 5 minutes at most
+for _ in $(seq 3000); do kill -0 "$app_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$app_pid" 2>/dev/null; then
+	log "the application did not finish within 5 minutes; stopping it"
+	kill -TERM "$app_pid"
+fi
 app_rc=0
 wait "$app_pid" || app_rc=$?
 app_pid=""

@@ -92,8 +92,13 @@ LANGUAGE sql AS $$
 	SELECT count(*) FROM soak.baseline;
 $$;
 
+-- Functions of the harness that call state_full or state_sync over many
+-- rows keep their plans serial (max_parallel_workers_per_gather = 0): those
+-- functions are PARALLEL RESTRICTED but run SPI commands, and in a parallel
+-- plan fail with "cannot start commands during a parallel operation" (the
+-- production soak's old-primary check met it over 10k users).
 CREATE FUNCTION soak.collect() RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE sql SET max_parallel_workers_per_gather = 0 AS $$
 	TRUNCATE soak.final;
 	INSERT INTO soak.final (u, version, full_state, sync0, dev_sync)
 	SELECT d.u, s.version, roastr_state.state_full(soak.uid(d.u)),
@@ -151,7 +156,7 @@ SELECT c.*, max(version) FILTER (WHERE changed)
 -- and how long it took (ms).
 CREATE FUNCTION soak.checks()
 RETURNS TABLE (section text, name text, value text, ok boolean, ms numeric)
-LANGUAGE plpgsql SET client_min_messages = warning AS $$
+LANGUAGE plpgsql SET client_min_messages = warning SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
 	c soak.config;
 	a bigint;
@@ -478,7 +483,7 @@ $$;
 -- differing fields of devices and sampled points, unexplained conflicts,
 -- fields whose final value is not their last write.
 CREATE FUNCTION soak.diagnose() RETURNS TABLE (what text, detail text)
-LANGUAGE sql AS $$
+LANGUAGE sql SET max_parallel_workers_per_gather = 0 AS $$
 	(SELECT 'gateway device', format('user %s cursor %s (final version %s): %s: device %s, state_full %s; notes %s',
 							 g.j->>'u', g.j->>'cursor', f.version, e.key, e.value, f.flat->e.key, g.j->'notes')
 	   FROM soak.gateway_devices g JOIN soak.final f ON soak.uid(f.u) = (g.j->>'u')::uuid,

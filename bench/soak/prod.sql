@@ -163,7 +163,7 @@ $$;
 
 -- After loading: the lost transactions, and what soak.checks() reads.
 CREATE FUNCTION soak.prepare_prod() RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
 	p soak.promotion;
 BEGIN
@@ -227,9 +227,10 @@ END
 $$;
 
 -- Checks on the old primary's copy: no overdraft on the lost side of the
--- promotion either.  Only the consuming users and the hot one.
+-- promotion either.  Only the consuming users and the hot one.  (Serial
+-- plans: see soak.collect() in checks.sql.)
 CREATE FUNCTION soak.quota_checks() RETURNS TABLE (name text, value text, ok boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
 	c soak.config;
 	x bigint;
@@ -269,7 +270,7 @@ $$;
 -- The production soak's own checks: (section, name, value, ok, ms).
 CREATE FUNCTION soak.checks_prod()
 RETURNS TABLE (section text, name text, value text, ok boolean, ms numeric)
-LANGUAGE plpgsql SET client_min_messages = warning AS $$
+LANGUAGE plpgsql SET client_min_messages = warning SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
 	p soak.promotion;
 	a bigint;
