@@ -174,9 +174,13 @@ stop_pid() { # PID [SIGNAL]
 	wait "$1" 2>/dev/null || true
 }
 
+reported=0
 finish() {
 	local rc=$?
 	trap '' INT TERM
+	if [ "$rc" -ne 0 ] && [ "$reported" = 0 ]; then
+		echo "soak: FAIL (the run stopped before its checks, exit status $rc: see the messages above)"
+	fi
 	for p in "$sleep_pid" "$app_pid" "$dev_pid" "$gwa_pid" "$gwb_pid" "$lis1_pid" "$lis2_pid" "$sampler_pid"; do
 		stop_pid "$p"
 	done
@@ -627,4 +631,5 @@ report() {
 out_dir=${SOAK_REPORT_DIR:-bench/soak/results}
 mkdir -p "$out_dir"
 report | tee "$out_dir/prod-latest.txt"
+reported=1
 tail -n 1 "$out_dir/prod-latest.txt" | grep -q '^soak: PASS$'
