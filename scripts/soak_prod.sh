@@ -437,6 +437,7 @@ fi
 # 1.0: the end
 wait_until $((T * 1000))
 log "stopping the application (it syncs its devices once more)"
+t_traffic_end=$(now_ms)
 kill -USR2 "$app_pid"
 # it ends its requests, redeliveries and final syncs; 5 minutes at most
 for _ in $(seq 3000); do kill -0 "$app_pid" 2>/dev/null || break; sleep 0.1; done
@@ -576,6 +577,7 @@ DURATION=$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", (b - a) / 1
 NREQ=$(wc -l <"$work/app/requests.tsv")
 WAL_MB=$(q -c "SELECT round(pg_wal_lsn_diff('$wal1', '$wal0') / 1048576)" 2>/dev/null || echo '?')
 ELAPSED=$(((SECONDS - START_SECONDS + 30) / 60))
+VERDICT_S=$((($(now_ms) - t_traffic_end + 500) / 1000))
 pctl() { # P SRC: nearest-rank latency percentile (ms) of acknowledged requests
 	awk -F '\t' -v p="$1" -v s="$2" '$4 == "ack" && (s == "" || $3 == s) { print $8 - $7 }' "$work/app/requests.tsv" |
 		sort -n | awk -v p="$1" '{ a[++n] = $1 } END { if (n == 0) { print "-"; exit }
@@ -607,8 +609,9 @@ report() {
 		awk -F '\t' '{ printf "  %-4s %-13s %-68s %8s  %s\n", ($4 == "t" ? "ok" : "FAIL"), $1, $2, $5, $3 }'
 	echo
 	echo "== time to the verdict (s)"
-	printf '  %-50s %s\n' "old primary read, data loaded, final state collected" "$t_collect" \
-		"checks (all sections)" "$t_checks"
+	printf '  %-50s %s\n' "from the end of the traffic to the verdict" "$VERDICT_S" \
+		"  old primary read, data loaded, final state collected" "$t_collect" \
+		"  checks (all sections)" "$t_checks"
 	awk -F '\t' '{ t[$1] += $5; if (!($1 in o)) o[$1] = ++n; k[o[$1]] = $1 }
 		END { for (i = 1; i <= n; i++) printf "    %-48s %.1f\n", k[i], t[k[i]] / 1000 }' "$work/checks.tsv"
 	fails=$(cat "$work/checks0.tsv" "$work/checks.tsv" | awk -F '\t' '$4 != "t"' | wc -l)
