@@ -576,7 +576,7 @@ yes_no() { if eval "$1"; then echo t; else echo f; fi; }
 DURATION=$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", (b - a) / 1000 }')
 NREQ=$(wc -l <"$work/app/requests.tsv")
 WAL_MB=$(q -c "SELECT round(pg_wal_lsn_diff('$wal1', '$wal0') / 1048576)" 2>/dev/null || echo '?')
-ELAPSED=$(((SECONDS - START_SECONDS + 30) / 60))
+ELAPSED=$((SECONDS - START_SECONDS))
 VERDICT_S=$((($(now_ms) - t_traffic_end + 500) / 1000))
 pctl() { # P SRC: nearest-rank latency percentile (ms) of acknowledged requests
 	awk -F '\t' -v p="$1" -v s="$2" '$4 == "ack" && (s == "" || $3 == s) { print $8 - $7 }' "$work/app/requests.tsv" |
@@ -628,7 +628,7 @@ report() {
 		tail -n 10 "$work/app.log" | sed 's/^/  /'
 	fi
 	echo
-	echo "wall clock: $ELAPSED min"
+	echo "wall clock: $((ELAPSED / 60)) min $((ELAPSED % 60)) s (build, setup, traffic, checks)"
 	if [ "$fails" -eq 0 ]; then echo "soak: PASS"; else echo "soak: FAIL ($fails checks)"; fi
 }
 out_dir=${SOAK_REPORT_DIR:-bench/soak/results}
