@@ -108,6 +108,7 @@ CREATE TABLE soak.disruptions (what text NOT NULL, t_from bigint NOT NULL, t_to 
 -- the transactions it committed after the switch point, with the WAL
 -- position of their commit records.
 CREATE TABLE soak.old_ledger (LIKE soak.ledger, xid bigint NOT NULL);
+CREATE INDEX ON soak.old_ledger (client, tx);
 CREATE TABLE soak.old_commits (xid bigint PRIMARY KEY, lsn pg_lsn NOT NULL);
 
 -- Every user's version and count on the promoted standby right after the
