@@ -231,7 +231,7 @@ $$;
 -- promotion either.  Only the consuming users and the hot one.  (Serial
 -- plans: see soak.collect() in checks.sql.)
 CREATE FUNCTION soak.quota_checks() RETURNS TABLE (name text, value text, ok boolean)
-LANGUAGE plpgsql SET max_parallel_workers_per_gather = 0 AS $$
+LANGUAGE plpgsql SET client_min_messages = warning SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
 	c soak.config;
 	x bigint;
