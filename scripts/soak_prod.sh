@@ -6,7 +6,7 @@
 # received), that nothing else was, and that every device ends on the new
 # history with exactly the new primary's state.
 #
-#   make soak TOPOLOGY=production                  # 8 clients, 300 s (about 8 min)
+#   make soak TOPOLOGY=production                  # 8 clients, 300 s (about 6 min)
 #   SOAK_SECONDS=60 make soak TOPOLOGY=production  # a quick pass
 #
 # Knobs (environment): SOAK_CLIENTS (default 8) application clients,
