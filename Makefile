@@ -46,8 +46,11 @@ bench:
 # Not part of `make test`: 64 clients for 10 minutes of mixed writes, syncs,
 # consumption and webhooks, then checks for overdrafts, lost updates, cursor
 # gaps and the notification queue (SOAK_CLIENTS, SOAK_SECONDS to change).
+# TOPOLOGY=production: a primary, an asynchronous standby, PgBouncer and two
+# gateways, with a gateway crash, killed connections and a failover
+# (scripts/soak_prod.sh, 5 minutes of traffic).
 soak:
-	@bash scripts/soak.sh
+	@TOPOLOGY='$(TOPOLOGY)' bash scripts/soak.sh
 
 deps:
 	@bash scripts/deps.sh

@@ -72,13 +72,15 @@ client_node_modules() {
 	fi
 }
 
-# pgbouncer_start DIR PORT USERS DATABASES
+# pgbouncer_start DIR PORT USERS DATABASES [SETTINGS]
 #   Debian's PgBouncer in pool_mode = transaction, listening only on a unix
 #   socket in DIR (port PORT), trust auth for the space-separated USERS,
-#   DATABASES the lines of its [databases] section; run as the cluster's
-#   OS user (it refuses root).  Sets $pgb_pid; the caller kills it.
+#   DATABASES the lines of its [databases] section, SETTINGS more lines of
+#   its [pgbouncer] section; run as the cluster's OS user (it refuses
+#   root).  Sets $pgb_pid; the caller kills it.  Its own pid (for a RELOAD
+#   by SIGHUP) is in DIR/pgbouncer.pid.
 pgbouncer_start() {
-	local dir=$1 port=$2 users=$3 databases=$4 u owner bin
+	local dir=$1 port=$2 users=$3 databases=$4 settings=${5:-} u owner bin
 	bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 	[ -x "$bin" ] || { echo "pgbouncer not found (scripts/deps.sh installs it)" >&2; return 1; }
 	owner=$(stat -c %U "$ROASTR_CLUSTER_DIR")
@@ -102,6 +104,7 @@ server_lifetime = 3600
 ignore_startup_parameters = extra_float_digits
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
+$settings
 INI
 	chmod 755 "$dir"
 	chown -R "$owner": "$dir"

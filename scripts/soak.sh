@@ -4,6 +4,12 @@
 #
 #   make soak                                   # 64 clients, 600 s (about 15 min)
 #   SOAK_CLIENTS=16 SOAK_SECONDS=60 make soak   # a quick pass
+#   make soak TOPOLOGY=production               # scripts/soak_prod.sh: a primary,
+#                                               # an asynchronous standby, PgBouncer,
+#                                               # two gateways and a failover
+#
+# TOPOLOGY (environment or make variable): single (the default: one server,
+# this script) or production (scripts/soak_prod.sh, which documents itself).
 #
 # Knobs (environment): SOAK_CLIENTS (default 64) pgbench clients,
 # SOAK_SECONDS (default 600) pgbench duration, SOAK_DEVICES (default 200)
@@ -86,6 +92,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+
+case ${TOPOLOGY:-single} in
+	single) ;;
+	production) exec bash scripts/soak_prod.sh ;;
+	*) echo "soak: TOPOLOGY must be single or production (got '$TOPOLOGY')" >&2; exit 2 ;;
+esac
 
 CLIENTS=${SOAK_CLIENTS:-64}
 T=${SOAK_SECONDS:-600}

@@ -11,7 +11,8 @@
 -- The script fills soak.pgbench_scripts and soak.pgbench_log (every
 -- transaction pgbench acknowledged), soak.queue_samples (pg_notification_queue_usage() once a second)
 -- and soak.notified (the newest version the LISTENing client received per
--- user) before calling soak.checks().
+-- user) before calling soak.checks(); scripts/soak_prod.sh also
+-- soak.in_doubt (requests whose COMMIT got no answer: committed or not).
 SET client_min_messages = warning;
 
 CREATE TABLE soak.baseline (
@@ -41,6 +42,26 @@ CREATE TABLE soak.notified (u uuid PRIMARY KEY, version bigint NOT NULL, payload
 -- what each device that followed the gateway held at the end
 -- (bench/soak/devices.js: u, cursor, st, updates, syncs, anomalies, connects)
 CREATE TABLE soak.gateway_devices (j jsonb NOT NULL);
+-- transactions whose outcome the client could not know (the connection was
+-- lost while their COMMIT was in flight): their calls may or may not be in
+-- the ledger.  Empty for scripts/soak.sh (pgbench stops cleanly).
+CREATE TABLE soak.in_doubt (client int NOT NULL, tx int NOT NULL, PRIMARY KEY (client, tx));
+
+-- What a device holds after applying a state_sync answer to the state it
+-- had: the answer's changes over it, or, when the answer is a reset (its
+-- cursor was of another history), the changes alone.
+CREATE FUNCTION soak.after_sync(st jsonb, sync jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN coalesce((sync->>'reset')::boolean, false) THEN '{}'::jsonb ELSE st END
+		   || soak.changes(sync)
+$$;
+
+-- state_sync from a device's cursor, with its history when it has one.
+CREATE FUNCTION soak.sync_from(n int, cursor bigint, history text) RETURNS jsonb
+LANGUAGE sql AS $$
+	SELECT CASE WHEN history IS NULL THEN roastr_state.state_sync(soak.uid(n), cursor)
+				ELSE roastr_state.state_sync(soak.uid(n), cursor, history) END
+$$;
 
 -- field -> version of a state_sync answer's changes
 CREATE FUNCTION soak.field_versions(sync jsonb) RETURNS jsonb
@@ -71,20 +92,25 @@ LANGUAGE sql AS $$
 	SELECT count(*) FROM soak.baseline;
 $$;
 
+-- Functions of the harness that call state_full or state_sync over many
+-- rows keep their plans serial (max_parallel_workers_per_gather = 0): those
+-- functions are PARALLEL RESTRICTED but run SPI commands, and in a parallel
+-- plan fail with "cannot start commands during a parallel operation" (the
+-- production soak's old-primary check met it over 10k users).
 CREATE FUNCTION soak.collect() RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE sql SET max_parallel_workers_per_gather = 0 AS $$
 	TRUNCATE soak.final;
 	INSERT INTO soak.final (u, version, full_state, sync0, dev_sync)
 	SELECT d.u, s.version, roastr_state.state_full(soak.uid(d.u)),
 		   roastr_state.state_sync(soak.uid(d.u), 0),
-		   CASE WHEN d.syncs > 0 THEN roastr_state.state_sync(soak.uid(d.u), d.cursor) END
+		   CASE WHEN d.syncs > 0 THEN soak.sync_from(d.u, d.cursor, d.history) END
 	  FROM soak.devices d
 	  JOIN roastr_state.state s ON s.user_id = soak.uid(d.u);
 	UPDATE soak.final
 	   SET flat = soak.flat(full_state), fv = soak.field_versions(sync0),
 		   used = (full_state->'usage'->>'monthly_roasts_used')::int,
 		   lim = (full_state->'usage'->>'monthly_roasts_limit')::int;
-	ANALYZE soak.final, soak.ledger, soak.baseline, soak.pgbench_log;
+	ANALYZE soak.final, soak.ledger, soak.baseline, soak.pgbench_log, soak.in_doubt;
 	SELECT count(*) FROM soak.final;
 $$;
 
@@ -130,7 +156,7 @@ SELECT c.*, max(version) FILTER (WHERE changed)
 -- and how long it took (ms).
 CREATE FUNCTION soak.checks()
 RETURNS TABLE (section text, name text, value text, ok boolean, ms numeric)
-LANGUAGE plpgsql SET client_min_messages = warning AS $$
+LANGUAGE plpgsql SET client_min_messages = warning SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
 	c soak.config;
 	a bigint;
@@ -151,7 +177,8 @@ BEGIN
 	-- ledger -----------------------------------------------------------------
 	-- every transaction pgbench acknowledged (its log) left exactly its calls
 	-- in the ledger, made by that script; and the ledger holds no other call
-	-- but those of each client's last transaction, cut off by the end of the run
+	-- but those of each client's last transaction, cut off by the end of the
+	-- run, and those of transactions in doubt (soak.in_doubt)
 	SELECT count(*), count(*) FILTER (WHERE coalesce(l.n, 0) <> s.cmds OR l.srcs > 1 OR l.src <> s.src),
 		   sum(s.cmds)
 	  INTO a, x, b
@@ -163,14 +190,16 @@ BEGIN
 	value := format('%s (of %s transactions, %s calls)', x, a, b); ok := x = 0 AND a > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
 	t0 := clock_timestamp(); RETURN NEXT;
 
-	SELECT count(*) FILTER (WHERE l.tx <> m.last + 1 OR m.last IS NULL), count(*)
-	  INTO x, a
+	SELECT count(*) FILTER (WHERE (l.tx <> m.last + 1 OR m.last IS NULL) AND i.tx IS NULL),
+		   count(*) FILTER (WHERE i.tx IS NULL), count(*) FILTER (WHERE i.tx IS NOT NULL)
+	  INTO x, a, b
 	  FROM soak.ledger l
 	  LEFT JOIN (SELECT client, max(tx) AS last FROM soak.pgbench_log GROUP BY client) m USING (client)
+	  LEFT JOIN soak.in_doubt i USING (client, tx)
 	 WHERE l.src <> 'setup'
 	   AND NOT EXISTS (SELECT FROM soak.pgbench_log g WHERE g.client = l.client AND g.tx = l.tx);
 	name := 'ledger rows of no acknowledged transaction (beyond the last, cut off)';
-	value := format('%s (%s cut off)', x, a - x); ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	value := format('%s (%s cut off, %s of transactions in doubt)', x, a - x, b); ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
 	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- overdraft --------------------------------------------------------------
@@ -226,10 +255,14 @@ BEGIN
 	t0 := clock_timestamp(); RETURN NEXT;
 
 	-- every answered version is at most the final one; a change's is above
-	-- the baseline (a patch that changes nothing answers the current version)
+	-- the baseline (a patch that changes nothing answers the current version).
+	-- Not a sync answered on a history the final one does not continue
+	-- (scripts/soak_prod.sh: by the old primary after the failover's switch
+	-- point): its versions were handed out again.
 	SELECT count(*) INTO x
 	  FROM soak.ledger l JOIN soak.baseline b USING (u) JOIN soak.final f USING (u)
 	 WHERE l.src <> 'setup' AND l.version IS NOT NULL
+	   AND NOT coalesce((l.result->>'other_history')::boolean, false)
 	   AND (l.version > f.version
 			OR (l.version <= b.version
 				AND ((l.op = 'consume' AND l.allowed)
@@ -345,13 +378,13 @@ BEGIN
 	ok := x = 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
 	t0 := clock_timestamp(); RETURN NEXT;
 
-	SELECT count(*), count(*) FILTER (WHERE d.st || soak.changes(f.dev_sync) <> f.flat) INTO a, x
+	SELECT count(*), count(*) FILTER (WHERE soak.after_sync(d.st, f.dev_sync) <> f.flat) INTO a, x
 	  FROM soak.devices d JOIN soak.final f USING (u) WHERE d.syncs > 0;
 	name := 'devices whose synced state + a final sync <> state_full'; value := format('%s (of %s)', x, a);
 	ok := x = 0 AND a > 0; ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
 	t0 := clock_timestamp(); RETURN NEXT;
 
-	SELECT count(*), count(*) FILTER (WHERE p.st || soak.changes(roastr_state.state_sync(soak.uid(p.u), p.cursor)) <> f.flat)
+	SELECT count(*), count(*) FILTER (WHERE soak.after_sync(p.st, soak.sync_from(p.u, p.cursor, p.history)) <> f.flat)
 	  INTO a, x
 	  FROM soak.sync_points p JOIN soak.final f USING (u);
 	name := 'sampled mid-run cursors whose state + sync <> state_full'; value := format('%s (of %s)', x, a);
@@ -450,7 +483,7 @@ $$;
 -- differing fields of devices and sampled points, unexplained conflicts,
 -- fields whose final value is not their last write.
 CREATE FUNCTION soak.diagnose() RETURNS TABLE (what text, detail text)
-LANGUAGE sql AS $$
+LANGUAGE sql SET max_parallel_workers_per_gather = 0 AS $$
 	(SELECT 'gateway device', format('user %s cursor %s (final version %s): %s: device %s, state_full %s; notes %s',
 							 g.j->>'u', g.j->>'cursor', f.version, e.key, e.value, f.flat->e.key, g.j->'notes')
 	   FROM soak.gateway_devices g JOIN soak.final f ON soak.uid(f.u) = (g.j->>'u')::uuid,
@@ -461,7 +494,7 @@ LANGUAGE sql AS $$
 	(SELECT 'differing fields', string_agg(format('%s in %s devices', key, n), ', ' ORDER BY key)
 	   FROM (SELECT e.key, count(*) AS n
 			   FROM soak.devices d JOIN soak.final f USING (u),
-					jsonb_each(d.st || soak.changes(f.dev_sync)) e
+					jsonb_each(soak.after_sync(d.st, f.dev_sync)) e
 			  WHERE d.syncs > 0 AND e.value IS DISTINCT FROM f.flat->e.key
 			  GROUP BY e.key) s
 	 HAVING count(*) > 0)
@@ -469,14 +502,14 @@ LANGUAGE sql AS $$
 	(SELECT 'device', format('user %s cursor %s (final version %s): %s: device+sync %s, state_full %s (logged at version %s)',
 							 d.u, d.cursor, f.version, e.key, e.value, f.flat->e.key, f.fv->e.key)
 	   FROM soak.devices d JOIN soak.final f USING (u),
-			jsonb_each(d.st || soak.changes(f.dev_sync)) e
+			jsonb_each(soak.after_sync(d.st, f.dev_sync)) e
 	  WHERE d.syncs > 0 AND e.value IS DISTINCT FROM f.flat->e.key
 	  ORDER BY d.u LIMIT 10)
 	UNION ALL
 	(SELECT 'point', format('user %s cursor %s (final version %s): %s: point+sync %s, state_full %s (logged at version %s)',
 							p.u, p.cursor, f.version, e.key, e.value, f.flat->e.key, f.fv->e.key)
 	   FROM soak.sync_points p JOIN soak.final f USING (u),
-			jsonb_each(p.st || soak.changes(roastr_state.state_sync(soak.uid(p.u), p.cursor))) e
+			jsonb_each(soak.after_sync(p.st, soak.sync_from(p.u, p.cursor, p.history))) e
 	  WHERE e.value IS DISTINCT FROM f.flat->e.key
 	  ORDER BY p.id LIMIT 10)
 	UNION ALL

@@ -88,19 +88,25 @@ CREATE TABLE soak.outbox (
 );
 
 -- One simulated device per user: the cursor it was last given and the state
--- it built by applying every sync answer (flat: path -> value).
+-- it built by applying every sync answer (flat: path -> value).  history:
+-- the history token that goes with the cursor, NULL for a bare cursor (the
+-- devices of scripts/soak.sh sync with bare cursors on one server; those of
+-- scripts/soak_prod.sh keep the history across a failover).
 CREATE TABLE soak.devices (
 	u int PRIMARY KEY,
 	cursor bigint NOT NULL DEFAULT 0,
 	st jsonb NOT NULL DEFAULT '{}',
-	syncs int NOT NULL DEFAULT 0
+	syncs int NOT NULL DEFAULT 0,
+	history text
 );
--- Sampled intermediate points of a device: cursor and the state at it.
+-- Sampled intermediate points of a device: cursor (and its history) and
+-- the state at it.
 CREATE TABLE soak.sync_points (
 	id bigserial PRIMARY KEY,
 	u int NOT NULL,
 	cursor bigint NOT NULL,
-	st jsonb NOT NULL
+	st jsonb NOT NULL,
+	history text
 );
 
 SELECT roastr_state.set_product_plan('prod_starter', 'starter'),
@@ -158,6 +164,13 @@ $$;
 -- Operations (called by bench/soak/*.sql)
 -- ---------------------------------------------------------------------------
 
+-- A user's current version.  SECURITY DEFINER: scripts/soak_prod.sh calls
+-- soak.patch as the user (PostgREST's role and claims), who may not read
+-- roastr_state.state.
+CREATE FUNCTION soak.version_of(n int) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT s.version FROM roastr_state.state s WHERE s.user_id = soak.uid(n) $$;
+
 -- A multi-field patch with random values: two to four of roasting.enabled,
 -- .roast_level, .shield_level, auth.name, and persona.identity (encrypted)
 -- one time in ten.  auth.name and persona text are new random strings, so a
@@ -193,7 +206,7 @@ BEGIN
 	END IF;
 
 	IF lag IS NOT NULL THEN
-		SELECT greatest(s.version - lag, 1) INTO base FROM roastr_state.state s WHERE s.user_id = soak.uid(n);
+		base := greatest(soak.version_of(n) - lag, 1);
 	END IF;
 	BEGIN
 		r := roastr_state.patch(soak.uid(n), ch, base);
