@@ -142,3 +142,14 @@ BEGIN
 	END IF;
 END
 $grants$;
+
+-- ===========================================================================
+-- Reads write down pending moves, and run statements of their own: in a
+-- parallel query they failed ("cannot start commands during a parallel
+-- operation").  Never in a parallel plan.
+-- ===========================================================================
+ALTER FUNCTION roastr_state.state_full(uuid) PARALLEL UNSAFE;
+ALTER FUNCTION roastr_state.state_sync(uuid, bigint) PARALLEL UNSAFE;
+ALTER FUNCTION roastr_state.state_sync(uuid, timestamptz) PARALLEL UNSAFE;
+ALTER FUNCTION roastr_state.state_sync(uuid, bigint, text) PARALLEL UNSAFE;
+ALTER FUNCTION roastr_state.stats() PARALLEL UNSAFE;

@@ -150,11 +150,13 @@ COMMENT ON FUNCTION roastr_state.ensure_user(uuid, text, text) IS
 	'service: create the user''s state if missing (idempotent); returns state_full';
 
 -- Reads may write down what time has moved (an expired trial, a new usage
--- period), so that syncs see it as a versioned change: VOLATILE.
+-- period) and what an operator changed (a shared change), so that syncs see
+-- it as a versioned change: VOLATILE, and PARALLEL UNSAFE (a read run in a
+-- parallel query may not start its own statements).
 CREATE FUNCTION roastr_state.state_full(user_id uuid DEFAULT NULL)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'roastr_state_state_full'
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION roastr_state.state_full(uuid) IS
 	'the whole state of a user as JSON';
@@ -162,7 +164,7 @@ COMMENT ON FUNCTION roastr_state.state_full(uuid) IS
 CREATE FUNCTION roastr_state.state_sync(user_id uuid, since bigint DEFAULT NULL)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'roastr_state_state_sync'
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION roastr_state.state_sync(uuid, bigint) IS
 	'shown fields whose value may have changed after a cursor (version): each carries the newest version of what it is computed from; with the new cursor';
@@ -170,7 +172,7 @@ COMMENT ON FUNCTION roastr_state.state_sync(uuid, bigint) IS
 CREATE FUNCTION roastr_state.state_sync(user_id uuid, since_at timestamptz)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'roastr_state_state_sync_at'
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION roastr_state.state_sync(uuid, timestamptz) IS
 	'fields changed after a point in time; prefer the version cursor';
@@ -178,7 +180,7 @@ COMMENT ON FUNCTION roastr_state.state_sync(uuid, timestamptz) IS
 CREATE FUNCTION roastr_state.state_sync(user_id uuid, since bigint, history text)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'roastr_state_state_sync_history'
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION roastr_state.state_sync(uuid, bigint, text) IS
 	'state_sync from a cursor and the history it belongs to: a cursor of another history (a failover, a restore) gets everything flagged reset; a standby behind it answers PT503';
@@ -204,7 +206,7 @@ COMMENT ON FUNCTION roastr_state.notify_stats() IS
 CREATE FUNCTION roastr_state.stats()
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'roastr_state_stats'
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION roastr_state.stats() IS
 	'what an operator watches: conflicts, quota refusals and refused webhooks since start, webhook outcomes, retention, pending time-driven and shared moves, the notifier and the NOTIFY queue (service only)';

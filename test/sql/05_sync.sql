@@ -3,7 +3,7 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com') IS NOT NULL;
 
@@ -72,6 +72,22 @@ $$;
 SELECT is((SELECT version FROM roastr_state.state WHERE user_id = :u1), 505::bigint, '500 more versions');
 SELECT is((SELECT array_length(field_log, 1) FROM roastr_state.state WHERE user_id = :u1),
 	52, 'still one log entry per field (26 fields, a version and a time each)');
+
+-- reads in a query the planner runs in parallel (they may write down a
+-- pending move, and run statements of their own: never in a parallel plan)
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+-- (CREATE TABLE AS runs its query in a parallel plan; 0.7.0's PARALLEL
+-- RESTRICTED failed there with 'cannot start commands during a parallel
+-- operation')
+CREATE TEMP TABLE par_full AS SELECT roastr_state.state_full(user_id) AS f FROM roastr_state.state;
+SELECT is((SELECT count(*) FROM par_full WHERE f ? '_meta'), (SELECT count(*) FROM roastr_state.state),
+	'state_full over every user in a query that could run in parallel');
+CREATE TEMP TABLE par_sync AS SELECT roastr_state.state_sync(user_id, 0) AS s FROM roastr_state.state;
+SELECT is((SELECT count(*) FROM par_sync WHERE s ? 'cursor'), (SELECT count(*) FROM roastr_state.state),
+	'state_sync too');
 
 SELECT * FROM finish();
 ROLLBACK;
