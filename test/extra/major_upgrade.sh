@@ -99,12 +99,6 @@ q() { # PORT SQL... (one value per line)
 	psql -X -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d "$db" "$@"
 }
 
-roles_sql="
-CREATE ROLE anon NOLOGIN NOINHERIT;
-CREATE ROLE authenticated NOLOGIN NOINHERIT;
-CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-CREATE ROLE authenticator LOGIN NOINHERIT;
-GRANT anon, authenticated, service_role TO authenticator;"
 
 u1=e1111111-1111-4111-8111-111111111111
 u2=e2222222-2222-4222-8222-222222222222
@@ -117,8 +111,9 @@ intolerance="puns before coffee"
 # ------------------------------------------------------------ the old major
 initdb_at "$oldbin" "$dir/old" "$port_old"
 start_at "$oldbin" "$dir/old"
+# Supabase's roles, as the test cluster has them (the extension's grants name them)
 psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port_old" -U postgres -d postgres \
-	-c "$roles_sql" -c "CREATE DATABASE $db" >/dev/null
+	-f test/helpers/supabase_roles.psql -c "CREATE DATABASE $db" >/dev/null
 q "$port_old" -q >/dev/null <<SQL
 CREATE EXTENSION roastr_state;
 CREATE EXTENSION pgcrypto;
