@@ -139,3 +139,27 @@ npm_test_report() {
 	fi
 	return "$status"
 }
+
+# The soaks' report (scripts/soak.sh, scripts/soak_prod.sh): the check rows
+# of $work/checks0.tsv and $work/checks.tsv (section, check, detail, ok,
+# ms), the time each section's checks took, the count of failed checks, and
+# the examples behind the failures ($work/diagnose.txt).
+soak_checks_table() {
+	echo "== checks (ms each)"
+	cat "$work/checks0.tsv" "$work/checks.tsv" |
+		awk -F '\t' '{ printf "  %-4s %-13s %-68s %8s  %s\n", ($4 == "t" ? "ok" : "FAIL"), $1, $2, $5, $3 }'
+}
+soak_section_times() {
+	awk -F '\t' '{ t[$1] += $5; if (!($1 in o)) o[$1] = ++n; k[o[$1]] = $1 }
+		END { for (i = 1; i <= n; i++) printf "    %-48s %.1f\n", k[i], t[k[i]] / 1000 }' "$work/checks.tsv"
+}
+soak_failed_checks() {
+	cat "$work/checks0.tsv" "$work/checks.tsv" | awk -F '\t' '$4 != "t"' | wc -l
+}
+soak_diagnosis() {
+	if [ -s "$work/diagnose.txt" ]; then
+		echo
+		echo "== examples behind the failures"
+		sed 's/^/  /' "$work/diagnose.txt"
+	fi
+}

@@ -361,21 +361,14 @@ report() {
 	echo "== operations"
 	awk -F '\t' '{ printf "  %-50s %s\n", $1, $2 }' "$work/figures.tsv"
 	echo
-	echo "== checks (ms each)"
-	cat "$work/checks0.tsv" "$work/checks.tsv" |
-		awk -F '\t' '{ printf "  %-4s %-13s %-68s %8s  %s\n", ($4 == "t" ? "ok" : "FAIL"), $1, $2, $5, $3 }'
+	soak_checks_table
 	echo
 	echo "== time to the verdict (s)"
 	printf '  %-50s %s\n' "collect (state_full, syncs of every user)" "$t_collect" \
 		"checks (all sections)" "$t_checks"
-	awk -F '\t' '{ t[$1] += $5; if (!($1 in o)) o[$1] = ++n; k[o[$1]] = $1 }
-		END { for (i = 1; i <= n; i++) printf "    %-48s %.1f\n", k[i], t[k[i]] / 1000 }' "$work/checks.tsv"
-	fails=$(cat "$work/checks0.tsv" "$work/checks.tsv" | awk -F '\t' '$4 != "t"' | wc -l)
-	if [ -s "$work/diagnose.txt" ]; then
-		echo
-		echo "== examples behind the failures"
-		sed 's/^/  /' "$work/diagnose.txt"
-	fi
+	soak_section_times
+	fails=$(soak_failed_checks)
+	soak_diagnosis
 	echo
 	echo "wall clock: $ELAPSED min"
 	if [ "$fails" -eq 0 ]; then echo "soak: PASS"; else echo "soak: FAIL ($fails checks)"; fi
