@@ -116,6 +116,9 @@ function classify(err) {
   const c = typeof err?.code === 'string' ? err.code : '';
   if (c === 'PT503') return 'pt503';
   if (/^(08|57P0)/.test(c) || c === '53300') return 'disruption';
+  // a system error of the socket (errno, syscall), whose code may look like
+  // a SQLSTATE (EPIPE, EBADF): the connection, as in gateway/lib/errors.js
+  if (typeof err?.errno === 'number' || typeof err?.syscall === 'string') return 'disruption';
   if (/^[0-9A-Z]{5}$/.test(c)) return 'unexpected';
   if (err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError) return 'unexpected';
   if (/^E[A-Z]+$/.test(c) || /terminated|not queryable|connection|socket|closed/i.test(err?.message ?? '')) return 'disruption';
