@@ -26,6 +26,10 @@
 #   ROASTR_PORT      port number (default 5499).  Only the socket file name
 #                    depends on it: the server listens on no TCP address.
 #   PG_CONFIG        pg_config to use (default: pg_config from PATH).
+#   ROASTR_SYSID     give the new cluster this system identifier instead of
+#                    initdb's random one (test/set_sysid.c), so that history
+#                    tokens ("<system identifier>.<timeline>") print the same
+#                    in every run: the regression and isolation suites'.
 #
 # Layout: $ROASTR_CLUSTER_DIR/ holds data/ (the data directory), server.log
 # and the unix socket.  It is mode 700 and owned by the cluster's OS user,
@@ -117,6 +121,14 @@ cluster_start() {
         --auth=trust --username=postgres --encoding=UTF8 --locale=C.UTF-8 -N \
         >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; _cluster_fail "initdb failed"; return 1; }
+
+    if [[ -n "${ROASTR_SYSID:-}" ]]; then
+        cc -O1 -Wall -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" \
+            -o "$dir/set_sysid" "$(dirname "${BASH_SOURCE[0]}")/../test/set_sysid.c" \
+            && cluster_run_as_owner "$dir/set_sysid" "$data" "$ROASTR_SYSID" \
+            && cluster_run_as_owner "$bindir/pg_resetwal" -f -D "$data" >/dev/null \
+            || { _cluster_fail "setting the system identifier failed"; return 1; }
+    fi
 
     # A throwaway master key for persona encryption (roastr_state.master_key_file):
     # one random 256-bit key, id 1, readable only by the server's OS user.

@@ -34,6 +34,7 @@
 #include "utils/memutils.h"
 
 #include "fields.h"
+#include "history.h"
 #include "json_util.h"
 #include "notify.h"
 #include "notify_queue.h"
@@ -94,18 +95,21 @@ pending_cmp(const void *a, const void *b)
 
 /*
  * build_payload
- *		The JSON payload for one user: {type, version, fields, data} with
- *		user_id first when "with_user" (the shared channel).  "fields" names
+ *		The JSON payload for one user: {type, version, history, fields,
+ *		data} with user_id first when "with_user" (the shared channel).
+ *		"history" is the token of the history "version" belongs to
+ *		(history.c), without a WAL position: the commit's own position is
+ *		not known before it happens.  "fields" names
  *		every shown path the transaction's changes named (shown.c: exactly
  *		what a sync from the version before reports), "data" carries the
  *		values of those that are not withheld, shaped like state_full.
  *		"type" lists the kinds of the named paths.  Over
  *		roastr_state.notify_max_payload bytes it becomes {type: "resync",
- *		version}.
+ *		version, history}.
  */
 static char *
-build_payload(const char *uuid, int64 version, uint32 named,
-			  char *const *values, bool with_user)
+build_payload(const char *uuid, int64 version, const char *history,
+			  uint32 named, char *const *values, bool with_user)
 {
 	StringInfoData buf;
 	uint32		kinds = rs_shown_kinds(named);
@@ -133,7 +137,8 @@ build_payload(const char *uuid, int64 version, uint32 named,
 	}
 	if (nkinds > 1)
 		appendStringInfoChar(&buf, ']');
-	appendStringInfo(&buf, ",\"version\":" INT64_FORMAT ",\"fields\":[", version);
+	appendStringInfo(&buf, ",\"version\":" INT64_FORMAT ",\"history\":\"%s\",\"fields\":[",
+					 version, history);
 	first = true;
 	for (int s = 0; s < RS_NSHOWN; s++)
 	{
@@ -176,8 +181,8 @@ build_payload(const char *uuid, int64 version, uint32 named,
 			appendStringInfo(&buf, "{\"user_id\":\"%s\",", uuid);
 		else
 			appendStringInfoChar(&buf, '{');
-		appendStringInfo(&buf, "\"type\":\"resync\",\"version\":" INT64_FORMAT "}",
-						 version);
+		appendStringInfo(&buf, "\"type\":\"resync\",\"version\":" INT64_FORMAT ",\"history\":\"%s\"}",
+						 version, history);
 	}
 	return buf.data;
 }
@@ -192,6 +197,12 @@ collect_outgoing(int *nout)
 	RsNotification *out = palloc(sizeof(RsNotification) *
 								 (npending * 3 + nbroadcasts));
 	int			n = 0;
+	RsHistory	h;
+	char	   *history;
+
+	/* the history every version of this transaction belongs to */
+	rs_history_now(&h, false);
+	history = rs_history_format(&h);
 
 	/* identical broadcasts of one transaction are sent once, as NOTIFY does */
 	for (int i = 0; i < nbroadcasts; i++)
@@ -233,10 +244,12 @@ collect_outgoing(int *nout)
 		}
 
 		out[n].channel = psprintf("user:%s", uuid);
-		out[n].payload = build_payload(uuid, version, named, values, false);
+		out[n].payload = build_payload(uuid, version, history, named, values,
+									   false);
 		n++;
 		out[n].channel = "roastr_state";
-		out[n].payload = build_payload(uuid, version, named, values, true);
+		out[n].payload = build_payload(uuid, version, history, named, values,
+									   true);
 		n++;
 
 		persona_text = changed & RS_PERSONA_TEXT_MASK;
@@ -246,8 +259,8 @@ collect_outgoing(int *nout)
 			bool		first = true;
 
 			initStringInfo(&b);
-			appendStringInfo(&b, "{\"user_id\":\"%s\",\"version\":" INT64_FORMAT ",\"fields\":[",
-							 uuid, version);
+			appendStringInfo(&b, "{\"user_id\":\"%s\",\"version\":" INT64_FORMAT ",\"history\":\"%s\",\"fields\":[",
+							 uuid, version, history);
 			for (int f = 0; f < RS_NFIELDS; f++)
 			{
 				if (!(persona_text & RS_FIELD_BIT(f)))

@@ -18,7 +18,8 @@
  *	   does the version check, the bump, the change log and the
  *	   notification -- so a patch and a backend's direct UPDATE follow
  *	   exactly the same rules;
- *	4. respond: {version, applied}, recorded for the mutation id.
+ *	4. respond: {version, applied}, recorded for the mutation id; the
+ *	   history token is added to every answer (with_history).
  *
  * Copyright (c) 2026, the roastr_state authors
  *
@@ -31,6 +32,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -38,6 +40,7 @@
 #include "access.h"
 #include "crypto.h"
 #include "fields.h"
+#include "history.h"
 #include "json_util.h"
 #include "mutation.h"
 #include "patch.h"
@@ -421,9 +424,35 @@ patch_write(RsPatch *p)
 }
 
 /*
+ * with_history
+ *		The answer with "history", the token of the history its version
+ *		belongs to (history.c): this server's, without a WAL position (the
+ *		commit's is not known yet).  It is added when answering, not stored
+ *		with a mutation id: a first answer found here was committed here,
+ *		so its version is of this server's history too.
+ */
+static Jsonb *
+with_history(Jsonb *answer)
+{
+	RsHistory	h;
+	JsonbParseState *js = NULL;
+	JsonbValue *res;
+
+	rs_history_now(&h, false);
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	rs_jb_key(&js, "history");
+	rs_jb_string(&js, rs_history_format(&h));
+	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+											  JsonbPGetDatum(answer),
+											  JsonbPGetDatum(JsonbValueToJsonb(res))));
+}
+
+/*
  * rs_patch
  *		roastr_state.patch(): authorize, parse and validate, then write (or
- *		answer an empty patch from a read).  Returns {version, applied}.
+ *		answer an empty patch from a read).  Returns {version, applied,
+ *		history}.
  *		Before anything that could fail, it decides whether the patch
  *		carries persona text, so that no error can log the statement.
  */
@@ -464,5 +493,5 @@ rs_patch(const RsPatchRequest *req)
 		result = patch_write(&p);
 
 	error_context_stack = errcb.previous;
-	return result;
+	return with_history(result);
 }

@@ -74,8 +74,11 @@ fi
 
 # writing continues at the next version; a retried mutation returns its outcome
 next=$(psql -X -At -d "$dst" -c "SELECT roastr_state.patch('$u1', '{\"auth.name\": \"Uno\"}')->>'version'")
-retry=$(psql -X -At -d "$dst" -c "SELECT roastr_state.patch('$u1', '{\"roasting.roast_level\": 5, \"roasting.shield_level\": \"estricto\"}', 2, '$mid')::text")
+retry=$(psql -X -At -d "$dst" -c "SELECT (roastr_state.patch('$u1', '{\"roasting.roast_level\": 5, \"roasting.shield_level\": \"estricto\"}', 2, '$mid') - 'history')::text")
+# ... with the history of the restored database's cluster, which it now belongs to
+retry_history=$(psql -X -At -d "$dst" -c "SELECT roastr_state.patch('$u1', '{\"roasting.roast_level\": 5, \"roasting.shield_level\": \"estricto\"}', 2, '$mid')->>'history' = s.system_identifier || '.' || c.timeline_id FROM pg_control_system() s, pg_control_checkpoint() c")
 if [ "$next" != "4" ]; then echo "after restore, the next version is $next, expected 4"; fail=1; fi
+if [ "$retry_history" != "t" ]; then echo "a retried mutation after restore is not of the cluster's history"; fail=1; fi
 if [ "$retry" != '{"applied": ["roasting.roast_level", "roasting.shield_level"], "version": 3}' ]; then
 	echo "a retried mutation after restore returned: $retry"; fail=1
 fi

@@ -3,23 +3,23 @@
 \set ECHO none
 \i test/helpers/common.psql
 BEGIN;
-SELECT plan(29);
+SELECT plan(31);
 
 SELECT roastr_state.ensure_user(:u1, 'ann@example.com', 'Ann') IS NOT NULL;
 
 SELECT is(roastr_state.patch(:u1, '{"roasting.enabled": false}'),
-	'{"version": 2, "applied": ["roasting.enabled"]}'::jsonb, 'a patch bumps the version by one');
+	'{"version": 2, "applied": ["roasting.enabled"]}'::jsonb || :'hist', 'a patch bumps the version by one');
 SELECT is(roastr_state.state_full(:u1)->'roasting'->'enabled', 'false'::jsonb, 'and is applied');
 
 SELECT is(roastr_state.patch(:u1, '{"roasting.roast_level": 5, "roasting.shield_level": "estricto", "auth.name": "Annie"}'),
-	'{"version": 3, "applied": ["auth.name", "roasting.roast_level", "roasting.shield_level"]}'::jsonb,
+	'{"version": 3, "applied": ["auth.name", "roasting.roast_level", "roasting.shield_level"]}'::jsonb || :'hist',
 	'several fields: one version');
 
 SELECT is(roastr_state.patch(:u1, '{"roasting.roast_level": 5}'),
-	'{"version": 3, "applied": ["roasting.roast_level"]}'::jsonb,
+	'{"version": 3, "applied": ["roasting.roast_level"]}'::jsonb || :'hist',
 	'writing the current value is not a change');
 
-SELECT is(roastr_state.patch(:u1, '{}'), '{"version": 3, "applied": []}'::jsonb, 'an empty patch');
+SELECT is(roastr_state.patch(:u1, '{}'), '{"version": 3, "applied": []}'::jsonb || :'hist', 'an empty patch');
 
 -- field-level optimistic locking
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.patch(%L, '{"roasting.enabled": true}', 1)$$, :u1))->>'sqlstate',
@@ -35,18 +35,18 @@ SELECT is((pg_temp.outcome(format($$SELECT roastr_state.patch(%L,
 	'every conflicting field is listed, and only those');
 SELECT is(roastr_state.state_full(:u1)->'subscription'->>'plan', 'free', 'a conflict applies nothing');
 SELECT is(roastr_state.patch(:u1, '{"roasting.enabled": false}', 1),
-	'{"version": 3, "applied": ["roasting.enabled"]}'::jsonb,
+	'{"version": 3, "applied": ["roasting.enabled"]}'::jsonb || :'hist',
 	'a stale base is fine when the value is what the server has');
 SELECT is(roastr_state.patch(:u1, '{"subscription.plan": "pro"}', 1),
-	'{"version": 4, "applied": ["subscription.plan"]}'::jsonb,
+	'{"version": 4, "applied": ["subscription.plan"]}'::jsonb || :'hist',
 	'a field nobody changed since the base does not conflict');
 SELECT is(roastr_state.patch(:u1, '{"roasting.enabled": true}', 4),
-	'{"version": 5, "applied": ["roasting.enabled"]}'::jsonb,
+	'{"version": 5, "applied": ["roasting.enabled"]}'::jsonb || :'hist',
 	'the current version as base always applies');
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.patch(%L, '{"auth.name": "X"}', 0)$$, :u1))->>'sqlstate',
 	'PT409', 'base 0 conflicts with every field changed since creation');
 SELECT is(roastr_state.patch(:u1, '{"roasting.roast_level": 2}'),
-	'{"version": 6, "applied": ["roasting.roast_level"]}'::jsonb,
+	'{"version": 6, "applied": ["roasting.roast_level"]}'::jsonb || :'hist',
 	'without a base version the last write wins');
 
 -- all or nothing
@@ -57,10 +57,10 @@ SELECT is((roastr_state.state_full(:u1)->'_meta'->>'version')::int, 6, 'version 
 
 -- mutation ids
 SELECT is(roastr_state.patch(:u1, '{"auth.name": "Ann B"}', NULL, 'b0000000-0000-4000-8000-000000000001'),
-	'{"version": 7, "applied": ["auth.name"]}'::jsonb, 'a patch with a mutation id');
+	'{"version": 7, "applied": ["auth.name"]}'::jsonb || :'hist', 'a patch with a mutation id');
 SELECT roastr_state.patch(:u1, '{"auth.name": "Somebody else"}') IS NOT NULL;
 SELECT is(roastr_state.patch(:u1, '{"auth.name": "Ann B"}', NULL, 'b0000000-0000-4000-8000-000000000001'),
-	'{"version": 7, "applied": ["auth.name"]}'::jsonb, 'a retry returns the first result');
+	'{"version": 7, "applied": ["auth.name"]}'::jsonb || :'hist', 'a retry returns the first result');
 SELECT is(roastr_state.state_full(:u1)->'auth'->>'name', 'Somebody else', 'and changes nothing');
 SELECT is((roastr_state.state_full(:u1)->'_meta'->>'version')::int, 8, 'not even the version');
 SELECT is(pg_temp.outcome(format($$SELECT roastr_state.patch(%L, '{"auth.name": "Other"}', NULL, 'b0000000-0000-4000-8000-000000000001')$$, :u1))->>'sqlstate',
@@ -75,6 +75,14 @@ SELECT is(pg_temp.outcome(format($$SELECT roastr_state.patch(%L, '{"roasting.ena
 SELECT is((SELECT count(*)::int FROM roastr_state.mutations WHERE mutation_id = 'b0000000-0000-4000-8000-000000000002'),
 	0, 'a failed mutation leaves no record');
 SELECT is((SELECT count(*)::int FROM roastr_state.mutations), 1, 'one recorded mutation');
+SELECT is((SELECT result FROM roastr_state.mutations WHERE mutation_id = 'b0000000-0000-4000-8000-000000000001'),
+	'{"version": 7, "applied": ["auth.name"]}'::jsonb,
+	'the recorded answer has no history: a retry gets the server''s when it is answered');
+
+-- the history of a patch's version is the line of the one state_full reports
+SELECT is(roastr_state.patch(:u1, '{}')->>'history',
+	substring(roastr_state.state_full(:u1)->'_meta'->>'history' from '^[0-9]+\.[0-9]+'),
+	'a patch answer''s history is the server''s history line, without a WAL position');
 
 -- the service may change service fields; the change log has them
 SELECT is(roastr_state.patch(:u1, '{"subscription.status": "past_due", "subscription.current_period_end": "2999-01-01T00:00:00Z"}')->>'version',
