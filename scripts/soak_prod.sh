@@ -519,13 +519,17 @@ server_stop "$pdir/data" fast
 # Load what the clients recorded, collect, check
 # ---------------------------------------------------------------------------
 old_commits=$(wc -l <"$work/old_commits.tsv")
-# (the payloads carry no history: the listener that received one tells its line)
+# The line of an announcement is its payload's history; the listener that
+# received one (of the old primary or the new) tells it for a payload
+# without one (a library before the payloads carried it).
 announced() { # FILE LINE
 	awk -v line="$2" '$1 == "roastr_state" {
 		if (!match($0, /"user_id":"[0-9a-f-]+"/)) next
 		u = substr($0, RSTART + 11, RLENGTH - 12)
+		l = line
+		if (match($0, /"history":"[0-9]+\.[0-9]+"/)) l = substr($0, RSTART + 11, RLENGTH - 12)
 		if (!match($0, /"version":[0-9]+/)) next
-		print u "\t" substr($0, RSTART + 10, RLENGTH - 10) "\t" line
+		print u "\t" substr($0, RSTART + 10, RLENGTH - 10) "\t" l
 	}' "$1"
 }
 { announced "$work/listen1.txt" "$OLD_LINE"; announced "$work/listen2.txt" "$NEW_LINE"; } >"$work/announced.tsv"

@@ -80,12 +80,14 @@ async function main() {
   await sql.connect();
   const a = new Device();
   const b = new Device();
+  let line = null;   // the server's history line, "<system id>.<timeline>"
 
   await check('devices are authorized and answered with state_sync (queries through the pooler)', async () => {
     const v = await version();
     const first = await a.connect(v);
     // 0.5.0: the answer names the history its cursor belongs to
     assert.match(first.history ?? '', /^[0-9]+\.[0-9]+\.[0-9A-F]+$/);
+    line = first.history.split('.').slice(0, 2).join('.');
     assert.deepEqual({ ...first, history: undefined }, { changes: [], cursor: v, history: undefined, reset: false });
     const s = await b.connect(0);
     assert.equal(s.cursor, v);
@@ -96,13 +98,14 @@ async function main() {
     const r = await patch({ 'roasting.roast_level': 2 });
     await a.waitCursor(r.version, 1000);
     await b.waitCursor(r.version, 1000);
-    assert.deepEqual(a.last(), ['state_update', { type: 'roasting_update', data: { roasting: { roast_level: 2 } }, version: r.version, fields: ['roasting.roast_level'] }]);
+    assert.equal(r.history, line);
+    assert.deepEqual(a.last(), ['state_update', { type: 'roasting_update', data: { roasting: { roast_level: 2 } }, version: r.version, history: line, fields: ['roasting.roast_level'] }]);
   });
 
   await check('a patch over the socket is applied through the pooler, acked, and relayed to the other device', async () => {
     const v = await version();
     const ack = await a.socket.timeout(5000).emitWithAck('patch', { changes: { 'roasting.roast_level': 4 }, base_version: v });
-    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.roast_level'] });
+    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.roast_level'], history: line });
     await b.waitCursor(v + 1, 1000);
     assert.equal(b.last()[0], 'state_update');
   });

@@ -203,7 +203,11 @@ async function run(db, listener) {
         `got ${mine.length} and ${shared.length}`);
       if (mine.length !== 1) continue;
       const n = mine[0].payload;
+      const s0 = await sync(u, a);
       check(n.version === a, `${who}: notified version is the new version`, `${n.version} != ${a}`);
+      check(n.history === s0.history.split('.').slice(0, 2).join('.'),
+        `${who}: the payload's history is the server's history line (no WAL position)`,
+        `${n.history} vs state_sync's ${s0.history}`);
       if (shared.length === 1) {
         const { user_id: _drop, ...rest } = shared[0].payload;
         check(sameJson(rest, n), `${who}: the shared channel carries the same payload`);

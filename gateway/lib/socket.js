@@ -20,7 +20,9 @@ function refusal(code, message) {
 }
 
 // The ack of socket.emit('patch', msg, ack), for a device with `claims`
-// (JSON text) and token expiry `exp`: {version, applied} on success, else
+// (JSON text) and token expiry `exp`: {version, applied, history} on
+// success (history: the token of the history the version belongs to, when
+// the extension gives one), else
 // {code, message[, detail]}.  The shape is checked before the database is
 // asked; the database decides the rest (42501 service fields, 22023, PT409
 // with its JSON detail, PT402, PT404).  08006: the database could not be
@@ -42,7 +44,9 @@ export async function handlePatch({ db, log, stats, metrics = noMetrics }, { cla
     const r = await db.patch(claims, v.changes, v.baseVersion, v.mutationId);
     stats.applied++;
     metrics.patch('ok');
-    return { version: r.version, applied: r.applied };
+    return typeof r.history === 'string'
+      ? { version: r.version, applied: r.applied, history: r.history }
+      : { version: r.version, applied: r.applied };
   } catch (err) {
     const body = errorBody(err, 'the database could not be reached; retry with the same mutation_id');
     if (body.code === UNAVAILABLE) {

@@ -79,6 +79,11 @@ const stateFull = async (u) => (await sql('SELECT roastr_state.state_full($1::uu
 // state_sync(uuid, bigint, text)); the checks expect either behaviour.
 let historyAware = null;
 const hasHistory = async () => (historyAware ??= (await sql(HAS_SYNC3))[0].ok === true);
+// This server's history line "<system id>.<timeline>", from the control
+// file: what patch answers and notifications carry beside their version.
+let lineOfServer = null;
+const serverLine = async () => (lineOfServer ??= (await sql(
+  "SELECT s.system_identifier || '.' || c.timeline_id AS h FROM pg_control_system() s, pg_control_checkpoint() c"))[0].h);
 
 // --------------------------------------------------------------- tokens
 async function token(sub, { key = KEY, exp = Math.floor(Date.now() / 1000) + 3600, role = 'authenticated' } = {}) {
@@ -272,8 +277,9 @@ async function modeChecks(mode, url) {
     const u = a2.updates().at(-1).msg;
     const { history, ...rest } = u;
     assert.deepEqual(rest, { type: 'roasting_update', data: { roasting: { roast_level: level } }, version: r.version, fields: ['roasting.roast_level'] });
-    // 0.5.0: the payload's history ("<system id>.<timeline>", no WAL position)
-    if (history !== undefined) assert.equal(history, historyLine(a2.history));
+    // the payload's history: "<system id>.<timeline>", no WAL position
+    assert.equal(history, await serverLine());
+    assert.equal(historyLine(history), historyLine(a2.history));
     await a1.waitCursor(r.version, 1000);
     console.log(`#   delivered in ${a2.updates().at(-1).at - t0} ms (patch sent to device received)`);
   });
@@ -644,12 +650,12 @@ async function patchChecks(mode, url) {
   await writer.connect(url, { token: tok, cursor: await version(u) });
   await other.connect(url, { token: tok, cursor: await version(u) });
 
-  await check(`${mode}: a patch over the socket is applied with the device's claims, acked {version, applied}, relayed to the other device`, async () => {
+  await check(`${mode}: a patch over the socket is applied with the device's claims, acked {version, applied, history}, relayed to the other device`, async () => {
     const v = await version(u);
     const ack = await writer.patch({ changes: { 'roasting.roast_level': 4, 'roasting.enabled': false }, base_version: v, mutation_id: randomUUID() });
-    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.enabled', 'roasting.roast_level'] });
+    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.enabled', 'roasting.roast_level'], history: await serverLine() });
     await other.waitCursor(v + 1, 1000);
-    assert.deepEqual(other.updates().at(-1).msg, { type: ['roasting_toggle', 'roasting_update'], data: { roasting: { enabled: false, roast_level: 4 } }, version: v + 1, fields: ['roasting.enabled', 'roasting.roast_level'] });
+    assert.deepEqual(other.updates().at(-1).msg, { type: ['roasting_toggle', 'roasting_update'], data: { roasting: { enabled: false, roast_level: 4 } }, version: v + 1, history: await serverLine(), fields: ['roasting.enabled', 'roasting.roast_level'] });
     const full = await stateFull(u);
     assert.deepEqual([full.roasting.enabled, full.roasting.roast_level, full._meta.version], [false, 4, v + 1]);
     // persona text travels as a bind parameter and comes back through state_sync
@@ -714,7 +720,7 @@ async function patchChecks(mode, url) {
     const m = randomUUID();
     const msg = { changes: { 'roasting.shield_level': 'estricto', 'auth.name': `Ann retry ${mode}` }, base_version: v, mutation_id: m };
     const first = await writer.patch(msg);
-    assert.deepEqual(first, { version: v + 1, applied: ['auth.name', 'roasting.shield_level'] });
+    assert.deepEqual(first, { version: v + 1, applied: ['auth.name', 'roasting.shield_level'], history: await serverLine() });
     await patch(u, { 'roasting.roast_level': 1 });       // another change in between
     const again = await writer.patch(msg);
     const third = await other.patch(msg);                 // from another device of the user: same answer
@@ -744,7 +750,7 @@ async function patchChecks(mode, url) {
     assert.match(failedAck.message, /retry with the same mutation_id/);
     assert.equal(await version(u), v);
     const ack = await writer.patch(msg);
-    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.enabled'] });
+    assert.deepEqual(ack, { version: v + 1, applied: ['roasting.enabled'], history: await serverLine() });
     assert.deepEqual(await writer.patch(msg), ack);
     assert.equal(await version(u), v + 1);
     await other.waitCursor(v + 1, 1000);

@@ -59,17 +59,21 @@ SQL
 status=0
 wait "$probe_pid" || status=$?
 
+# every payload carries the history line of its version, read here from the
+# control file rather than from the extension
+h=$(psql -X -At -d "$db" -c "SELECT s.system_identifier || '.' || c.timeline_id FROM pg_control_system() s, pg_control_checkpoint() c")
+
 expected="ready
-user:$u1 {\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
-roastr_state {\"user_id\":\"$u1\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
-user:$u1 {\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"roasting\":{\"roast_level\":2}}}
-roastr_state {\"user_id\":\"$u1\",\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"roasting\":{\"roast_level\":2}}}
-roastr_state {\"user_id\":\"$u2\",\"type\":\"roasting_toggle\",\"version\":2,\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
-user:$u1 {\"type\":\"resync\",\"version\":5}
-roastr_state {\"user_id\":\"$u1\",\"type\":\"resync\",\"version\":5}
-user:$u1 {\"type\":\"persona_update\",\"version\":6,\"fields\":[\"persona.identity\"],\"data\":{}}
-roastr_state {\"user_id\":\"$u1\",\"type\":\"persona_update\",\"version\":6,\"fields\":[\"persona.identity\"],\"data\":{}}
-roastr_state_embeddings {\"user_id\":\"$u1\",\"version\":6,\"fields\":[\"persona.identity\"]}"
+user:$u1 {\"type\":\"roasting_toggle\",\"version\":2,\"history\":\"$h\",\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
+roastr_state {\"user_id\":\"$u1\",\"type\":\"roasting_toggle\",\"version\":2,\"history\":\"$h\",\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
+user:$u1 {\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"history\":\"$h\",\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"roasting\":{\"roast_level\":2}}}
+roastr_state {\"user_id\":\"$u1\",\"type\":[\"auth_update\",\"roasting_update\"],\"version\":4,\"history\":\"$h\",\"fields\":[\"auth.name\",\"roasting.roast_level\"],\"data\":{\"roasting\":{\"roast_level\":2}}}
+roastr_state {\"user_id\":\"$u2\",\"type\":\"roasting_toggle\",\"version\":2,\"history\":\"$h\",\"fields\":[\"roasting.enabled\"],\"data\":{\"roasting\":{\"enabled\":false}}}
+user:$u1 {\"type\":\"resync\",\"version\":5,\"history\":\"$h\"}
+roastr_state {\"user_id\":\"$u1\",\"type\":\"resync\",\"version\":5,\"history\":\"$h\"}
+user:$u1 {\"type\":\"persona_update\",\"version\":6,\"history\":\"$h\",\"fields\":[\"persona.identity\"],\"data\":{}}
+roastr_state {\"user_id\":\"$u1\",\"type\":\"persona_update\",\"version\":6,\"history\":\"$h\",\"fields\":[\"persona.identity\"],\"data\":{}}
+roastr_state_embeddings {\"user_id\":\"$u1\",\"version\":6,\"history\":\"$h\",\"fields\":[\"persona.identity\"]}"
 
 fail=0
 if [ "$status" -ne 0 ]; then
