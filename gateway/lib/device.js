@@ -88,6 +88,20 @@ function historyNews(held, answer) {
   return answer !== null && historyLine(held) !== historyLine(answer);
 }
 
+// Whether a state_sync answered on history line `answer` ("sysid.tli")
+// makes announcements of line `announced` moot: a later timeline of the
+// same cluster (a promotion or a restore left the announced line, and the
+// versions announced on it after the fork were lost), or another cluster
+// (a restore into a new one: the server answering is the one there is).
+// An earlier timeline of the same cluster is a server that has not caught
+// up yet (a standby before its promotion reached it): the announcement
+// stands.
+export function supersedes(answer, announced) {
+  const [as, at] = answer.split('.');
+  const [ns, nt] = announced.split('.');
+  return as !== ns || Number(at) > Number(nt);
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MAX_SYNC_LAG_TRIES = 20;
 
@@ -234,6 +248,14 @@ export class Device {
           this.history = history;
         }
         this.cursor = res.cursor;
+        const answered = historyLine(history);
+        if (this.wantLine !== null && answered !== null && this.wantLine !== answered &&
+            supersedes(answered, this.wantLine)) {
+          // What was announced on the line the server left will never show:
+          // the device now holds the server's line.
+          this.want = this.cursor;
+          this.wantLine = answered;
+        }
         const behind = this.behind();
         if (this.since !== null && !this.dirty && !behind) {
           // Everything announced so far is on the device now.

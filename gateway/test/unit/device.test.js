@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import assert from 'node:assert/strict';
-import { Device, Devices, CAUSES } from '../../lib/device.js';
+import { Device, Devices, CAUSES, supersedes } from '../../lib/device.js';
 import { historyLine } from '../../lib/validate.js';
 
 const U = 'a1111111-1111-4111-8111-111111111111';
@@ -353,6 +353,38 @@ test('history: an announcement of another line during a sync makes it go on unti
   assert.equal(dev.history.startsWith(`${srv.line}.`), true);
   assert.equal(dev.cursor, 2);
   assert.equal(sent.at(-1)[1].reset, true);
+});
+
+test('history: an announcement of a lost line is dropped by the first sync on the line that replaced it, not waited for', async () => {
+  const srv = historyServer();
+  for (let i = 1; i <= 3; i++) srv.write({ 'roasting.roast_level': i });
+  const { dev, sent } = historyDevice(srv, { cursor: 3, history: srv.token() });
+  await dev.sync('connect');
+  sent.length = 0;
+  const oldLine = srv.line;
+  const m4 = srv.write({ 'persona.identity': 'x' });     // announced, withheld: a catch-up
+  delete m4.data.persona;
+  srv.failover(3);              // ... and lost
+  dev.notify(m4);
+  assert.equal(dev.wantLine, oldLine);
+  await dev.running;
+  assert.equal(srv.calls.length, 2, `one catch-up, not ${srv.calls.length - 1}`);
+  assert.deepEqual([dev.cursor, dev.want, dev.wantLine, dev.behind()], [3, 3, srv.line, false]);
+  // its cursor survived the fork: no reset, the new line is news
+  assert.deepEqual(sent, [['state_sync', { changes: [], cursor: 3, history: srv.token(), reset: false }]]);
+  assert.equal(dev.history, srv.token());
+  // a late announcement of the lost line: one sync, then nothing to wait for
+  dev.notify({ ...m4, version: 5 });
+  await dev.running;
+  assert.equal(srv.calls.length, 3);
+  assert.equal(dev.behind(), false);
+});
+
+test('history: supersedes() orders lines of one cluster by timeline; another cluster\'s answer wins', () => {
+  assert.equal(supersedes('7.2', '7.1'), true);
+  assert.equal(supersedes('7.1', '7.2'), false);
+  assert.equal(supersedes('7.10', '7.9'), true);
+  assert.equal(supersedes('8.1', '7.3'), true);
 });
 
 test('PT503 (a standby behind the device\'s cursor): retried with backoff, counted, never a refusal nor "no changes"', async () => {
