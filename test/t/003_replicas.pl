@@ -188,7 +188,10 @@ $bump->($primary, 8);
 # (d) restores the archive to this point: version 8
 my $lsn_mid = q1($primary, 'SELECT pg_current_wal_insert_lsn()');
 $bump->($primary, 10);
-q1($primary, "SELECT roastr_state.patch('$a', '{\"auth.name\": \"only on the old primary\"}')");
+my $p11 = jq($primary, "SELECT roastr_state.patch('$a', '{\"auth.name\": \"only on the old primary\"}')");
+my $sysid = q1($primary, 'SELECT system_identifier FROM pg_control_system()');
+is_deeply([ $p11->{version}, $p11->{history} ], [ 11, "$sysid.1" ],
+	'the patch answer names its version\'s history line (no WAL position)');
 device_sync($primary, $dev, $a);
 my $old_cursor = $dev->{cursor};
 my $old_history = $dev->{history};
@@ -223,6 +226,13 @@ isnt($dev->{state}{'auth.name'}, 'only on the old primary', 'no value of the los
 ok(!$bare->{reset} && scalar @{ $bare->{changes} } < scalar @{ $r->{changes} },
 	'the bare cursor cannot tell (why devices send the history)');
 isnt($r->{history}, $old_history, 'the new primary is on another history');
+# a device whose cursor came from the patch answer (the writing device)
+my $writer = { cursor => $p11->{version}, history => $p11->{history}, state => {%$old_full} };
+$r = device_sync($standby, $writer, $a);
+ok($r->{reset}, 'a cursor taken from a patch answer of the lost history: reset too');
+same_as_full($standby, $writer, $a, '(c) the device that wrote version 11');
+my $p_new = jq($standby, "SELECT roastr_state.patch('$a', '{\"roasting.enabled\": true}')");
+is($p_new->{history}, "$sysid.2", 'a patch on the promoted standby names the new timeline');
 $r = device_sync($standby, $early, $a);
 ok(!$r->{reset}, 'a cursor from before the point the new history left the old one is kept (no reset)');
 same_as_full($standby, $early, $a, '(c) a device that synced before the lost commits');
