@@ -102,5 +102,12 @@ END
 $$;
 SELECT 'mark organization ' || extract(epoch FROM clock_timestamp());
 
+-- PostgreSQL's own floor at this size: the same rows in a table with a
+-- plain primary key and no trigger (bench/pgbench/read_bare.sql,
+-- write_bare_random.sql), as bench/setup.sql makes bench.bare
+CREATE TABLE bench.bare (LIKE roastr_state.state INCLUDING ALL);
+INSERT INTO bench.bare SELECT * FROM roastr_state.state;
+SELECT 'mark bare ' || extract(epoch FROM clock_timestamp());
+
 VACUUM ANALYZE;
 CHECKPOINT;

@@ -19,6 +19,9 @@
 #      that overlapped it against those that did not (pgbench -l, which
 #      stamps every transaction's end).  Targets: commit in milliseconds, no
 #      writer waits more than 10 ms because of it.
+#      Beside them, the same at both sizes on bench.bare (the state rows in a
+#      plain table): a random read and a random one-column UPDATE, the
+#      floor: how far apart the sizes are for PostgreSQL alone.
 #   4. Bytes per user (every relation of the roastr_state schema, indexes and
 #      TOAST included, over the users) after the load and at the end; the
 #      notifier's memory (VmRSS of the background worker, sampled from
@@ -44,6 +47,9 @@ SCALE_CURSOR=21                                     # state_sync from here retur
 DB_BIG=bench_scale_big
 DB_SMALL=bench_scale_10k
 SCALE_VARIANTS=(read_sync read_full write_patch quota_consume)
+# PostgreSQL alone on the same rows (bench.bare): what size costs anything
+# that reads or writes random rows, the floor the variants are read against
+SCALE_FLOORS=(read_bare write_bare_random)
 
 for v in BENCH_USERS:SCALE_USERS BENCH_ORG_MEMBERS:SCALE_MEMBERS BENCH_SCALE_SECONDS:SCALE_T \
 	BENCH_CHANGE_SECONDS:CHANGE_SECONDS BENCH_CHANGE_TIMEOUT:CHANGE_TIMEOUT; do
@@ -85,10 +91,10 @@ bytes_per_user() {
 }
 
 # scale_load DB USERS MEMBERS: create and load the database; appends
-# "db users members template_s copies_s org_s vacuum_s total_s state_B all_B"
+# "db users members template_s copies_s org_s vacuum_s total_s state_B all_B bare_s"
 # to scale_load.tsv.
 scale_load() {
-	local db=$1 users=$2 members=$3 t0 t1 marks
+	local db=$1 users=$2 members=$3 t0 t1 marks bare
 	psql -X -q -d postgres -c "CREATE DATABASE $db"
 	log "scale: loading $users users into $db (organization of $members members)"
 	t0=$(now_s)
@@ -102,9 +108,10 @@ scale_load() {
 	# the script prints "mark NAME EPOCH" after each step
 	marks=$(awk -v t0="$t0" -v t1="$t1" '$1 == "mark" { m[$2] = $3 }
 		END { printf "%.2f %.2f %.2f %.2f %.2f", m["template"] - t0, m["copies"] - m["template"],
-			m["organization"] - m["copies"], t1 - m["organization"], t1 - t0 }' "$work/scale_setup.$db.log")
-	echo "$db $users $members $marks $(bytes_per_user "$db" "$users")" >>"$work/scale_load.tsv"
-	log "scale: $db loaded: template, copies, organization, VACUUM ANALYZE + CHECKPOINT, total (s): $marks"
+			m["organization"] - m["copies"], t1 - m["bare"], t1 - t0 - (m["bare"] - m["organization"]) }' "$work/scale_setup.$db.log")
+	bare=$(awk '$1 == "mark" { m[$2] = $3 } END { printf "%.2f", m["bare"] - m["organization"] }' "$work/scale_setup.$db.log")
+	echo "$db $users $members $marks $(bytes_per_user "$db" "$users") $bare" >>"$work/scale_load.tsv"
+	log "scale: $db loaded: template, copies, organization, VACUUM ANALYZE + CHECKPOINT, total (s): $marks; the bare floor table copied in $bare s"
 }
 
 # ---------------------------------------------------------------------------
@@ -121,6 +128,7 @@ scale_prepare() {
 UPDATE roastr_state.state SET roasting_enabled = true WHERE NOT roasting_enabled;
 VACUUM roastr_state.state;" ;;
 		quota_consume) sql="VACUUM roastr_state.state;" ;;
+		read_bare | write_bare_random) sql="VACUUM bench.bare;" ;;
 	esac
 	printf '%s\nCHECKPOINT;\n' "$sql" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
 }
@@ -244,9 +252,9 @@ for db in "$DB_BIG" "$DB_SMALL"; do
 		|| { echo "bench: state_sync from $SCALE_CURSOR does not return 5 fields in $db" >&2; exit 1; }
 done
 
-log "scale: ${SCALE_VARIANTS[*]} at $SCALE_USERS and $SCALE_SMALL users, alternating (1 client, $SCALE_T s, $REPS runs each)"
+log "scale: ${SCALE_VARIANTS[*]} ${SCALE_FLOORS[*]} at $SCALE_USERS and $SCALE_SMALL users, alternating (1 client, $SCALE_T s, $REPS runs each)"
 for rep in $(seq "$REPS"); do
-	for v in "${SCALE_VARIANTS[@]}"; do
+	for v in "${SCALE_VARIANTS[@]}" "${SCALE_FLOORS[@]}"; do
 		scale_run "$v" big "$rep"
 		scale_run "$v" small "$rep"
 	done
@@ -305,6 +313,8 @@ slabel() {
 		read_full) echo "state_full(u)" ;;
 		write_patch) echo "patch(u, roasting.enabled), sync commit off" ;;
 		quota_consume) echo "consume_roasts(u, 1), sync commit off" ;;
+		read_bare) echo "floor: one random row of bench.bare as JSON" ;;
+		write_bare_random) echo "floor: UPDATE of one column of a random bench.bare row, sync commit off" ;;
 	esac
 }
 load_field() { awk -v d="$1" -v f="$2" '$1 == d { print $f }' "$work/scale_load.tsv"; }
@@ -324,13 +334,13 @@ scale_report() {
 	echo
 	echo "### Load"
 	echo
-	echo "| database | users | organization members | template (25 patches) | copies (INSERT … SELECT) | add_member calls | VACUUM ANALYZE + CHECKPOINT | total | users/s (copies) | bytes/user: state table · all roastr_state relations |"
-	echo "|---|---|---|---|---|---|---|---|---|---|"
+	echo "| database | users | organization members | template (25 patches) | copies (INSERT … SELECT) | add_member calls | VACUUM ANALYZE + CHECKPOINT | total | users/s (copies) | bytes/user: state table · all roastr_state relations | the floor's bench.bare copied (not in the total) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	for db in "$DB_BIG" "$DB_SMALL"; do
-		printf '| %s | %s | %s | %s s | %s s | %s s | %s s | %s s | %s | %s · %s B |\n' "$db" "$(load_field "$db" 2)" "$(load_field "$db" 3)" \
+		printf '| %s | %s | %s | %s s | %s s | %s s | %s s | %s s | %s | %s · %s B | %s s |\n' "$db" "$(load_field "$db" 2)" "$(load_field "$db" 3)" \
 			"$(load_field "$db" 4)" "$(load_field "$db" 5)" "$(load_field "$db" 6)" "$(load_field "$db" 7)" "$(load_field "$db" 8)" \
 			"$(awk -v n="$(load_field "$db" 2)" -v s="$(load_field "$db" 5)" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "—" }')" \
-			"$(load_field "$db" 9)" "$(load_field "$db" 10)"
+			"$(load_field "$db" 9)" "$(load_field "$db" 10)" "$(load_field "$db" 11)"
 	done
 	echo
 	echo "### The same pgbench scripts at $BIG_LABEL and at 10k users"
@@ -339,7 +349,7 @@ scale_report() {
 	echo
 	echo "| script | $BIG_LABEL users | 10k users | apart: tps / µs / p99 | ≤ ${APART_TARGET}% |"
 	echo "|---|---|---|---|---|"
-	for v in "${SCALE_VARIANTS[@]}"; do
+	for v in "${SCALE_VARIANTS[@]}" "${SCALE_FLOORS[@]}"; do
 		printf '| %s | %s | %s | %s%% / %s%% / %s%% | %s |\n' "$(slabel "$v")" "$(scell "$v" big)" "$(scell "$v" small)" \
 			"$(worse_pct "$v" 4)" "$(worse_pct "$v" 6)" "$(worse_pct "$v" 8)" "$(apart_verdict "$v")"
 	done
@@ -371,7 +381,9 @@ scale_report() {
 	echo "## Targets of issue 17 (this run)"
 	echo
 	for v in "${SCALE_VARIANTS[@]}"; do
-		echo "- $(slabel "$v") at $BIG_LABEL within ${APART_TARGET}% of 10k: tps $(worse_pct "$v" 4)%, µs/txn $(worse_pct "$v" 6)%, p99 $(worse_pct "$v" 8)% — $(apart_verdict "$v")"
+		case $v in write_patch) f="" ;; quota_*|write_*) f=write_bare_random ;; *) f=read_bare ;; esac
+		echo "- $(slabel "$v") at $BIG_LABEL within ${APART_TARGET}% of 10k: tps $(worse_pct "$v" 4)%, µs/txn $(worse_pct "$v" 6)%, p99 $(worse_pct "$v" 8)% — $(apart_verdict "$v")$(
+			[ -n "$f" ] && echo "; PostgreSQL alone ($(slabel "$f" | sed 's/^floor: //')): tps $(worse_pct "$f" 4)%, µs/txn $(worse_pct "$f" 6)%, p99 $(worse_pct "$f" 8)%")"
 	done
 	for kind in plan rename; do
 		if [ "$kind" = plan ]; then label="Plan-limit change"; else label="Organization rename ($SCALE_MEMBERS members)"; fi
