@@ -2,7 +2,7 @@
 # scripts/bench.sh — `make bench`: roastr_state measured against what a user
 # would build instead (issue 3), the gateway (issue 8) and at scale (issue 17).
 #
-#   make bench                        # every group (issue3 alone: about 21 minutes)
+#   make bench                        # every group (24 min on 2 cores; issue3 alone 18)
 #   BENCH_SECONDS=2 make bench        # quick check of the machinery
 #   BENCH_GROUPS=scale make bench     # one group (or several: "scale,gateway_scale")
 #
