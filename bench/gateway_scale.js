@@ -20,6 +20,10 @@
 //                and a device process's is measured by a ping exchange (the
 //                one with the shortest round trip of 50) and taken out.
 //                Gateway RSS and CPU from /proc.  Target: p99 < 10 ms.
+//                Then a shared change: the free plan's limit + 1 (every user
+//                is on free), one broadcast; the time from its commit until
+//                each device holds a version beyond the one before it.
+//                Target: every device within 1 s.
 //  two gateways  the same devices, half on each of two gateway processes on
 //                the same database (5 devices of every user on each); the same
 //                writes; halfway through, the first gateway is SIGKILLed, and
@@ -220,6 +224,27 @@ async function phase(name, dbUser, gatewayCount, kill) {
       await sleep(200);
     }
     r.settleSeconds = (now() - (until - 30000)) / 1000;
+
+    // A shared change with every device connected (one gateway only): the
+    // free plan's limit goes up by one (every user is on free).  The
+    // extension writes no user's row and sends one broadcast; the gateway
+    // catches every device up, and each user's first read settles the new
+    // limit in a new version.  Told = the device holds a version beyond the
+    // one before the change, from the change's commit acknowledgement.
+    if (!kill && r.behind === 0) {
+      const before = await versions(pool);
+      const tb0 = now();
+      await pool.query("UPDATE roastr_state.plans SET monthly_roasts_limit = monthly_roasts_limit + 1 WHERE plan = 'free'");
+      const tb = now();
+      r.broadcast = { commitMs: tb - tb0, at: tb, before };
+      const until2 = tb + 30000;
+      for (;;) {
+        cursors = (await Promise.all(procs.map((p) => p.ask({ cmd: 'cursors' }, 'cursors')))).flatMap((m) => m.cursors);
+        r.broadcast.behind = cursors.filter(([, u, c]) => c <= before[u]).length;
+        if (r.broadcast.behind === 0 || now() > until2) break;
+        await sleep(50);
+      }
+    }
     r.rssAfter = gws.map((gw) => (alive.includes(gw) ? rssBytes(gw.child.pid) : NaN));
     r.health = await Promise.all(alive.map((gw) => healthz(gw)));
 
@@ -230,6 +255,7 @@ async function phase(name, dbUser, gatewayCount, kill) {
     let viaSync = 0;
     let errors = 0;
     const moved = [];
+    const bcast = [];
     collected.forEach((m, i) => {
       const off = procs[i].offset;
       errors += m.errors;
@@ -244,6 +270,13 @@ async function phase(name, dbUser, gatewayCount, kill) {
         }
       }
       for (const [, lost, back, tries, changes] of m.reconnects) moved.push({ lost: lost - off, back: back - off, tries, changes });
+      // the broadcast: each device's move past its user's version before it
+      if (r.broadcast) {
+        for (let k = 0; k < mv.length; k += 5) {
+          const [u, from, to, t] = [mv[k], mv[k + 1], mv[k + 2], mv[k + 3] - off];
+          if (from <= r.broadcast.before[u] && to > r.broadcast.before[u]) bcast.push(t - r.broadcast.at);
+        }
+      }
     });
     lat.sort((a, b) => a - b);
     r.deliveries = lat.length;
@@ -253,6 +286,11 @@ async function phase(name, dbUser, gatewayCount, kill) {
     r.p50 = percentile(lat, 50);
     r.p99 = percentile(lat, 99);
     r.max = lat.at(-1);
+    if (r.broadcast) {
+      bcast.sort((a, b) => a - b);
+      Object.assign(r.broadcast, { told: bcast.length, p50: percentile(bcast, 50), p99: percentile(bcast, 99), max: bcast.at(-1) });
+      delete r.broadcast.before;
+    }
     if (kill) {
       r.killedAt = killedAt;
       r.moved = moved.length;
@@ -317,6 +355,13 @@ async function main() {
       `${one.cpuConnect[0].toFixed(1)} s in ${one.connectSeconds.toFixed(1)} s / ${pct(one.cpuRun[0], one.writeSeconds)} of a core | ` +
       `${pct(one.deviceCpuRun, one.writeSeconds)} of a core |`);
     out.push('');
+    if (one.broadcast) {
+      const b = one.broadcast;
+      out.push('| one gateway, a shared change: the free plan\'s limit + 1 (every user), one broadcast | commit | devices told / connected | told after the commit: p50 / p99 / max | devices not told within 30 s |');
+      out.push('|---|---|---|---|---|');
+      out.push(`| ${DEVICES} devices of ${USERS} users | ${ms(b.commitMs)} | ${b.told} / ${DEVICES} | ${ms(b.p50)} / ${ms(b.p99)} / ${ms(b.max)} | ${b.behind} |`);
+      out.push('');
+    }
   }
   const two = results.two;
   if (two) {
@@ -336,13 +381,20 @@ async function main() {
       (met ? '**met**' : `**missed** ${one.p99 > 2 * P99_TARGET_MS ? `(${(one.p99 / P99_TARGET_MS).toFixed(1)}× the limit)` : `by ${(((one.p99 - P99_TARGET_MS) / P99_TARGET_MS) * 100).toFixed(0)}%`}`) +
       `; gateway RSS ${mb(one.rssConnected[0])} connected, CPU ${pct(one.cpuRun[0], one.writeSeconds)} of a core during the writes`);
   }
+  if (one?.broadcast) {
+    const b = one.broadcast;
+    const met = b.behind === 0 && b.told === DEVICES && b.max < 1000;
+    out.push(`- Every connected device told of a shared change within 1 s, by one broadcast the gateway fans out: ${b.told} of ${DEVICES} devices, the last ${ms(b.max)} after the commit (p99 ${ms(b.p99)}) — ` +
+      (met ? '**met**' : `**missed**${Number.isFinite(b.max) && b.max >= 1000 ? ` (${(b.max / 1000).toFixed(1)}× the limit)` : ''}`));
+  }
   if (two) {
     out.push(`- After SIGKILL of one of two gateways, no device behind its user's version at the end: ${two.behind} behind of ${DEVICES} — ${two.behind === 0 ? '**met**' : '**missed**'}; ` +
       `${two.moved} devices reconnected to the other gateway with their cursors, all back ${s(two.reconnect.max)} after the kill, ${two.reconnect.catchups} caught up by state_sync`);
   }
   console.log(out.join('\n'));
   const all = [one, two].filter(Boolean);
-  const ok = all.every((r) => r.behind === 0 && r.failedWrites === 0) && (!two || two.moved === DEVICES / 2);
+  const ok = all.every((r) => r.behind === 0 && r.failedWrites === 0) && (!two || two.moved === DEVICES / 2) &&
+    (!one?.broadcast || one.broadcast.behind === 0);
   if (!ok) console.log('\nFAILED: a device did not reach its user\'s final version, a write failed, or not every device of the killed gateway moved');
   return ok;
 }

@@ -1,6 +1,7 @@
 // The Socket.IO side: who may connect (token, channel, the database's
 // authorize_channel), a Device per connection, and the `patch` event.
 import { AuthError, expired } from './auth.js';
+import { coalescer } from './coalesce.js';
 import { Device } from './device.js';
 import { errorBody, UNAVAILABLE } from './errors.js';
 import { errFields } from './log.js';
@@ -65,6 +66,9 @@ export async function handlePatch({ db, log, stats, metrics = noMetrics }, { cla
 // (device.js Devices), stats (counters), metrics (metrics.js), log, cfg,
 // syncSlot (limiter).
 export function attachSockets(io, { verify, db, listener, devices, stats, metrics = noMetrics, log, cfg, syncSlot }) {
+  // identical state_syncs of one user's devices waiting for the pool share
+  // one query (coalesce.js): a broadcast catches every device up at once
+  const sharedSync = coalescer(syncSlot);
   // Authentication and authorization, before the connection is accepted.
   io.use(async (socket, next) => {
     const auth = socket.handshake.auth ?? {};
@@ -105,13 +109,19 @@ export function attachSockets(io, { verify, db, listener, devices, stats, metric
 
   io.on('connection', async (socket) => {
     const { userId, channel, claims, cursor, history, exp } = socket.data;
+    // what a sync's answer depends on besides the cursor: the user and the
+    // caller's role (both from the verified token)
+    let role = null;
+    try { role = JSON.parse(claims)?.role ?? null; } catch { /* verify() gave JSON */ }
+    const who = JSON.stringify([userId, role]);
     const dev = new Device({
       userId,
       cursor,
       history,
       emit: (event, payload) => socket.emit(event, payload),
       disconnect: () => socket.disconnect(true),
-      sync: (from, fromHistory) => syncSlot(() => db.stateSync(claims, userId, from, fromHistory)),
+      sync: (from, fromHistory) => sharedSync(`${who}|${from}|${fromHistory}`,
+        () => db.stateSync(claims, userId, from, fromHistory)),
       stats,
       log,
       metrics,
