@@ -13,12 +13,14 @@
 // The key must name everything the answer depends on: the user, the
 // caller's role, the cursor and its history (socket.js).  An error is
 // shared like an answer; each device retries on its own.
-export function coalescer(slot) {
+// onShare(): called for every call that joined another (a metric).
+export function coalescer(slot, onShare = () => {}) {
   const waiting = new Map();   // key -> {promise, started} not yet started
   const shared = (key, run) => {
     const w = waiting.get(key);
     if (w !== undefined) {
       shared.stats.joined++;
+      onShare();
       return w.promise;
     }
     const entry = { started: false, promise: null };

@@ -28,6 +28,7 @@ export const noMetrics = Object.freeze({
   stateUpdate() {},
   catchup() {},
   sync() {},
+  syncShared() {},
   syncFailure() {},
   httpBehind() {},
   delivered() {},
@@ -80,7 +81,11 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
     help: 'Broadcasts received on roastr_state_broadcast (an operator\'s change of a shared row), by type: plan_limits, organization, other; ' +
       'each catches every device up',
   });
-  const syncs = new Counter({ name: `${prefix}state_syncs_total`, help: 'state_sync queries run for devices', registers });
+  const syncs = new Counter({ name: `${prefix}state_syncs_total`, help: 'state_syncs run for devices (one per device, shared or not)', registers });
+  const syncsShared = new Counter({
+    name: `${prefix}state_syncs_shared_total`, registers,
+    help: 'state_syncs of a device answered by the query of another device of the same user, role, cursor and history that was still waiting for the pool (no query of their own)',
+  });
   const syncFailures = new Counter({
     name: `${prefix}state_sync_failures_total`, help: 'state_sync queries that failed (retried with backoff, or the device let go)', registers,
   });
@@ -128,6 +133,7 @@ export function createMetrics({ defaults = true, prefix = 'roastr_gateway_' } = 
     stateUpdate() { stateUpdates.inc(); },
     catchup(cause) { if (CATCHUP_CAUSES.includes(cause)) catchups.labels(cause).inc(); },
     sync() { syncs.inc(); },
+    syncShared() { syncsShared.inc(); },
     // code: the error's SQLSTATE; PT503 is also counted apart
     syncFailure(code) {
       syncFailures.inc();

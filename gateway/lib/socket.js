@@ -68,7 +68,7 @@ export async function handlePatch({ db, log, stats, metrics = noMetrics }, { cla
 export function attachSockets(io, { verify, db, listener, devices, stats, metrics = noMetrics, log, cfg, syncSlot }) {
   // identical state_syncs of one user's devices waiting for the pool share
   // one query (coalesce.js): a broadcast catches every device up at once
-  const sharedSync = coalescer(syncSlot);
+  const sharedSync = coalescer(syncSlot, () => metrics.syncShared());
   // Authentication and authorization, before the connection is accepted.
   io.use(async (socket, next) => {
     const auth = socket.handshake.auth ?? {};

@@ -16,13 +16,15 @@ const tick = () => new Promise((r) => setImmediate(r));
 
 test('identical calls waiting for a slot share one query and its answer', async () => {
   const slot = limiter(1);
-  const shared = coalescer(slot);
+  let told = 0;
+  const shared = coalescer(slot, () => told++);
   const q = queries();
   const a = shared('u|authenticated|5|h', q.run('a'));    // takes the slot at once
   const b = shared('u|authenticated|5|h', q.run('b'));    // waits ...
   const c = shared('u|authenticated|5|h', q.run('c'));    // ... and c joins b
   assert.equal(q.started.length, 1);
   assert.deepEqual(shared.stats, { queries: 2, joined: 1 });
+  assert.equal(told, 1, 'the metric hears of the shared one');
   q.started[0].resolve({ cursor: 5 });
   assert.deepEqual(await a, { cursor: 5 });
   await tick();

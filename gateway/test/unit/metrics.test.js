@@ -30,6 +30,7 @@ test('a fresh registry: every metric, typed, with its fixed labels at 0', async 
     roastr_gateway_state_updates_total: 'counter',
     roastr_gateway_catchups_total: 'counter',
     roastr_gateway_state_syncs_total: 'counter',
+    roastr_gateway_state_syncs_shared_total: 'counter',
     roastr_gateway_state_sync_failures_total: 'counter',
     roastr_gateway_state_sync_behind_total: 'counter',
     roastr_gateway_patches_total: 'counter',
@@ -67,6 +68,8 @@ test('each report moves its metric', async () => {
   m.catchup('connect');
   m.catchup('history');
   m.sync();
+  m.syncShared();
+  m.syncShared();
   m.syncFailure();
   m.syncFailure('PT503');
   m.httpBehind();
@@ -100,6 +103,7 @@ test('each report moves its metric', async () => {
     'roastr_gateway_broadcasts_total{type="organization"}': 2,
     'roastr_gateway_broadcasts_total{type="other"}': 2,
     roastr_gateway_state_syncs_total: 1,
+    roastr_gateway_state_syncs_shared_total: 2,
     roastr_gateway_state_sync_failures_total: 2,
     'roastr_gateway_state_sync_behind_total{via="socket"}': 1,
     'roastr_gateway_state_sync_behind_total{via="http"}': 1,
