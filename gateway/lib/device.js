@@ -30,8 +30,9 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 //   {action: 'drop'}    its version is at or below the cursor: on the
 //                       device already.
 //   {action: 'catchup', cause}   state_sync from the cursor instead:
-//     history   the payload's history ("<system id>.<timeline>", 0.5.0) is
-//               not the line of the device's: the server failed over or was
+//     history   the payload's history ("<system id>.<timeline>", from the
+//               library after 0.8.0) is not the line of the device's: the
+//               server failed over or was
 //               restored under the device, and its version numbers may
 //               have been handed out again to other changes, so neither
 //               "at or below the cursor" nor "cursor + 1" means anything.
@@ -50,7 +51,7 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 //               missing or not a list of "section.key" strings, or `data` is
 //               not an object.  Nothing in it can be trusted, so the change
 //               log answers.
-// A payload without `history` (an extension before 0.5.0), or a device
+// A payload without `history` (a library up to 0.8.0), or a device
 // without one (a bare cursor), is judged on the version alone, as before.
 //
 // The cursor never moves on an announcement the gateway cannot deliver in
