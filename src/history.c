@@ -80,6 +80,21 @@ rs_history_format(const RsHistory *h)
 	return psprintf(UINT64_FORMAT ".%u", h->sysid, h->tli);
 }
 
+/*
+ * rs_history_token
+ *		This server's history token, palloc'd: with the WAL position that
+ *		bounds what the caller's snapshot saw (a read's answer), or without
+ *		one (an answer given inside the writing transaction).
+ */
+char *
+rs_history_token(bool with_lsn)
+{
+	RsHistory	h;
+
+	rs_history_now(&h, with_lsn);
+	return rs_history_format(&h);
+}
+
 /* Parse a decimal or hex run of "s" into *out; the end in *end. */
 static bool
 parse_number(const char *s, int base, uint64 *out, const char **end)

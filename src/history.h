@@ -37,6 +37,7 @@ typedef enum RsHistoryVerdict
 
 extern void rs_history_now(RsHistory *h, bool with_lsn);
 extern char *rs_history_format(const RsHistory *h);
+extern char *rs_history_token(bool with_lsn);
 extern bool rs_history_parse(const char *s, RsHistory *h);
 extern RsHistoryVerdict rs_history_judge(const RsHistory *cursor,
 										 const RsHistory *now);

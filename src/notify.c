@@ -197,12 +197,9 @@ collect_outgoing(int *nout)
 	RsNotification *out = palloc(sizeof(RsNotification) *
 								 (npending * 3 + nbroadcasts));
 	int			n = 0;
-	RsHistory	h;
-	char	   *history;
 
 	/* the history every version of this transaction belongs to */
-	rs_history_now(&h, false);
-	history = rs_history_format(&h);
+	char	   *history = rs_history_token(false);
 
 	/* identical broadcasts of one transaction are sent once, as NOTIFY does */
 	for (int i = 0; i < nbroadcasts; i++)

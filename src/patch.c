@@ -434,14 +434,12 @@ patch_write(RsPatch *p)
 static Jsonb *
 with_history(Jsonb *answer)
 {
-	RsHistory	h;
 	JsonbParseState *js = NULL;
 	JsonbValue *res;
 
-	rs_history_now(&h, false);
 	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
 	rs_jb_key(&js, "history");
-	rs_jb_string(&js, rs_history_format(&h));
+	rs_jb_string(&js, rs_history_token(false));
 	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
 	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
 											  JsonbPGetDatum(answer),

@@ -87,16 +87,6 @@ create_or_refresh_user(const pg_uuid_t *user, Datum email, Datum name,
 	SPI_finish();
 }
 
-/* This server's history token, bounding what the caller's read saw. */
-static char *
-history_now(void)
-{
-	RsHistory	h;
-
-	rs_history_now(&h, true);
-	return rs_history_format(&h);
-}
-
 /*
  * standby_behind
  *		PT503: a standby has not replayed the client's cursor yet.
@@ -187,7 +177,7 @@ roastr_state_ensure_user(PG_FUNCTION_ARGS)
 	create_or_refresh_user(&user, PG_GETARG_DATUM(1),
 						   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
 						   PG_ARGISNULL(2), &st);
-	PG_RETURN_JSONB_P(rs_render_full(&st, history_now()));
+	PG_RETURN_JSONB_P(rs_render_full(&st, rs_history_token(true)));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_state_full);
@@ -204,7 +194,7 @@ roastr_state_state_full(PG_FUNCTION_ARGS)
 
 	rs_resolve_target(fcinfo, 0, &caller, &user);
 	rs_read_settled(&user, &st);
-	PG_RETURN_JSONB_P(rs_render_full(&st, history_now()));
+	PG_RETURN_JSONB_P(rs_render_full(&st, rs_history_token(true)));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_state_sync);
@@ -286,7 +276,7 @@ roastr_state_state_sync_at(PG_FUNCTION_ARGS)
 	rs_read_settled(&user, &st);
 	PG_RETURN_JSONB_P(rs_render_sync(&st, PG_ARGISNULL(1), true, 0,
 									 PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1),
-									 history_now(), false));
+									 rs_history_token(true), false));
 }
 
 PG_FUNCTION_INFO_V1(roastr_state_patch);

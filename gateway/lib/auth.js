@@ -15,8 +15,9 @@ export class AuthError extends Error {
   }
 }
 
-// verify(token) -> {sub, exp, claims} (claims: the payload as JSON text, for
-// request.jwt.claims), or throws AuthError.
+// verify(token) -> {sub, exp, role, claims} (role: the payload's, or null;
+// claims: the payload as JSON text, for request.jwt.claims), or throws
+// AuthError.
 export function createVerifier({ jwtKey, jwtAudience }) {
   return async function verify(token) {
     if (typeof token !== 'string' || token === '') throw new AuthError('missing token');
@@ -31,7 +32,7 @@ export function createVerifier({ jwtKey, jwtAudience }) {
       throw new AuthError(err instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token', err.code);
     }
     if (!isUuid(payload.sub)) throw new AuthError('sub is not a uuid');
-    return { sub: payload.sub.toLowerCase(), exp: payload.exp, claims: JSON.stringify(payload) };
+    return { sub: payload.sub.toLowerCase(), exp: payload.exp, role: payload.role ?? null, claims: JSON.stringify(payload) };
   };
 }
 

@@ -103,16 +103,14 @@ export function attachSockets(io, { verify, db, listener, devices, stats, metric
       ok = false; // e.g. EXECUTE revoked: the database says no
     }
     if (!ok) return refuse('forbidden', 'not authorized for this channel', { sub: id.sub, channel: ch.channel });
-    socket.data = { userId: ch.userId, channel: ch.channel, claims: id.claims, cursor, history, exp: id.exp };
+    socket.data = { userId: ch.userId, channel: ch.channel, claims: id.claims, role: id.role, cursor, history, exp: id.exp };
     next();
   });
 
   io.on('connection', async (socket) => {
-    const { userId, channel, claims, cursor, history, exp } = socket.data;
+    const { userId, channel, claims, role, cursor, history, exp } = socket.data;
     // what a sync's answer depends on besides the cursor: the user and the
     // caller's role (both from the verified token)
-    let role = null;
-    try { role = JSON.parse(claims)?.role ?? null; } catch { /* verify() gave JSON */ }
     const who = JSON.stringify([userId, role]);
     const dev = new Device({
       userId,

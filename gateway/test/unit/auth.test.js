@@ -26,6 +26,7 @@ test('a valid token gives the sub (lower case), exp and the claims exactly as se
   assert.equal(id.sub, U.toLowerCase());
   assert.equal(id.exp, exp);
   assert.deepEqual(JSON.parse(id.claims), { sub: U, role: 'authenticated', app_metadata: { x: 1 }, exp });
+  assert.equal(id.role, 'authenticated');
 });
 
 test('missing, forged, unsigned, expired, exp-less tokens and a non-uuid sub are refused', async () => {
